@@ -1,0 +1,3 @@
+from wikitide.cli import main
+
+main()

@@ -1,0 +1,150 @@
+"""The `wikitide` command: the local stack, the producer, the KCL worker, the API, and recordings."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from wikitide.errors import WikitideError
+from wikitide.settings import Settings
+
+DEFAULT_STATE = Path(".wikitide")
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("botocore", "urllib3", "boto3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def cli(verbose: bool) -> None:
+    """wikitide: Wikipedia recent changes, EventStreams -> Kinesis -> KCL -> DynamoDB + Redis -> API."""
+    _logging(verbose)
+
+
+@cli.group()
+def local() -> None:
+    """The embedded local stack (kinesis-mock, moto server, redis-server)."""
+
+
+@local.command("up")
+@click.option("--source", default="live", show_default=True, help="live | sse:URL | replay:PATH | synthetic")
+@click.option("--speed", default=1.0, show_default=True, help="Replay speed (0 = as fast as possible).")
+@click.option("--workers", default=1, show_default=True, help="KCL MultiLangDaemon workers to start.")
+@click.option("--properties", type=click.Path(path_type=Path), default=Path("properties/local.properties"),
+              show_default=True)
+@click.option("--state-dir", type=click.Path(path_type=Path), default=DEFAULT_STATE, show_default=True)
+@click.option("--kinesis-port", default=4568, show_default=True)
+@click.option("--kinesis-tls-port", default=4567, show_default=True)
+@click.option("--moto-port", default=5005, show_default=True)
+@click.option("--redis-port", default=6380, show_default=True)
+@click.option("--api-port", default=8000, show_default=True)
+def local_up(source: str, speed: float, workers: int, properties: Path, state_dir: Path, kinesis_port: int,
+             kinesis_tls_port: int, moto_port: int, redis_port: int, api_port: int) -> None:
+    """Start the local stack and the whole pipeline in the foreground; Ctrl-C stops every process."""
+    from producer.sources import user_agent
+    from wikitide.localstack.launcher import run_local
+    from wikitide.localstack.services import Ports
+
+    ports = Ports(kinesis=kinesis_port, kinesis_tls=kinesis_tls_port, moto=moto_port, redis=redis_port, api=api_port)
+    run_local(state_dir.resolve(), ports, source=source, speed=speed, workers=workers,
+              properties=properties.resolve(), user_agent=user_agent(Settings.from_env().contact))
+
+
+@cli.command()
+@click.option("--source", default="live", show_default=True, help="live | sse:URL | replay:PATH | synthetic")
+@click.option("--speed", default=1.0, show_default=True, help="Replay speed (0 = as fast as possible).")
+@click.option("--linger", default=0.25, show_default=True, help="Seconds a record may wait for its batch.")
+def produce(source: str, speed: float, linger: float) -> None:
+    """Read the source and write every change into the stack's Kinesis stream."""
+    from producer.bootstrap import run_producer
+
+    run_producer(Settings.from_env(), source, speed=speed, linger=linger)
+
+
+@cli.command()
+@click.option("--properties", type=click.Path(path_type=Path, exists=True), required=True)
+@click.option("--worker-id", default=None, help="Stable KCL workerId (default: the daemon's random one).")
+@click.option("--heap", default="512m", show_default=True, help="JVM maximum heap (-Xmx).")
+@click.option("--state-dir", type=click.Path(path_type=Path), default=DEFAULT_STATE, show_default=True)
+def consume(properties: Path, worker_id: str | None, heap: str, state_dir: Path) -> None:
+    """Run one KCL MultiLangDaemon worker with the Python record processor."""
+    from kcl_app.daemon import plan_daemon
+    from wikitide.aws import make_client
+    from wikitide.stack import read_outputs
+
+    settings = Settings.from_env()
+    resources = read_outputs(make_client(settings, "cloudformation"), settings.stack_name)
+    plan = plan_daemon(settings, properties, resources.stream_name, state_dir, worker_id=worker_id, heap=heap)
+    daemon = subprocess.Popen(plan.command)
+
+    def _forward(signum: int, frame: FrameType | None) -> None:
+        daemon.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, _forward)
+    signal.signal(signal.SIGINT, _forward)
+    sys.exit(daemon.wait())
+
+
+@cli.command()
+@click.option("--bind", default="127.0.0.1:8000", show_default=True)
+@click.option("--workers", default=2, show_default=True)
+def api(bind: str, workers: int) -> None:
+    """Serve the REST API and dashboard under gunicorn."""
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    os.execv(gunicorn, [gunicorn, "--bind", bind, "--workers", str(workers), "api:create_app()"])
+
+
+@cli.command()
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="SSE file to write.")
+@click.option("--seconds", default=60.0, show_default=True)
+@click.option("--url", default=None, help="SSE URL (default: the live EventStreams recentchange stream).")
+def record(out: Path, seconds: float, url: str | None) -> None:
+    """Capture the live stream (or any SSE URL) to an SSE file that `--source replay:FILE` replays."""
+    from producer.recorder import record as record_stream
+    from producer.sources import LIVE_URL, user_agent
+
+    count = record_stream(url or LIVE_URL, out, seconds, user_agent(Settings.from_env().contact))
+    click.echo(f"recorded {count} events to {out}")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path, exists=True))
+@click.option("--port", default=8765, show_default=True)
+@click.option("--speed", default=1.0, show_default=True)
+def replay(path: Path, port: int, speed: float) -> None:
+    """Serve a recording as an SSE stream (EventStreams format) until Ctrl-C."""
+    import threading
+
+    from producer.frames import load_frames
+    from producer.replay import ReplayServer
+
+    frames = load_frames(path)
+    server = ReplayServer(lambda: frames, speed=speed, port=port)
+    server.start()
+    click.echo(f"replaying {len(frames)} frames of {path} at {server.url}")
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except WikitideError as exc:
+        click.echo(f"wikitide: {exc}", err=True)
+        sys.exit(2)

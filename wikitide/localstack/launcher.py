@@ -1,0 +1,123 @@
+"""`wikitide local up`: the local stack and the whole pipeline in the foreground, until Ctrl-C."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from wikitide import stack
+from wikitide.aws import make_client
+from wikitide.localstack import services
+from wikitide.localstack.supervisor import ServiceSpec, Supervisor
+from wikitide.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LocalStack:
+    """The emulators and, optionally, the pipeline's processes, all under one supervisor."""
+
+    state_dir: Path
+    ports: services.Ports = field(default_factory=services.Ports)
+    stack_name: str = "wikitide-local"
+
+    def __post_init__(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.supervisor = Supervisor(self.state_dir / "logs")
+        self.env = services.endpoint_env(self.ports, self.stack_name)
+
+    def start_infrastructure(self) -> None:
+        self.supervisor.start(services.kinesis_mock(self.ports, self.state_dir))
+        self.supervisor.start(services.moto(self.ports))
+        self.supervisor.start(services.redis_server(self.ports, self.state_dir))
+
+    def provision(self, shard_count: int | None = None) -> stack.StackResources:
+        """Deploy the CloudFormation template to the local emulators; idempotent."""
+        os.environ.update(self.env)
+        settings = Settings.from_env()
+        parameters = {"ShardCount": str(shard_count)} if shard_count else None
+        return stack.deploy_local(
+            make_client(settings, "cloudformation"), make_client(settings, "kinesis"), self.stack_name,
+            parameters=parameters,
+        )
+
+    def start_producer(self, source: str, *, speed: float = 1.0) -> None:
+        self.supervisor.start(ServiceSpec(
+            name="producer",
+            command=services.wikitide_command("produce", "--source", source, "--speed", str(speed)),
+            env=self.env,
+            stop_timeout=12,
+        ))
+
+    def start_worker(self, index: int, properties: Path) -> None:
+        worker_id = f"worker-{index}"
+        self.supervisor.start(ServiceSpec(
+            name=f"kcl-{worker_id}",
+            command=services.wikitide_command(
+                "consume", "--properties", str(properties), "--worker-id", worker_id,
+                "--state-dir", str(self.state_dir),
+            ),
+            env={**self.env, "WIKITIDE_PROCESSOR_LOG": str(self.state_dir / "logs" / f"processor-{worker_id}.log")},
+            stop_timeout=30,
+        ))
+
+    def start_api(self) -> None:
+        self.supervisor.start(services.api_server(self.ports, self.env))
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.api}"
+
+    def stop(self) -> None:
+        self.supervisor.stop_all()
+
+
+def resolve_source(source: str, user_agent: str) -> str:
+    """`live` falls back to `synthetic` (said in one line) when EventStreams cannot be reached from here."""
+    if source != "live":
+        return source
+    from producer.sources import LIVE_URL, reachable  # deferred: only the launcher's live path needs it
+
+    if reachable(LIVE_URL, user_agent):
+        return source
+    print(f"wikitide: {LIVE_URL} cannot be reached; running on the SYNTHETIC source instead", flush=True)
+    return "synthetic"
+
+
+def run_local(
+    state_dir: Path, ports: services.Ports, *, source: str, speed: float, workers: int, properties: Path,
+    user_agent: str,
+) -> None:
+    local = LocalStack(state_dir=state_dir, ports=ports)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        print(f"wikitide: starting the local stack (logs in {state_dir / 'logs'})", flush=True)
+        local.start_infrastructure()
+        resources = local.provision()
+        print(f"wikitide: stream {resources.stream_name}, table {resources.events_table}", flush=True)
+        chosen = resolve_source(source, user_agent)
+        for index in range(1, workers + 1):
+            local.start_worker(index, properties)
+        local.start_producer(chosen, speed=speed)
+        local.start_api()
+        label = " (SYNTHETIC data)" if chosen == "synthetic" else ""
+        print(f"wikitide: source {chosen}{label}", flush=True)
+        print(f"wikitide: API and dashboard at {local.api_url}/  (Ctrl-C stops everything)", flush=True)
+        while not stop.wait(1.0):
+            local.supervisor.check()
+    finally:
+        print("wikitide: stopping", flush=True)
+        local.stop()
+        print("wikitide: stopped", flush=True)

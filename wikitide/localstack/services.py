@@ -1,0 +1,132 @@
+"""What the local stack runs, on which ports, and the environment that points the code at it."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from wikitide.errors import ConfigError
+from wikitide.localstack.supervisor import ServiceSpec
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+KINESIS_MOCK_DIR = REPO_ROOT / ".local" / "kinesis-mock" / "node_modules" / "kinesis-local"
+LOCAL_CREDENTIALS = {
+    # kinesis-mock derives the account from the access key: producer and KCL must use the same one.
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+@dataclass(frozen=True)
+class Ports:
+    kinesis: int = 4568
+    kinesis_tls: int = 4567
+    moto: int = 5005
+    redis: int = 6380
+    api: int = 8000
+
+
+def endpoint_env(ports: Ports, stack_name: str) -> dict[str, str]:
+    """The environment every wikitide process gets on the local stack: the AWS SDK's own endpoint variables."""
+    moto = f"http://127.0.0.1:{ports.moto}"
+    return {
+        **LOCAL_CREDENTIALS,
+        "AWS_ENDPOINT_URL_KINESIS": f"http://127.0.0.1:{ports.kinesis}",
+        "AWS_ENDPOINT_URL_DYNAMODB": moto,
+        "AWS_ENDPOINT_URL_S3": moto,
+        "AWS_ENDPOINT_URL_FIREHOSE": moto,
+        "AWS_ENDPOINT_URL_CLOUDFORMATION": moto,
+        "REDIS_URL": f"redis://127.0.0.1:{ports.redis}/0",
+        "WIKITIDE_STACK": stack_name,
+    }
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def http_answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _venv_script(name: str) -> str:
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        raise ConfigError(f"{name} is not installed in {path.parent}; run `make up` (or `pip install -e '.[local]'`)")
+    return str(path)
+
+
+def kinesis_mock(ports: Ports, state_dir: Path) -> ServiceSpec:
+    main = KINESIS_MOCK_DIR / "main.js"
+    if not main.exists():
+        raise ConfigError(f"kinesis-mock is not installed at {KINESIS_MOCK_DIR}; run `make install`")
+    return ServiceSpec(
+        name="kinesis-mock",
+        # main.js reads server.json (its TLS key) from the working directory.
+        command=["node", str(main)],
+        cwd=KINESIS_MOCK_DIR,
+        env={
+            "KINESIS_MOCK_PLAIN_PORT": str(ports.kinesis),
+            "KINESIS_MOCK_TLS_PORT": str(ports.kinesis_tls),
+            "LOG_LEVEL": "WARN",
+            "CREATE_STREAM_DURATION": "0ms",
+            "SHARD_LIMIT": "100",
+        },
+        ready=lambda: port_open(ports.kinesis),
+    )
+
+
+def moto(ports: Ports) -> ServiceSpec:
+    return ServiceSpec(
+        name="moto",
+        command=[_venv_script("moto_server"), "-H", "127.0.0.1", "-p", str(ports.moto)],
+        ready=lambda: http_answers(f"http://127.0.0.1:{ports.moto}/moto-api/"),
+    )
+
+
+def redis_server(ports: Ports, state_dir: Path) -> ServiceSpec:
+    return ServiceSpec(
+        name="redis",
+        command=[
+            "redis-server", "--port", str(ports.redis), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", str(state_dir),
+        ],
+        ready=lambda: port_open(ports.redis),
+    )
+
+
+def wikitide_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "wikitide", *args]
+
+
+def api_server(ports: Ports, env: dict[str, str], workers: int = 2) -> ServiceSpec:
+    return ServiceSpec(
+        name="api",
+        command=[
+            _venv_script("gunicorn"), "--bind", f"127.0.0.1:{ports.api}", "--workers", str(workers),
+            "--timeout", "30", "--access-logfile", "-", "api:create_app()",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        ready=lambda: http_answers(f"http://127.0.0.1:{ports.api}/health"),
+    )

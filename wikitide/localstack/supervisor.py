@@ -1,0 +1,134 @@
+"""Starts child processes, restarts the ones that die (with backoff), and stops them all, leaving no orphan.
+
+Each child leads its own process group and is told to die with its parent (PR_SET_PDEATHSIG), so a
+SIGKILLed launcher does not leave services behind. Stopping sends SIGTERM to the group leader only (the
+KCL daemon needs its processor children alive for its final checkpoints), then SIGKILL to the whole group.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    ready: Callable[[], bool] | None = None
+    ready_timeout: float = 60.0
+    stop_timeout: float = 15.0
+
+
+@dataclass
+class _Child:
+    spec: ServiceSpec
+    process: subprocess.Popen[bytes]
+    restarts: int = 0
+    next_restart: float | None = None
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+class Supervisor:
+    def __init__(self, log_dir: Path, *, max_backoff: float = 30.0) -> None:
+        self._log_dir = log_dir
+        self._children: list[_Child] = []
+        self._max_backoff = max_backoff
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self, spec: ServiceSpec) -> None:
+        child = _Child(spec=spec, process=self._spawn(spec))
+        self._children.append(child)
+        self._wait_ready(child)
+
+    def _spawn(self, spec: ServiceSpec) -> subprocess.Popen[bytes]:
+        log = (self._log_dir / f"{spec.name}.log").open("ab")
+        env = {**os.environ, **spec.env}
+        try:
+            process = subprocess.Popen(
+                spec.command, cwd=spec.cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, preexec_fn=_die_with_parent,
+            )
+        finally:
+            log.close()
+        logger.info("started %s (pid %d), log %s", spec.name, process.pid, self._log_dir / f"{spec.name}.log")
+        return process
+
+    def _wait_ready(self, child: _Child) -> None:
+        spec = child.spec
+        if spec.ready is None:
+            return
+        deadline = time.monotonic() + spec.ready_timeout
+        while time.monotonic() < deadline:
+            if child.process.poll() is not None:
+                raise RuntimeError(f"{spec.name} exited with {child.process.returncode}; see {self.log_path(spec.name)}")
+            if spec.ready():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{spec.name} not ready after {spec.ready_timeout:.0f}s; see {self.log_path(spec.name)}")
+
+    def log_path(self, name: str) -> Path:
+        return self._log_dir / f"{name}.log"
+
+    def pids(self) -> dict[str, int]:
+        return {c.spec.name: c.process.pid for c in self._children}
+
+    def check(self, now: float | None = None) -> None:
+        """Restart children that exited, each after a backoff that doubles per restart (capped)."""
+        now = time.monotonic() if now is None else now
+        for child in self._children:
+            code = child.process.poll()
+            if code is None:
+                continue
+            if child.next_restart is None:
+                delay = min(self._max_backoff, 2.0 ** min(child.restarts, 5))
+                child.next_restart = now + delay
+                logger.warning("%s exited with %s; restarting in %.0fs (restart %d)",
+                               child.spec.name, code, delay, child.restarts + 1)
+            elif now >= child.next_restart:
+                child.restarts += 1
+                child.next_restart = None
+                child.process = self._spawn(child.spec)
+
+    def stop_all(self) -> None:
+        for child in reversed(self._children):
+            self._stop(child)
+        self._children.clear()
+
+    def _stop(self, child: _Child) -> None:
+        process = child.process
+        if process.poll() is None:
+            try:
+                os.kill(process.pid, signal.SIGTERM)
+                process.wait(timeout=child.spec.stop_timeout)
+            except subprocess.TimeoutExpired:
+                logger.warning("%s did not stop within %.0fs; killing it", child.spec.name, child.spec.stop_timeout)
+            except ProcessLookupError:
+                pass
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            logger.error("%s (pid %d) survived SIGKILL", child.spec.name, process.pid)

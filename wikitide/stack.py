@@ -1,0 +1,144 @@
+"""The CloudFormation stack: where resource names come from, and how the local stack is provisioned from it.
+
+Resource names are written once, in `cloudformation/wikitide.yaml`; every process reads them from the stack's
+outputs. Locally the template is deployed to moto's CloudFormation (which creates the tables and the bucket),
+and its Kinesis stream is created in kinesis-mock with the same name and shard count.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from botocore.exceptions import ClientError
+
+from wikitide.errors import ConfigError, DependencyUnavailable
+
+logger = logging.getLogger(__name__)
+
+TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "cloudformation" / "wikitide.yaml"
+
+
+@dataclass(frozen=True)
+class StackResources:
+    stream_name: str
+    events_table: str
+    archive_bucket: str
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    """The template as data; CloudFormation's short tags (`!Ref`, `!Sub`, ...) become their `Fn::` forms."""
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    def _construct(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+        name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+        if isinstance(node, yaml.ScalarNode):
+            value: Any = loader.construct_scalar(node)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        return {name: value}
+
+    _Loader.add_multi_constructor("!", _construct)
+    with path.open(encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+def read_outputs(cloudformation: Any, stack_name: str) -> StackResources:
+    try:
+        stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    except ClientError as exc:
+        raise ConfigError(
+            f"CloudFormation stack {stack_name!r} not found (set WIKITIDE_STACK, or provision it first): {exc}"
+        ) from exc
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    try:
+        return StackResources(
+            stream_name=outputs["StreamName"],
+            events_table=outputs["EventsTableName"],
+            archive_bucket=outputs["ArchiveBucketName"],
+        )
+    except KeyError as exc:
+        raise ConfigError(f"stack {stack_name!r} has no output {exc.args[0]!r}") from exc
+
+
+def deploy_local(
+    cloudformation: Any,
+    kinesis: Any,
+    stack_name: str,
+    *,
+    parameters: dict[str, str] | None = None,
+    template_path: Path = TEMPLATE_PATH,
+    timeout: float = 60.0,
+) -> StackResources:
+    """Create (or update) the stack in the local CloudFormation and its stream in the local Kinesis. Idempotent."""
+    template = load_template(template_path)
+    body = template_path.read_text(encoding="utf-8")
+    params = [{"ParameterKey": k, "ParameterValue": v} for k, v in (parameters or {}).items()]
+    if _stack_exists(cloudformation, stack_name):
+        try:
+            cloudformation.update_stack(StackName=stack_name, TemplateBody=body, Parameters=params)
+        except ClientError as exc:
+            if "No updates" not in str(exc):
+                raise
+    else:
+        cloudformation.create_stack(StackName=stack_name, TemplateBody=body, Parameters=params)
+    _wait_complete(cloudformation, stack_name, timeout)
+    resources = read_outputs(cloudformation, stack_name)
+    shard_count = int(_resolve_shard_count(template, parameters or {}))
+    _ensure_stream(kinesis, resources.stream_name, shard_count, timeout)
+    return resources
+
+
+def _stack_exists(cloudformation: Any, stack_name: str) -> bool:
+    try:
+        cloudformation.describe_stacks(StackName=stack_name)
+    except ClientError:
+        return False
+    return True
+
+
+def _wait_complete(cloudformation: Any, stack_name: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]["StackStatus"]
+        if status.endswith("_COMPLETE") and "ROLLBACK" not in status:
+            return
+        if "FAILED" in status or "ROLLBACK" in status:
+            raise DependencyUnavailable(f"stack {stack_name} ended in {status}")
+        time.sleep(0.2)
+    raise DependencyUnavailable(f"stack {stack_name} not complete after {timeout:.0f}s")
+
+
+def _resolve_shard_count(template: dict[str, Any], parameters: dict[str, str]) -> Any:
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Kinesis::Stream":
+            value = resource["Properties"]["ShardCount"]
+            if isinstance(value, dict) and "Ref" in value:
+                name = value["Ref"]
+                return parameters.get(name, template["Parameters"][name]["Default"])
+            return value
+    raise ConfigError("the template defines no AWS::Kinesis::Stream")
+
+
+def _ensure_stream(kinesis: Any, name: str, shard_count: int, timeout: float) -> None:
+    try:
+        kinesis.create_stream(StreamName=name, ShardCount=shard_count)
+        logger.info("created Kinesis stream %s with %d shards", name, shard_count)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        summary = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+        if summary["StreamStatus"] == "ACTIVE":
+            return
+        time.sleep(0.2)
+    raise DependencyUnavailable(f"stream {name} not ACTIVE after {timeout:.0f}s")
