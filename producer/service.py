@@ -94,7 +94,8 @@ class Producer:
         batch = Batch()
         deadline: float | None = None
         while True:
-            timeout = None if deadline is None else max(0.0, deadline - self._clock())
+            # Wake at least every half second: the reader may be blocked in a quiet stream when stop comes.
+            timeout = 0.5 if deadline is None else min(0.5, max(0.0, deadline - self._clock()))
             try:
                 item = self._queue.get(timeout=timeout if not stop.is_set() else 0.05)
             except queue.Empty:

@@ -23,7 +23,9 @@ def bounded(
 
     `fast` shrinks every wait to a millisecond, for tests.
     """
-    waits = wait_exponential_jitter(initial=0.001, max=0.001) if fast else wait_exponential_jitter(initial, max_delay)
+    if fast:
+        initial, max_delay = 0.001, 0.001
+    waits = wait_exponential_jitter(multiplier=initial, max=max_delay, jitter=initial)
     retrying = Retrying(
         stop=stop_after_attempt(attempts),
         wait=waits,

@@ -53,6 +53,7 @@ class LocalStack:
             command=services.wikitide_command("produce", "--source", source, "--speed", str(speed)),
             env=self.env,
             stop_timeout=12,
+            tier=1,
         ))
 
     def start_worker(self, index: int, properties: Path) -> None:
@@ -65,6 +66,7 @@ class LocalStack:
             ),
             env={**self.env, "WIKITIDE_PROCESSOR_LOG": str(self.state_dir / "logs" / f"processor-{worker_id}.log")},
             stop_timeout=30,
+            tier=1,
         ))
 
     def start_api(self) -> None:

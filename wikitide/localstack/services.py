@@ -129,4 +129,5 @@ def api_server(ports: Ports, env: dict[str, str], workers: int = 2) -> ServiceSp
         cwd=REPO_ROOT,
         env=env,
         ready=lambda: http_answers(f"http://127.0.0.1:{ports.api}/health"),
+        tier=1,
     )

@@ -31,6 +31,8 @@ class ServiceSpec:
     ready: Callable[[], bool] | None = None
     ready_timeout: float = 60.0
     stop_timeout: float = 15.0
+    # Services stop by tier, highest first and all of a tier at once: the pipeline before the emulators.
+    tier: int = 0
 
 
 @dataclass
@@ -110,25 +112,34 @@ class Supervisor:
                 child.process = self._spawn(child.spec)
 
     def stop_all(self) -> None:
-        for child in reversed(self._children):
-            self._stop(child)
+        for tier in sorted({c.spec.tier for c in self._children}, reverse=True):
+            group = [c for c in self._children if c.spec.tier == tier]
+            for child in group:
+                _terminate(child)
+            for child in group:
+                _reap(child)
         self._children.clear()
 
-    def _stop(self, child: _Child) -> None:
-        process = child.process
-        if process.poll() is None:
-            try:
-                os.kill(process.pid, signal.SIGTERM)
-                process.wait(timeout=child.spec.stop_timeout)
-            except subprocess.TimeoutExpired:
-                logger.warning("%s did not stop within %.0fs; killing it", child.spec.name, child.spec.stop_timeout)
-            except ProcessLookupError:
-                pass
+
+def _terminate(child: _Child) -> None:
+    if child.process.poll() is None:
         try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
+            os.kill(child.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
             pass
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            logger.error("%s (pid %d) survived SIGKILL", child.spec.name, process.pid)
+
+
+def _reap(child: _Child) -> None:
+    process = child.process
+    try:
+        process.wait(timeout=child.spec.stop_timeout)
+    except subprocess.TimeoutExpired:
+        logger.warning("%s did not stop within %.0fs; killing it", child.spec.name, child.spec.stop_timeout)
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        logger.error("%s (pid %d) survived SIGKILL", child.spec.name, process.pid)

@@ -1,0 +1,88 @@
+"""The producer's Kinesis adapter against kinesis-mock, including entries that fail and are retried."""
+
+import json
+
+import boto3
+import pytest
+
+from producer.batcher import to_entry
+from producer.kinesis_writer import KinesisWriter
+from tests.conftest import RECENTCHANGE
+from wikitide.errors import DependencyUnavailable
+
+pytestmark = pytest.mark.integration
+
+
+def _entries(count: int):
+    path = RECENTCHANGE / "ndjson" / "kirajano_recentchange_2021-08-27.ndjson"
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()][:count]
+    return [to_entry(line, None) for line in lines]
+
+
+def _read_all(client, stream: str) -> list[bytes]:
+    data: list[bytes] = []
+    for shard in client.list_shards(StreamName=stream)["Shards"]:
+        iterator = client.get_shard_iterator(
+            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            response = client.get_records(ShardIterator=iterator, Limit=1000)
+            data.extend(record["Data"] for record in response["Records"])
+            if not response["Records"] and response.get("MillisBehindLatest", 0) == 0:
+                break
+            iterator = response.get("NextShardIterator")
+    return data
+
+
+class _FailingEvery:
+    """A botocore hook that makes every `nth` entry of each PutRecords call fail, as throttling does."""
+
+    def __init__(self, nth: int, calls: int) -> None:
+        self.nth, self.calls_left, self.failed = nth, calls, 0
+
+    def __call__(self, params, **kwargs) -> None:
+        if self.calls_left <= 0:
+            return
+        self.calls_left -= 1
+        self.held = params["Records"]
+        keep = [r for i, r in enumerate(params["Records"]) if i % self.nth]
+        self.failed += len(params["Records"]) - len(keep)
+        self._positions = [i for i in range(len(params["Records"])) if i % self.nth == 0]
+        params["Records"] = keep
+
+    def after(self, parsed, **kwargs) -> None:
+        positions = getattr(self, "_positions", None)
+        if positions is None:
+            return
+        self._positions = None
+        results = list(parsed["Records"])
+        for position in positions:
+            results.insert(position, {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "test"})
+        parsed["Records"] = results
+        parsed["FailedRecordCount"] = len(positions)
+
+
+def test_every_entry_arrives_exactly_once_when_some_fail(provisioned) -> None:
+    client = boto3.client("kinesis")
+    hook = _FailingEvery(nth=7, calls=2)
+    client.meta.events.register("provide-client-params.kinesis.PutRecords", hook)
+    client.meta.events.register("after-call.kinesis.PutRecords", hook.after)
+    entries = _entries(300)
+    KinesisWriter(client, provisioned.stream_name, fast_retries=True).put(entries)
+    stored = _read_all(client, provisioned.stream_name)
+    assert hook.failed > 0
+    assert sorted(stored) == sorted(e.data for e in entries)
+
+
+def test_a_missing_stream_is_a_dependency_error(local_stack) -> None:
+    writer = KinesisWriter(boto3.client("kinesis"), "no-such-stream", attempts=2, fast_retries=True)
+    with pytest.raises(DependencyUnavailable):
+        writer.put(_entries(1))
+
+
+def test_records_keep_per_page_order(provisioned) -> None:
+    client = boto3.client("kinesis")
+    entries = [to_entry(json.dumps({"wiki": "enwiki", "title": "Hot", "n": n}), None) for n in range(200)]
+    KinesisWriter(client, provisioned.stream_name).put(entries)
+    stored = [json.loads(d)["n"] for d in _read_all(client, provisioned.stream_name)]
+    assert stored == list(range(200))
