@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import UTC, datetime
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,7 +56,9 @@ def open_source(spec: str, *, speed: float = 1.0) -> Iterator[str]:
         frames = load_frames(path)
         server = ReplayServer(lambda: frames, speed=speed)
     elif spec == "synthetic":
-        server = ReplayServer(lambda: synthetic_frames(), speed=0, rate=SYNTHETIC_RATE * max(speed, 0.01))
+        # One timeline for every connection, so a resume by Last-Event-ID continues it rather than restarting.
+        start, rate = datetime.now(UTC), SYNTHETIC_RATE * max(speed, 0.01)
+        server = ReplayServer(lambda: synthetic_frames(start=start, rate=rate), rate=rate)
     else:
         raise ConfigError(f"unknown --source {spec!r}: use live, sse:URL, replay:PATH or synthetic")
     server.start()

@@ -1,0 +1,35 @@
+"""The wikitide read API: `create_app` is its composition root. Run it as `gunicorn 'api:create_app()'`."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from api.bootstrap import Adapters
+from api.ports import EditStore, HealthChecks, Services, StatsStore
+from api.routes import EXTENSION, api_v1, register_error_handlers, service
+from wikitide.settings import Settings
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    stats: StatsStore | None = None,
+    edits: EditStore | None = None,
+    health_checks: HealthChecks | None = None,
+) -> Flask:
+    """The Flask app over the given ports; each port not given is built from `settings` (default: from_env).
+
+    Missing configuration fails here, naming the setting, rather than on the first request.
+    """
+    if stats is None or edits is None or health_checks is None:
+        adapters = Adapters(settings or Settings.from_env())
+        stats = stats if stats is not None else adapters.stats
+        edits = edits if edits is not None else adapters.edits
+        health_checks = health_checks if health_checks is not None else adapters.health_checks
+
+    app = Flask(__name__, static_folder="static", static_url_path="/static")
+    app.extensions[EXTENSION] = Services(stats=stats, edits=edits, health_checks=health_checks)
+    app.register_blueprint(api_v1)
+    app.register_blueprint(service)
+    register_error_handlers(app)
+    return app

@@ -1,0 +1,32 @@
+"""`EditStore` over a boto3 DynamoDB client: one `GetItem` on the events table by its dedup key."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from wikitide.errors import DependencyUnavailable
+from wikitide.events import revision_key
+
+
+class DynamoEdits:
+    def __init__(self, client: Any, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    def get_edit(self, wiki: str, rev_id: int) -> dict[str, Any] | None:
+        try:
+            response = self._client.get_item(
+                TableName=self._table,
+                Key={"pk": {"S": revision_key(wiki, rev_id)}},
+                ProjectionExpression="doc",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise DependencyUnavailable(f"dynamodb: reading {wiki} revision {rev_id} failed: {exc}") from exc
+        item = response.get("Item")
+        if item is None or "doc" not in item:
+            return None
+        doc: dict[str, Any] = json.loads(item["doc"]["S"])
+        return doc

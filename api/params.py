@@ -1,0 +1,40 @@
+"""Validation of the query and path parameters that are not windows; each failure is an `InvalidParameter`."""
+
+from __future__ import annotations
+
+import re
+
+from api.errors import InvalidParameter
+
+# Database names such as `enwiki`, `zh_min_nanwiki`, `be_x_oldwiki`; anything else cannot name a key the
+# processor wrote, and rejecting it keeps odd characters out of the Redis key names.
+_WIKI = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# ASCII digits only (`str.isdigit` accepts "²"), and few enough that `int()` never meets its digit limit.
+_POSITIVE_INT = re.compile(r"[1-9][0-9]{0,17}")
+
+
+def parse_limit(raw: str | None, *, default: int, maximum: int) -> int:
+    """`raw` as an int in 1..maximum, `default` when absent."""
+    if raw is None:
+        return default
+    if not _POSITIVE_INT.fullmatch(raw) or int(raw) > maximum:
+        raise InvalidParameter(f"limit must be an integer from 1 to {maximum}, got {raw!r}")
+    return int(raw)
+
+
+def parse_wiki_filter(raw: str | None) -> str | None:
+    """The optional `wiki` query parameter, `None` when absent."""
+    return None if raw is None else parse_wiki(raw)
+
+
+def parse_wiki(raw: str) -> str:
+    if not _WIKI.fullmatch(raw):
+        raise InvalidParameter(f"wiki must be a wiki database name such as 'enwiki', got {raw!r}")
+    return raw
+
+
+def parse_rev_id(raw: str) -> int:
+    """A revision id: a positive integer."""
+    if not _POSITIVE_INT.fullmatch(raw):
+        raise InvalidParameter(f"rev_id must be a positive integer, got {raw!r}")
+    return int(raw)

@@ -1,0 +1,52 @@
+"""The ports the routes read through: `RedisStats`, `DynamoEdits` in production, fakes in tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+# A dependency check returns when the dependency answered and raises (anything) when it did not.
+HealthCheck = Callable[[], object]
+
+
+class StatsStore(Protocol):
+    """Reads what the KCL processor wrote to Redis (see `wikitide.keys`). Raises `DependencyUnavailable`."""
+
+    def latest_minute(self) -> int | None:
+        """The epoch minute of the newest processed event, `None` before the first one."""
+        ...
+
+    def minute_counts(self, minutes: Sequence[int], wiki: str | None) -> list[Mapping[str, str | int]]:
+        """The counter hash of each minute (empty when absent), overall or for one wiki."""
+        ...
+
+    def page_scores(self, minutes: Sequence[int], wiki: str | None, limit: int) -> list[tuple[str, float]]:
+        """Page members with their edit counts summed over `minutes`.
+
+        At least the `limit` best pages and every page tied with the last of them, so that ranking the
+        answer with `api.windows.rank_pages` gives the true top `limit`; any more pages are allowed.
+        """
+        ...
+
+    def recent_edits(self, wiki: str | None, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` enriched events, newest event time first."""
+        ...
+
+
+class EditStore(Protocol):
+    def get_edit(self, wiki: str, rev_id: int) -> dict[str, Any] | None:
+        """The stored enriched event of that revision, `None` if unknown. Raises `DependencyUnavailable`."""
+        ...
+
+
+HealthChecks = Mapping[str, HealthCheck]
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the routes read through; kept in `app.extensions["wikitide"]` by `create_app`."""
+
+    stats: StatsStore
+    edits: EditStore
+    health_checks: HealthChecks

@@ -1,0 +1,30 @@
+"""The read use cases behind the JSON routes: read through a `StatsStore`, compute with `api.windows`.
+
+Pure: no flask, no redis. Each function returns the JSON-ready body of its endpoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.ports import StatsStore
+from api.windows import parse_window, rank_pages, stats_body, sum_counts, window_minutes
+
+
+def window_stats(store: StatsStore, window: str, wiki: str | None) -> dict[str, Any]:
+    length = parse_window(window)
+    latest = store.latest_minute()
+    hashes = [] if latest is None else store.minute_counts(window_minutes(latest, length), wiki)
+    return stats_body(window, wiki, sum_counts(hashes), latest)
+
+
+def top_pages(store: StatsStore, window: str, wiki: str | None, limit: int) -> dict[str, Any]:
+    length = parse_window(window)
+    latest = store.latest_minute()
+    scores = [] if latest is None else store.page_scores(window_minutes(latest, length), wiki, limit)
+    pages = [{"wiki": p.wiki, "title": p.title, "edits": p.edits} for p in rank_pages(scores, limit)]
+    return {"window": window, "wiki": wiki, "pages": pages}
+
+
+def recent_edits(store: StatsStore, wiki: str | None, limit: int) -> dict[str, Any]:
+    return {"edits": store.recent_edits(wiki, limit)}

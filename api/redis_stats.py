@@ -1,0 +1,88 @@
+"""The `StatsStore` over redis-py: reads the keys of `wikitide.keys`.
+
+A `RedisError` becomes `DependencyUnavailable`.
+
+The client is built by the caller (see `api.bootstrap`) with `decode_responses=True`; its bounded retries on
+connection errors and timeouts are declared there, once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, cast
+from uuid import uuid4
+
+import redis
+
+from wikitide import keys
+from wikitide.errors import DependencyUnavailable
+
+logger = logging.getLogger(__name__)
+
+# A 24 h window unions 1440 minute sets that can hold a million pages between them. Redis sums them into a
+# scratch key and sends back only the pages scoring at least the `limit`-th best (so every tie comes along for
+# the ranking in `api.windows.rank_pages`), then drops the key, all in one atomic round trip.
+# KEYS[1] = scratch key, KEYS[2..] = minute sets; ARGV[1] = limit.
+_TOP_PAGES_LUA = """
+redis.call('ZUNIONSTORE', KEYS[1], #KEYS - 1, unpack(KEYS, 2))
+local nth = redis.call('ZREVRANGE', KEYS[1], ARGV[1] - 1, ARGV[1] - 1, 'WITHSCORES')
+local pages
+if #nth == 0 then
+  pages = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+else
+  pages = redis.call('ZRANGEBYSCORE', KEYS[1], nth[2], '+inf', 'WITHSCORES')
+end
+redis.call('DEL', KEYS[1])
+return pages
+"""
+
+
+class RedisStats:
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._top_pages = client.register_script(_TOP_PAGES_LUA)
+
+    def latest_minute(self) -> int | None:
+        with _translated("reading the latest minute"):
+            raw = self._client.get(keys.LATEST_MINUTE)
+        return None if raw is None else int(raw)
+
+    def minute_counts(self, minutes: Sequence[int], wiki: str | None) -> list[Mapping[str, str | int]]:
+        with _translated("reading minute counters"):
+            pipe = self._client.pipeline(transaction=False)
+            for minute in minutes:
+                pipe.hgetall(keys.counts_key(minute, wiki))
+            return list(pipe.execute())
+
+    def page_scores(self, minutes: Sequence[int], wiki: str | None, limit: int) -> list[tuple[str, float]]:
+        if not minutes:
+            return []
+        scratch = f"{keys.PREFIX}:api:top:{uuid4().hex}"
+        sources = [keys.pages_key(minute, wiki) for minute in minutes]
+        with _translated("summing page edits"):
+            flat = self._top_pages(keys=[scratch, *sources], args=[limit])
+        return [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+    def recent_edits(self, wiki: str | None, limit: int) -> list[dict[str, Any]]:
+        with _translated("reading recent edits"):
+            # The client decodes responses, so members are str whatever redis-py's stubs allow for.
+            members = cast("list[str]", self._client.zrevrange(keys.recent_key(wiki), 0, limit - 1))
+        edits = []
+        for member in members:
+            try:
+                edits.append(json.loads(member))
+            except json.JSONDecodeError:
+                # One bad member must not blank the whole feed; the processor is the one to fix.
+                logger.warning("skipping a recent-edit member that is not JSON: %.80r", member)
+        return edits
+
+
+@contextmanager
+def _translated(action: str) -> Iterator[None]:
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise DependencyUnavailable(f"redis: {action} failed: {exc}") from exc

@@ -1,0 +1,101 @@
+"""HTTP entrypoints: parse the request, delegate to `api.queries` or a port, answer JSON.
+
+`api_v1` serves the data, `service` the health check, the dashboard and the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from api import queries
+from api.errors import InvalidParameter
+from api.health import is_healthy, run_checks
+from api.params import parse_limit, parse_rev_id, parse_wiki, parse_wiki_filter
+from api.ports import Services
+from wikitide.errors import DependencyUnavailable
+
+EXTENSION = "wikitide"
+TOP_PAGES_LIMIT = (10, 100)
+RECENT_LIMIT = (20, 500)
+
+api_v1 = Blueprint("api_v1", __name__, url_prefix="/v1")
+service = Blueprint("service", __name__)
+
+
+def _services() -> Services:
+    services: Services = current_app.extensions[EXTENSION]
+    return services
+
+
+@api_v1.get("/stats")
+def stats() -> dict[str, Any]:
+    wiki = parse_wiki_filter(request.args.get("wiki"))
+    return queries.window_stats(_services().stats, request.args.get("window", ""), wiki)
+
+
+@api_v1.get("/pages/top")
+def top_pages() -> dict[str, Any]:
+    wiki = parse_wiki_filter(request.args.get("wiki"))
+    default, maximum = TOP_PAGES_LIMIT
+    limit = parse_limit(request.args.get("limit"), default=default, maximum=maximum)
+    return queries.top_pages(_services().stats, request.args.get("window", ""), wiki, limit)
+
+
+@api_v1.get("/edits/recent")
+def recent_edits() -> dict[str, Any]:
+    wiki = parse_wiki_filter(request.args.get("wiki"))
+    default, maximum = RECENT_LIMIT
+    limit = parse_limit(request.args.get("limit"), default=default, maximum=maximum)
+    return queries.recent_edits(_services().stats, wiki, limit)
+
+
+@api_v1.get("/edits/<wiki>/<rev_id>")
+def edit(wiki: str, rev_id: str) -> tuple[Response, int] | dict[str, Any]:
+    wiki_name = parse_wiki(wiki)
+    revision = parse_rev_id(rev_id)
+    doc = _services().edits.get_edit(wiki_name, revision)
+    if doc is None:
+        return _error(f"no edit {revision} on {wiki_name}", 404)
+    return doc
+
+
+@service.get("/health")
+def health() -> tuple[Response, int]:
+    results = run_checks(_services().health_checks)
+    ok = is_healthy(results)
+    body = {"status": "ok" if ok else "degraded", "dependencies": results}
+    return jsonify(body), 200 if ok else 503
+
+
+@service.get("/")
+def dashboard() -> Response:
+    return current_app.send_static_file("index.html")
+
+
+@service.get("/openapi.json")
+def openapi() -> Response:
+    return current_app.send_static_file("openapi.json")
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Every error answers JSON `{"error": message}`, unknown routes included."""
+
+    @app.errorhandler(InvalidParameter)
+    def _invalid(exc: InvalidParameter) -> tuple[Response, int]:
+        return _error(str(exc), 400)
+
+    @app.errorhandler(DependencyUnavailable)
+    def _unavailable(exc: DependencyUnavailable) -> tuple[Response, int]:
+        current_app.logger.warning("dependency unavailable: %s", exc)
+        return _error(str(exc), 503)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> tuple[Response, int]:
+        return _error(exc.description or exc.name, exc.code or 500)
+
+
+def _error(message: str, status: int) -> tuple[Response, int]:
+    return jsonify({"error": message}), status

@@ -1,0 +1,190 @@
+"""The whole pipeline, as a user starts it (`wikitide local up`, what `make up` runs), on a replayed recording.
+
+A tenth of the recorded frames is sent twice. The API's answers over HTTP must equal what this test computes
+from the file on its own, and stopping the launcher must leave no process behind.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from tests.conftest import RECENTCHANGE
+from wikitide.localstack.services import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+RECORDING = RECENTCHANGE / "sse" / "kirajano_recentchange_2021-08-27.sse"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _frames(text: str) -> list[str]:
+    return [block for block in text.replace("\r\n", "\n").split("\n\n") if "data:" in block]
+
+
+def _with_every_tenth_frame_twice(tmp: Path) -> Path:
+    frames = _frames(RECORDING.read_text(encoding="utf-8"))
+    out: list[str] = []
+    for index, frame in enumerate(frames):
+        out.append(frame)
+        if index >= 5 and (index - 5) % 10 == 0:
+            out.append(frames[index - 5])  # the copy arrives five frames after the original
+    path = tmp / "replay.sse"
+    path.write_text(":ok\n\n" + "\n\n".join(out) + "\n\n", encoding="utf-8")
+    return path
+
+
+def _recorded_events() -> list[dict]:
+    events = []
+    for frame in _frames(RECORDING.read_text(encoding="utf-8")):
+        data = "\n".join(line[5:].lstrip() for line in frame.split("\n") if line.startswith("data:"))
+        events.append(json.loads(data))
+    return events
+
+
+def _identity(event: dict) -> tuple:
+    if event["type"] in ("edit", "new") and event.get("revision", {}).get("new") is not None:
+        return (event["wiki"], "rev", event["revision"]["new"])
+    if event.get("id") is not None:
+        return (event["wiki"], "rc", event["id"])
+    return ("meta", event["meta"]["id"])
+
+
+def _minute(event: dict) -> int:
+    return int(datetime.fromisoformat(event["meta"]["dt"].replace("Z", "+00:00")).timestamp()) // 60
+
+
+def expected_answers(window_minutes: int) -> tuple[dict, list[dict]]:
+    distinct = {_identity(e): e for e in reversed(_recorded_events())}
+    latest = max(_minute(e) for e in distinct.values())
+    inside = [e for e in distinct.values() if latest - window_minutes < _minute(e) <= latest]
+    types = Counter(e["type"] if e["type"] in ("edit", "new", "log", "categorize") else "other" for e in inside)
+    added = removed = 0
+    pages: Counter[tuple[str, str]] = Counter()
+    for e in inside:
+        if e["type"] in ("edit", "new"):
+            delta = e["length"]["new"] - (e["length"].get("old") or 0)
+            added += max(delta, 0)
+            removed += max(-delta, 0)
+            pages[(e["wiki"], e["title"])] += 1
+    stats = {
+        "events": len(inside),
+        "by_type": {t: types.get(t, 0) for t in ("edit", "new", "log", "categorize", "other")},
+        "bot_events": sum(1 for e in inside if e.get("bot")),
+        "human_events": sum(1 for e in inside if not e.get("bot")),
+        "bytes_added": added,
+        "bytes_removed": removed,
+    }
+    ranked = sorted(pages.items(), key=lambda item: (-item[1], item[0][1], item[0][0]))
+    top = [{"wiki": wiki, "title": title, "edits": n} for (wiki, title), n in ranked]
+    return stats, top
+
+
+class Pipeline:
+    def __init__(self, process: subprocess.Popen[str], api: str, log: Path) -> None:
+        self.process, self.api, self.log = process, api, log
+
+    def get(self, path: str, **params: object) -> requests.Response:
+        return requests.get(self.api + path, params=params, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    tmp = tmp_path_factory.mktemp("e2e")
+    replay = _with_every_tenth_frame_twice(tmp)
+    api_port = free_port()
+    log = tmp / "launcher.log"
+    command = [
+        sys.executable, "-m", "wikitide", "local", "up", "--source", f"replay:{replay}", "--speed", "0",
+        "--state-dir", str(tmp / "state"), "--kinesis-port", str(free_port()), "--kinesis-tls-port", str(free_port()),
+        "--moto-port", str(free_port()), "--redis-port", str(free_port()), "--api-port", str(api_port),
+    ]
+    with log.open("w") as out:
+        process = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True)
+    running = Pipeline(process, f"http://127.0.0.1:{api_port}", log)
+    try:
+        yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _wait_for_events(pipeline: Pipeline, expected: int, timeout: float = 420) -> dict:
+    deadline = time.monotonic() + timeout
+    last: dict = {}
+    while time.monotonic() < deadline:
+        assert pipeline.process.poll() is None, pipeline.log.read_text()
+        try:
+            response = pipeline.get("/v1/stats", window="24h")
+            if response.status_code == 200:
+                last = response.json()
+                if last["events"] >= expected:
+                    return last
+        except requests.ConnectionError:
+            pass
+        time.sleep(1)
+    pytest.fail(f"only {last.get('events')} of {expected} events after {timeout:.0f}s:\n{pipeline.log.read_text()}")
+
+
+def test_stats_equal_the_recording_counted_independently(pipeline: Pipeline) -> None:
+    stats, _ = expected_answers(24 * 60)
+    assert stats["events"] < len(_recorded_events()) + 200  # sanity: the file really has duplicates to absorb
+    answered = _wait_for_events(pipeline, stats["events"])
+    time.sleep(3)  # anything counted twice would show up now
+    answered = pipeline.get("/v1/stats", window="24h").json()
+    assert {key: answered[key] for key in stats} == stats
+    assert answered["window"] == "24h"
+    assert answered["synthetic_events"] == 0
+
+
+def test_top_pages_equal_the_recording_counted_independently(pipeline: Pipeline) -> None:
+    _, top = expected_answers(24 * 60)
+    answered = pipeline.get("/v1/pages/top", window="24h", limit=100).json()
+    assert answered["pages"] == top[:100]
+
+
+def test_one_minute_window_ends_with_the_newest_event(pipeline: Pipeline) -> None:
+    stats, _ = expected_answers(1)
+    answered = pipeline.get("/v1/stats", window="1m").json()
+    assert {key: answered[key] for key in stats} == stats
+
+
+def test_a_stored_edit_is_served_and_health_is_green(pipeline: Pipeline) -> None:
+    edit = next(e for e in _recorded_events() if e["type"] == "edit")
+    response = pipeline.get(f"/v1/edits/{edit['wiki']}/{edit['revision']['new']}")
+    assert response.status_code == 200
+    assert response.json()["title"] == edit["title"]
+    assert pipeline.get(f"/v1/edits/{edit['wiki']}/1").status_code == 404
+    health = pipeline.get("/health")
+    assert health.status_code == 200, health.text
+    recent = pipeline.get("/v1/edits/recent", limit=5).json()["edits"]
+    assert len(recent) == 5
+
+
+def test_stopping_leaves_no_process_behind(pipeline: Pipeline) -> None:
+    launcher = psutil.Process(pipeline.process.pid)
+    children = launcher.children(recursive=True)
+    names = " ".join(" ".join(child.cmdline()) for child in children)
+    for expected in ("kinesis-local", "moto_server", "redis-server", "MultiLangDaemon", "gunicorn",
+                     "wikitide-kcl-processor", "produce"):
+        assert expected in names, f"{expected} is not running: {names}"
+    pipeline.process.send_signal(signal.SIGINT)
+    assert pipeline.process.wait(timeout=120) == 0, pipeline.log.read_text()
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, [p.cmdline() for p in alive]
+    assert "wikitide: stopped" in pipeline.log.read_text()
