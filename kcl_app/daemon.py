@@ -56,7 +56,7 @@ def processor_executable() -> Path:
         raise ConfigError(f"{PROCESSOR_SCRIPT} is not installed; run `pip install .` (or `make up`)")
     resolved = found.resolve() if found.is_symlink() else found.absolute()
     if " " in str(resolved):
-        raise ConfigError(f"the KCL splits executableName on spaces; install wikitide in a path without them: {resolved}")
+        raise ConfigError(f"the KCL splits executableName on spaces; use a path without spaces: {resolved}")
     return resolved
 
 

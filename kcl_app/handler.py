@@ -14,11 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from kcl_app.enrich import enrich
 from wikitide import keys
 from wikitide.errors import InvalidChange
 from wikitide.events import RecentChange, parse_change
-
-from kcl_app.enrich import enrich
 
 logger = logging.getLogger(__name__)
 

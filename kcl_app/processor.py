@@ -47,7 +47,7 @@ class ChangeProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
         try:
             outcome = self._handle([record.binary_data for record in records])
         except DependencyUnavailable as exc:
-            logger.error("shard %s: batch of %d not stored, asking for redelivery: %s", self.shard_id, len(records), exc)
+            logger.error("shard %s: batch of %d not stored, redelivery: %s", self.shard_id, len(records), exc)
             raise SystemExit(EXIT_REDELIVER) from exc
         logger.info(
             "shard %s: %d records, %d stored, %d newly counted, %d rejected, %d canaries",
@@ -68,7 +68,9 @@ class ChangeProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
         logger.info("shard %s: shutdown requested, final checkpoint", self.shard_id)
         self._checkpoint(shutdown_requested_input.checkpointer)
 
-    def _checkpoint(self, checkpointer: Any, sequence_number: str | None = None, sub_sequence: int | None = None) -> None:
+    def _checkpoint(
+        self, checkpointer: Any, sequence_number: str | None = None, sub_sequence: int | None = None
+    ) -> None:
         """KCL rules: throttling is retried with backoff; shutdown and invalid state end the attempt."""
         for attempt in range(1, CHECKPOINT_ATTEMPTS + 1):
             try:

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real local services (kinesis-mock, moto server, redis-server) on free ports, once per session."""
+"""Shared fixtures: the real local services (kinesis-mock, moto, redis-server) on free ports, once per session."""
 
 from __future__ import annotations
 

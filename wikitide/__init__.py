@@ -1,3 +1,3 @@
-"""Code shared by wikitide's producer, KCL processor and API: the event model, settings, AWS wiring and the local stack."""
+"""Code shared by wikitide's producer, KCL processor and API: event model, settings, AWS wiring, local stack."""
 
 __version__ = "0.1.0"

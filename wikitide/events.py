@@ -57,7 +57,7 @@ class RecentChange:
 
     @property
     def dedup_key(self) -> str:
-        """Identity of the change, unique across wikis: the revision for edits, else the recent-change id, else meta.id."""
+        """Identity of the change across wikis: the revision for edits, else the recent-change id, else meta.id."""
         if self.is_revision:
             return revision_key(self.wiki, self.rev_new)  # type: ignore[arg-type]
         if self.rc_id is not None:
@@ -105,8 +105,8 @@ def change_from_dict(raw: dict[str, Any]) -> RecentChange:
         if change_type in REVISION_TYPES:
             raise InvalidChange("missing_field", "title")
         title = ""
-    length = raw.get("length") if isinstance(raw.get("length"), dict) else {}
-    revision = raw.get("revision") if isinstance(raw.get("revision"), dict) else {}
+    length = _object(raw.get("length"))
+    revision = _object(raw.get("revision"))
     user = raw.get("user")
     return RecentChange(
         event_id=event_id,
@@ -122,7 +122,7 @@ def change_from_dict(raw: dict[str, Any]) -> RecentChange:
         is_bot=raw.get("bot") is True,
         is_minor=_optional_bool(raw.get("minor")),
         is_patrolled=_optional_bool(raw.get("patrolled")),
-        comment=raw.get("comment") if isinstance(raw.get("comment"), str) else "",
+        comment=comment if isinstance(comment := raw.get("comment"), str) else "",
         server_name=str(raw.get("server_name") or ""),
         server_url=str(raw.get("server_url") or ""),
         length_old=_optional_int(length.get("old")),
@@ -139,6 +139,10 @@ def _required_str(container: dict[str, Any], key: str, name: str | None = None) 
     if not isinstance(value, str) or not value:
         raise InvalidChange("missing_field", name or key)
     return value
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _parse_dt(value: Any) -> datetime:

@@ -93,6 +93,7 @@ def kinesis_mock(ports: Ports, state_dir: Path) -> ServiceSpec:
             "SHARD_LIMIT": "100",
         },
         ready=lambda: port_open(ports.kinesis),
+        stop_timeout=5,  # in memory: nothing to save, so no reason to wait long
     )
 
 
@@ -101,6 +102,7 @@ def moto(ports: Ports) -> ServiceSpec:
         name="moto",
         command=[_venv_script("moto_server"), "-H", "127.0.0.1", "-p", str(ports.moto)],
         ready=lambda: http_answers(f"http://127.0.0.1:{ports.moto}/moto-api/"),
+        stop_timeout=5,
     )
 
 

@@ -7,6 +7,7 @@ KCL daemon needs its processor children alive for its final checkpoints), then S
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -44,10 +45,8 @@ class _Child:
 
 
 def _die_with_parent() -> None:
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
 
 
 class Supervisor:
@@ -82,7 +81,8 @@ class Supervisor:
         deadline = time.monotonic() + spec.ready_timeout
         while time.monotonic() < deadline:
             if child.process.poll() is not None:
-                raise RuntimeError(f"{spec.name} exited with {child.process.returncode}; see {self.log_path(spec.name)}")
+                code = child.process.returncode
+                raise RuntimeError(f"{spec.name} exited with {code}; see {self.log_path(spec.name)}")
             if spec.ready():
                 return
             time.sleep(0.2)
@@ -123,10 +123,8 @@ class Supervisor:
 
 def _terminate(child: _Child) -> None:
     if child.process.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(child.process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
 
 
 def _reap(child: _Child) -> None:
@@ -135,10 +133,8 @@ def _reap(child: _Child) -> None:
         process.wait(timeout=child.spec.stop_timeout)
     except subprocess.TimeoutExpired:
         logger.warning("%s did not stop within %.0fs; killing it", child.spec.name, child.spec.stop_timeout)
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     try:
         process.wait(timeout=5)
     except subprocess.TimeoutExpired:
