@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+from producer.filters import KEEP_ALL, ChangeFilter
 
 # PutRecords limits: 500 entries, 5 MiB per call (data + partition keys), 1 MiB per record.
 MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 5 * 1024 * 1024
 MAX_RECORD_BYTES = 1024 * 1024
 MAX_PARTITION_KEY_CHARS = 256
+MAX_DATA_BYTES = MAX_RECORD_BYTES - MAX_PARTITION_KEY_CHARS * 4
+# Free-text fields that may be cut to make an oversized event fit; ids, titles and times are never touched.
+CUTTABLE_FIELDS = ("log_params", "parsedcomment", "comment", "log_action_comment")
+CUT_TO_CHARS = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +65,19 @@ def is_canary(raw: dict[str, object]) -> bool:
     return isinstance(meta, dict) and meta.get("domain") == "canary"
 
 
-def to_entry(data: str, sse_id: str | None) -> Entry | None:
-    """The Kinesis entry for one `data:` payload, or None for a canary. Raises `Rejected` for unusable input."""
+class Skipped(Exception):
+    """A valid frame that is deliberately not sent: a canary, or a change the filter leaves out."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def to_entry(data: str, sse_id: str | None, keep: ChangeFilter = KEEP_ALL) -> Entry:
+    """The Kinesis entry for one `data:` payload, exactly as received unless it is too large for one record.
+
+    Raises `Rejected` for unusable input and `Skipped` for canaries and filtered-out changes.
+    """
     try:
         raw = json.loads(data)
     except json.JSONDecodeError as exc:
@@ -66,11 +85,52 @@ def to_entry(data: str, sse_id: str | None) -> Entry | None:
     if not isinstance(raw, dict):
         raise Rejected("not_an_object")
     if is_canary(raw):
-        return None
+        raise Skipped("canary")
+    if not keep.keeps(raw):
+        raise Skipped("filtered")
     encoded = data.encode("utf-8")
-    if len(encoded) > MAX_RECORD_BYTES - MAX_PARTITION_KEY_CHARS:
-        raise Rejected("oversized")
+    if len(encoded) > MAX_DATA_BYTES:
+        encoded = shrink(raw)
     return Entry(data=encoded, partition_key=partition_key_for(raw), sse_id=sse_id)
+
+
+def shrink(raw: dict[str, Any]) -> bytes:
+    """Cut the largest free-text fields until the event fits one Kinesis record, naming them in
+    `wikitide_truncated`, so an oversized change (a huge `log_params`) is stored, never dropped."""
+    event = dict(raw)
+    cut: list[str] = []
+    candidates = sorted(
+        (name for name in CUTTABLE_FIELDS if name in event),
+        key=lambda name: len(json.dumps(event[name], ensure_ascii=False)),
+        reverse=True,
+    )
+    for name in candidates:
+        text = event[name] if isinstance(event[name], str) else json.dumps(event[name], ensure_ascii=False)
+        event[name] = text[:CUT_TO_CHARS]
+        cut.append(name)
+        event["wikitide_truncated"] = cut
+        encoded = json.dumps(event, ensure_ascii=False).encode("utf-8")
+        if len(encoded) <= MAX_DATA_BYTES:
+            return encoded
+    raise Rejected("oversized")
+
+
+def split_rounds(entries: Sequence[Entry]) -> list[list[Entry]]:
+    """Split entries into consecutive PutRecords calls holding at most one entry per page each.
+
+    PutRecords does not promise order within a call, and a failed entry is retried after its call's
+    successes; with one entry per page per call, a page's later change can never overtake an earlier one.
+    Round k holds the (k+1)-th entry of every page, in arrival order.
+    """
+    rounds: list[list[Entry]] = []
+    seen: dict[str, int] = {}
+    for entry in entries:
+        index = seen.get(entry.partition_key, 0)
+        seen[entry.partition_key] = index + 1
+        if index == len(rounds):
+            rounds.append([])
+        rounds[index].append(entry)
+    return rounds
 
 
 @dataclass

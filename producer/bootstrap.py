@@ -5,12 +5,17 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Iterator
+from datetime import datetime
 from types import FrameType
 
+from producer.filters import KEEP_ALL, ChangeFilter
 from producer.kinesis_writer import KinesisWriter
+from producer.positions import PositionStore
 from producer.service import Producer, ProducerStats
+from producer.since import cold_start_gap
 from producer.sources import open_source, user_agent
-from producer.sse_source import read_events
+from producer.sse_source import SourceEvent, read_events
 from wikitide.aws import make_client
 from wikitide.settings import Settings
 from wikitide.stack import read_outputs
@@ -18,10 +23,25 @@ from wikitide.stack import read_outputs
 logger = logging.getLogger(__name__)
 
 
-def run_producer(settings: Settings, source: str, *, speed: float = 1.0, linger: float = 0.25) -> ProducerStats:
-    """Run until SIGINT/SIGTERM; then flush what was read and return the tallies."""
+def run_producer(
+    settings: Settings,
+    source: str,
+    *,
+    speed: float = 1.0,
+    linger: float = 0.25,
+    since: datetime | None = None,
+    keep: ChangeFilter = KEEP_ALL,
+) -> ProducerStats:
+    """Run until SIGINT/SIGTERM; then flush what was read, save the position and return the tallies.
+
+    On start it resumes from the position saved for `source`; `since` applies only when there is none.
+    """
     resources = read_outputs(make_client(settings, "cloudformation"), settings.stack_name)
     writer = KinesisWriter(make_client(settings, "kinesis"), resources.stream_name, fast_retries=settings.fast_retries)
+    positions = PositionStore(
+        make_client(settings, "dynamodb"), resources.producer_state_table, source, fast_retries=settings.fast_retries
+    )
+    resume_from = positions.load()
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -30,18 +50,36 @@ def run_producer(settings: Settings, source: str, *, speed: float = 1.0, linger:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     with open_source(source, speed=speed) as url:
-        logger.info("reading %s into Kinesis stream %s", url, resources.stream_name)
-        events = read_events(url, user_agent(settings.contact), should_stop=stop.is_set)
-        producer = Producer(events, writer, linger=linger)
+        if resume_from:
+            logger.info("resuming %s after Last-Event-ID %s", source, resume_from)
+        elif since:
+            logger.info("cold start of %s since %s", source, since.isoformat())
+        events = read_events(url, user_agent(settings.contact), last_event_id=resume_from,
+                             since=None if resume_from else since, should_stop=stop.is_set)
+        if since and not resume_from:
+            events = _reporting_cold_start_gap(events, since)
+        producer = Producer(events, writer, linger=linger, keep=keep, on_flushed=positions.save)
         reporter = threading.Thread(target=_report, args=(producer, stop), daemon=True)
         reporter.start()
         stats = producer.run(stop)
-    logger.info("stopped: read %d, wrote %d in %d batches, canaries %d, rejected %s",
-                stats.read, stats.written, stats.batches, stats.canaries, dict(stats.rejected))
+    logger.info("stopped: read %d, wrote %d in %d batches, skipped %s, rejected %s, position %s",
+                stats.read, stats.written, stats.batches, dict(stats.skipped), dict(stats.rejected), stats.last_id)
     return stats
+
+
+def _reporting_cold_start_gap(events: Iterator[SourceEvent], since: datetime) -> Iterator[SourceEvent]:
+    first = next(events, None)
+    if first is None:
+        return
+    gap = cold_start_gap(since, first.data)
+    if gap is not None:
+        logger.warning("GAP: asked for events since %s but the stream starts %s later (older than its retention);"
+                       " %s of history is missing", since.isoformat(), gap, gap)
+    yield first
+    yield from events
 
 
 def _report(producer: Producer, stop: threading.Event, every: float = 10.0) -> None:
     while not stop.wait(every):
         s = producer.stats
-        logger.info("read %d, wrote %d, canaries %d, rejected %s", s.read, s.written, s.canaries, dict(s.rejected))
+        logger.info("read %d, wrote %d, skipped %s, rejected %s", s.read, s.written, dict(s.skipped), dict(s.rejected))

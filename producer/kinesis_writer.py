@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from producer.batcher import Entry
+from producer.batcher import Entry, split_rounds
 from wikitide import retry
 from wikitide.errors import DependencyUnavailable
 
@@ -27,9 +27,15 @@ class KinesisWriter:
         self._fast = fast_retries
 
     def put(self, entries: Sequence[Entry]) -> None:
-        """Write all entries or raise DependencyUnavailable. Only the failed entries are sent again, in their
-        original order. Known limit: when one entry of a page fails and a later one of the same page succeeds
-        in the same call, the later one lands first (Kinesis rarely splits a shard's entries that way)."""
+        """Write all entries, keeping each page's order, or raise DependencyUnavailable.
+
+        Each call carries at most one entry per page (`split_rounds`) and only its failed entries are sent
+        again, so a page's later change is written only after its earlier one was accepted.
+        """
+        for round_entries in split_rounds(entries):
+            self._put_round(round_entries)
+
+    def _put_round(self, entries: Sequence[Entry]) -> None:
         pending = list(entries)
 
         def attempt() -> None:

@@ -224,8 +224,8 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    # HTTP/1.0: the body ends when the socket closes, with no chunked encoding. sseclient 0.0.27 reads
-    # the raw socket file with read1(), bypassing chunk decoding, so chunk sizes would leak into events.
+    # HTTP/1.0: the body ends when the socket closes, with no chunked encoding, as simple SSE clients
+    # that read the raw socket expect.
     protocol_version = "HTTP/1.0"
     server: _HTTPServer
 

@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from producer.batcher import Batch, Entry, Rejected, to_entry
+from producer.batcher import Batch, Entry, Rejected, Skipped, to_entry
+from producer.filters import KEEP_ALL, ChangeFilter
 from producer.sse_source import SourceEvent
 
 logger = logging.getLogger(__name__)
@@ -31,9 +32,9 @@ class EntryWriter(Protocol):
 class ProducerStats:
     read: int = 0
     written: int = 0
-    canaries: int = 0
     batches: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
     last_id: str | None = None
 
 
@@ -45,12 +46,18 @@ class Producer:
         *,
         linger: float = 0.25,
         queue_size: int = 5000,
+        keep: ChangeFilter = KEEP_ALL,
+        on_flushed: Callable[[str | None], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`on_flushed(last_id)` runs after each batch is in Kinesis, with the SSE id of its last event:
+        the position from which a restarted producer may resume without losing anything."""
         self._events = events
         self._writer = writer
         self._linger = linger
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self._keep = keep
+        self._on_flushed = on_flushed
         self._clock = clock
         self.stats = ProducerStats()
         self.reader_error: BaseException | None = None
@@ -71,13 +78,13 @@ class Producer:
                     break
                 self.stats.read += 1
                 try:
-                    entry = to_entry(event.data, event.id)
+                    entry = to_entry(event.data, event.id, self._keep)
                 except Rejected as exc:
                     self.stats.rejected[exc.reason] += 1
                     logger.warning("dropped event %s (%s): %.160r", event.id, exc.reason, event.data)
                     continue
-                if entry is None:
-                    self.stats.canaries += 1
+                except Skipped as exc:
+                    self.stats.skipped[exc.reason] += 1
                     continue
                 while not stop.is_set():
                     try:
@@ -124,3 +131,5 @@ class Producer:
         self.stats.written += len(batch)
         self.stats.batches += 1
         self.stats.last_id = batch.entries[-1].sse_id
+        if self._on_flushed is not None:
+            self._on_flushed(self.stats.last_id)

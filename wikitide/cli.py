@@ -67,11 +67,26 @@ def local_up(source: str, speed: float, workers: int, properties: Path, state_di
 @click.option("--source", default="live", show_default=True, help="live | sse:URL | replay:PATH | synthetic")
 @click.option("--speed", default=1.0, show_default=True, help="Replay speed (0 = as fast as possible).")
 @click.option("--linger", default=0.25, show_default=True, help="Seconds a record may wait for its batch.")
-def produce(source: str, speed: float, linger: float) -> None:
-    """Read the source and write every change into the stack's Kinesis stream."""
-    from producer.bootstrap import run_producer
+@click.option("--since", default=None, help="Cold start only: ISO time or duration (15m, 1h, 2d) to start from.")
+@click.option("--wiki", "wikis", multiple=True, help="Keep only these wikis (repeatable), e.g. enwiki.")
+@click.option("--type", "types", multiple=True, help="Keep only these types (repeatable): edit, new, log, ...")
+@click.option("--namespace", "namespaces", multiple=True, type=int, help="Keep only these namespaces (repeatable).")
+@click.option("--editors", type=click.Choice(["all", "bots", "humans"]), default="all", show_default=True)
+def produce(source: str, speed: float, linger: float, since: str | None, wikis: tuple[str, ...],
+            types: tuple[str, ...], namespaces: tuple[int, ...], editors: str) -> None:
+    """Read the source and write every change into the stack's Kinesis stream, resuming where it stopped."""
+    from datetime import UTC, datetime
 
-    run_producer(Settings.from_env(), source, speed=speed, linger=linger)
+    from producer.bootstrap import run_producer
+    from producer.filters import ChangeFilter
+    from producer.since import parse_since
+
+    keep = ChangeFilter(
+        wikis=frozenset(wikis), types=frozenset(types), namespaces=frozenset(namespaces),
+        bots={"all": None, "bots": True, "humans": False}[editors],
+    )
+    start = parse_since(since, datetime.now(UTC)) if since else None
+    run_producer(Settings.from_env(), source, speed=speed, linger=linger, since=start, keep=keep)
 
 
 @cli.command()

@@ -27,6 +27,7 @@ TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "cloudformation" / "wik
 class StackResources:
     stream_name: str
     events_table: str
+    producer_state_table: str
     archive_bucket: str
 
 
@@ -63,6 +64,7 @@ def read_outputs(cloudformation: Any, stack_name: str) -> StackResources:
         return StackResources(
             stream_name=outputs["StreamName"],
             events_table=outputs["EventsTableName"],
+            producer_state_table=outputs["ProducerStateTableName"],
             archive_bucket=outputs["ArchiveBucketName"],
         )
     except KeyError as exc:

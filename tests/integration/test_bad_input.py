@@ -73,7 +73,7 @@ def test_bad_input_is_counted_and_valid_events_are_all_kept(provisioned, redis_u
         runner.join(timeout=30)
     assert producer.stats.read == len(frames)
     assert producer.stats.rejected == {"not_json": 1, "not_an_object": 1}
-    assert producer.stats.canaries == 1
+    assert producer.stats.skipped == {"canary": 1}
 
     payloads = _read_all(kinesis, provisioned.stream_name)
     client = redis.Redis.from_url(redis_url, decode_responses=True)

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import httpx
 import requests
-import sseclient
+from httpx_sse import connect_sse
 
 from producer.frames import Frame, load_frames, parse_sse
 from producer.replay import ReplayServer
@@ -42,19 +43,20 @@ def serve() -> Iterator[Any]:
         server.stop()
 
 
-def read_events(url: str, count: int, last_id: str | None = None) -> tuple[list[sseclient.Event], int]:
-    """The first `count` events that carry data, read with the same SSE client the producer uses."""
-    client = sseclient.SSEClient(url, last_id=last_id, timeout=10)
-    events: list[sseclient.Event] = []
-    try:
-        for event in client:
-            if event.data:
-                events.append(event)
+def read_events(url: str, count: int, last_id: str | None = None) -> tuple[list[Frame], int | None]:
+    """The first `count` events that carry data, parsed by the SSE library the producer uses, and the
+    last `retry:` value seen."""
+    headers = {"Last-Event-ID": last_id} if last_id else {}
+    events: list[Frame] = []
+    retry: int | None = None
+    with httpx.Client(timeout=10) as client, connect_sse(client, "GET", url, headers=headers) as source:
+        for sse in source.iter_sse():
+            retry = sse.retry if sse.retry is not None else retry
+            if sse.data:
+                events.append(Frame(data=sse.data, id=sse.id or None, event=sse.event or None))
             if len(events) == count:
-                return events, client.retry
-        raise AssertionError("unreachable: SSEClient reconnects forever")
-    finally:
-        client.resp.close()
+                return events, retry
+    raise AssertionError(f"the stream ended after {len(events)} of {count} events")
 
 
 def as_tuples(items: list[Any]) -> list[tuple[str | None, str | None, str]]:

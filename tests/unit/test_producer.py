@@ -3,7 +3,18 @@ import threading
 
 import pytest
 
-from producer.batcher import MAX_BATCH_RECORDS, Batch, Entry, Rejected, partition_key_for, to_entry
+from producer.batcher import (
+    MAX_BATCH_RECORDS,
+    MAX_RECORD_BYTES,
+    Batch,
+    Entry,
+    Rejected,
+    Skipped,
+    partition_key_for,
+    split_rounds,
+    to_entry,
+)
+from producer.filters import ChangeFilter
 from producer.service import Producer
 from producer.sse_source import SourceEvent
 from tests.unit.fakes import FakeKinesis
@@ -23,9 +34,10 @@ def test_the_partition_key_is_the_page() -> None:
     assert long.startswith("sha1:") and len(long) <= 256
 
 
-def test_canaries_become_no_entry_and_garbage_is_rejected() -> None:
+def test_canaries_are_skipped_and_garbage_is_rejected() -> None:
     canary = json.dumps({"meta": {"domain": "canary"}})
-    assert to_entry(canary, None) is None
+    with pytest.raises(Skipped):
+        to_entry(canary, None)
     with pytest.raises(Rejected):
         to_entry("{oops", None)
     with pytest.raises(Rejected):
@@ -84,3 +96,77 @@ def test_stop_flushes_what_was_read_even_when_the_source_is_quiet() -> None:
     gate.set()
     assert not runner.is_alive()
     assert len(kinesis.records) == 2
+
+
+def test_an_oversized_event_is_cut_and_flagged_not_dropped() -> None:
+    event = {"meta": {"id": "big", "dt": "2024-01-01T00:00:00Z"}, "type": "log", "wiki": "enwiki", "title": "T",
+             "log_params": {"blob": "x" * 2_000_000}, "comment": "keep me"}
+    entry = to_entry(json.dumps(event), "id-big")
+    assert len(entry.data) + len(entry.partition_key) <= MAX_RECORD_BYTES
+    stored = json.loads(entry.data)
+    assert stored["wikitide_truncated"] == ["log_params"]
+    assert stored["comment"] == "keep me"
+    assert stored["meta"]["id"] == "big"
+
+
+def test_rounds_hold_one_entry_per_page_in_arrival_order() -> None:
+    entries = [Entry(data=str(n).encode(), partition_key=page) for n, page in enumerate("AABACAB")]
+    rounds = split_rounds(entries)
+    assert [[e.data.decode() for e in r] for r in rounds] == [["0", "2", "4"], ["1", "6"], ["3"], ["5"]]
+    for calls in rounds:
+        assert len({e.partition_key for e in calls}) == len(calls)
+
+
+def test_filters_keep_only_the_asked_for_changes() -> None:
+    keep = ChangeFilter(wikis=frozenset({"enwiki"}), bots=False)
+    human_en = json.dumps({"wiki": "enwiki", "title": "A", "bot": False})
+    with pytest.raises(Skipped):
+        to_entry(json.dumps({"wiki": "enwiki", "title": "A", "bot": True}), None, keep)
+    with pytest.raises(Skipped):
+        to_entry(json.dumps({"wiki": "dewiki", "title": "A", "bot": False}), None, keep)
+    assert to_entry(human_en, None, keep).partition_key == "enwiki\tA"
+    assert ChangeFilter(namespaces=frozenset({0})).keeps({"namespace": 0})
+    assert not ChangeFilter(types=frozenset({"edit"})).keeps({"type": "log"})
+
+
+def test_each_flush_reports_the_position_it_made_durable() -> None:
+    positions: list[str | None] = []
+    Producer(iter([_event(n) for n in range(5)]), FakeKinesis(), linger=0.01, on_flushed=positions.append).run(
+        threading.Event()
+    )
+    assert positions and positions[-1] == "id-4"
+
+
+def test_since_accepts_durations_and_iso_times() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from producer.since import parse_since
+    from wikitide.errors import ConfigError
+
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    assert parse_since("90m", now) == now - timedelta(minutes=90)
+    assert parse_since("2d", now) == now - timedelta(days=2)
+    assert parse_since("2026-11-27T10:00:00Z", now) == datetime(2026, 11, 27, 10, tzinfo=UTC)
+    with pytest.raises(ConfigError):
+        parse_since("last tuesday", now)
+
+
+def test_a_since_older_than_the_retention_is_reported_as_a_gap() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from producer.since import cold_start_gap
+
+    since = datetime(2026, 11, 20, tzinfo=UTC)
+    later = json.dumps({"meta": {"dt": "2026-11-27T00:00:00Z"}})
+    assert cold_start_gap(since, later) == timedelta(days=7)
+    assert cold_start_gap(since, json.dumps({"meta": {"dt": "2026-11-20T00:01:00Z"}})) is None
+
+
+def test_reconnect_delays_grow_are_capped_and_respect_the_server() -> None:
+    from producer.sse_source import ReconnectPolicy
+
+    policy = ReconnectPolicy(base=0.5, max_delay=30)
+    assert all(policy.delay(n, None) <= 30 for n in range(1, 50))
+    assert policy.delay(1, 10.0) == 10.0
+    assert policy.delay(1, 3600.0) == 30
+    assert policy.delay(20, None) >= 15
