@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 FATAL_STATUSES = frozenset({400, 401, 403, 404})
 DEFAULT_RETRY_MS = 3000
+USER_AGENT_HINT = " (EventStreams requires a descriptive User-Agent with a contact: set WIKITIDE_CONTACT)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,7 @@ def read_events(
                 with connect_sse(client, "GET", target, headers=headers) as source:
                     status = source.response.status_code
                     if status in FATAL_STATUSES:
-                        why = " (EventStreams requires a descriptive User-Agent with a contact)" if status == 403 else ""
+                        why = USER_AGENT_HINT if status == 403 else ""
                         raise ConfigError(f"{url} answered HTTP {status}{why}; not retrying")
                     if status >= 400:
                         cause = f"HTTP {status}"

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 import httpx
+import pytest
 import requests
 from httpx_sse import connect_sse
 
