@@ -86,3 +86,36 @@ def test_records_keep_per_page_order(provisioned) -> None:
     KinesisWriter(client, provisioned.stream_name).put(entries)
     stored = [json.loads(d)["n"] for d in _read_all(client, provisioned.stream_name)]
     assert stored == list(range(200))
+
+
+def test_whole_calls_throttled_for_a_while_are_retried(provisioned) -> None:
+    from botocore.exceptions import ClientError
+
+    client = boto3.client("kinesis")
+    throttled = {"left": 3}
+
+    def throttle(**kwargs) -> None:
+        if throttled["left"]:
+            throttled["left"] -= 1
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "PutRecords"
+            )
+
+    client.meta.events.register("before-call.kinesis.PutRecords", throttle)
+    entries = _entries(50)
+    KinesisWriter(client, provisioned.stream_name, fast_retries=True).put(entries)
+    assert throttled["left"] == 0
+    assert sorted(_read_all(client, provisioned.stream_name)) == sorted(e.data for e in entries)
+
+
+def test_throttling_that_persists_ends_in_a_clear_error(provisioned) -> None:
+    from botocore.exceptions import ClientError
+
+    client = boto3.client("kinesis")
+
+    def throttle(**kwargs) -> None:
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "no"}}, "PutRecords")
+
+    client.meta.events.register("before-call.kinesis.PutRecords", throttle)
+    with pytest.raises(DependencyUnavailable, match="ProvisionedThroughputExceededException"):
+        KinesisWriter(client, provisioned.stream_name, attempts=3, fast_retries=True).put(_entries(5))

@@ -53,7 +53,7 @@ def test_sigkill_at_random_points_loses_nothing(provisioned) -> None:
                     break
                 time.sleep(0.2)
             process.send_signal(signal.SIGTERM)
-            _, stderr = process.communicate(timeout=15)
+            _, stderr = process.communicate(timeout=10)  # graceful stop: flush, save, exit within 10 s
             assert process.returncode == 0, stderr.decode()[-2000:]
             assert b"resuming" in stderr
     assert kills == 4

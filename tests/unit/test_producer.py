@@ -170,3 +170,56 @@ def test_reconnect_delays_grow_are_capped_and_respect_the_server() -> None:
     assert policy.delay(1, 10.0) == 10.0
     assert policy.delay(1, 3600.0) == 30
     assert policy.delay(20, None) >= 15
+
+
+def test_a_slow_kinesis_pauses_the_reader_instead_of_buffering_without_bound() -> None:
+    read = {"count": 0}
+    stop = threading.Event()
+
+    def endless():
+        n = 0
+        while True:
+            read["count"] += 1
+            n += 1
+            yield _event(n, title=f"P{n}")
+
+    class SlowKinesis(FakeKinesis):
+        def put(self, entries):
+            threading.Event().wait(0.05)
+            super().put(entries)
+
+    kinesis = SlowKinesis()
+    producer = Producer(endless(), kinesis, linger=0.01, queue_size=100)
+    runner = threading.Thread(target=producer.run, args=(stop,))
+    runner.start()
+    threading.Event().wait(0.5)
+    stop.set()
+    runner.join(timeout=5)
+    # The reader is at most a full queue and one batch ahead of what Kinesis accepted.
+    assert read["count"] - len(kinesis.records) <= 100 + MAX_BATCH_RECORDS + 2
+    assert len(kinesis.records) > 0
+
+
+def test_every_call_holds_one_entry_per_page_and_pages_keep_their_order() -> None:
+    from producer.kinesis_writer import KinesisWriter
+
+    class RecordingClient:
+        """A stand-in for boto3's Kinesis client that accepts every entry and remembers each call."""
+
+        def __init__(self) -> None:
+            self.calls: list[list[dict]] = []
+
+        def put_records(self, StreamName: str, Records: list[dict]) -> dict:  # noqa: N803 - boto3's names
+            self.calls.append(Records)
+            return {"FailedRecordCount": 0, "Records": [{"SequenceNumber": "1"} for _ in Records]}
+
+    client = RecordingClient()
+    source = [_event(n, title=f"P{n % 7}") for n in range(300)]
+    Producer(iter(source), KinesisWriter(client, "stream"), linger=0.01).run(threading.Event())
+    for call in client.calls:
+        assert len({r["PartitionKey"] for r in call}) == len(call)
+    written = [json.loads(r["Data"]) for call in client.calls for r in call]
+    for page in {e["title"] for e in written}:
+        revisions = [e["revision"]["new"] for e in written if e["title"] == page]
+        assert revisions == sorted(revisions)
+    assert len(written) == 300
