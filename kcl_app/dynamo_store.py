@@ -7,19 +7,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from kcl_app.handler import ProcessedChange
-from wikitide import retry
-from wikitide.errors import DependencyUnavailable
+from wikitide import aws
 
 logger = logging.getLogger(__name__)
 
 BATCH_LIMIT = 25  # BatchWriteItem's own limit
-
-
-class _Unprocessed(Exception):
-    """Some items came back unprocessed (throttling); retried with backoff."""
 
 
 class DynamoEventStore:
@@ -42,24 +35,12 @@ class DynamoEventStore:
 
         def attempt() -> None:
             nonlocal pending
-            try:
-                response = self._client.batch_write_item(RequestItems=pending)
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                if code in ("ResourceNotFoundException", "ValidationException", "AccessDeniedException"):
-                    raise DependencyUnavailable(f"DynamoDB rejected the write to {self._table}: {code}") from exc
-                raise _Unprocessed(code) from exc
-            except BotoCoreError as exc:
-                raise _Unprocessed(str(exc)) from exc
-            left = response.get("UnprocessedItems") or {}
+            left = self._client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
             if left:
                 pending = left
-                raise _Unprocessed(f"{len(left.get(self._table, []))} unprocessed items")
+                raise aws.Retryable(f"{len(left.get(self._table, []))} unprocessed items")
 
-        try:
-            retry.bounded(attempt, retry_on=(_Unprocessed,), attempts=self._attempts, fast=self._fast)
-        except _Unprocessed as exc:
-            raise DependencyUnavailable(f"DynamoDB write to {self._table} failed after retries: {exc}") from exc
+        aws.call(attempt, what=f"DynamoDB write to {self._table}", attempts=self._attempts, fast=self._fast)
 
 
 def to_item(change: ProcessedChange) -> dict[str, Any]:

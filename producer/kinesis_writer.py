@@ -6,17 +6,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from producer.batcher import Entry, split_rounds
-from wikitide import retry
-from wikitide.errors import DependencyUnavailable
+from wikitide import aws
 
 logger = logging.getLogger(__name__)
-
-
-class _SomeFailed(Exception):
-    """Part of the batch (or all of it, when throttled) was not accepted; retried with backoff."""
 
 
 class KinesisWriter:
@@ -40,26 +33,15 @@ class KinesisWriter:
 
         def attempt() -> None:
             nonlocal pending
-            try:
-                response = self._client.put_records(
-                    StreamName=self._stream,
-                    Records=[{"Data": e.data, "PartitionKey": e.partition_key} for e in pending],
-                )
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                if code in ("ResourceNotFoundException", "ValidationException", "AccessDeniedException"):
-                    raise DependencyUnavailable(f"Kinesis rejected PutRecords on {self._stream}: {code}") from exc
-                raise _SomeFailed(code) from exc
-            except BotoCoreError as exc:
-                raise _SomeFailed(str(exc)) from exc
+            response = self._client.put_records(
+                StreamName=self._stream,
+                Records=[{"Data": e.data, "PartitionKey": e.partition_key} for e in pending],
+            )
             if response.get("FailedRecordCount", 0):
                 results = response["Records"]
-                failed = [e for e, r in zip(pending, results, strict=True) if "ErrorCode" in r]
-                pending = failed
-                logger.info("PutRecords: %d of %d entries failed, retrying them", len(failed), len(results))
-                raise _SomeFailed(f"{len(failed)} failed entries")
+                pending = [e for e, r in zip(pending, results, strict=True) if "ErrorCode" in r]
+                logger.info("PutRecords: %d of %d entries failed, retrying them", len(pending), len(results))
+                codes = sorted({r["ErrorCode"] for r in results if "ErrorCode" in r})
+                raise aws.Retryable(f"{len(pending)} failed entries ({', '.join(codes)})")
 
-        try:
-            retry.bounded(attempt, retry_on=(_SomeFailed,), attempts=self._attempts, fast=self._fast)
-        except _SomeFailed as exc:
-            raise DependencyUnavailable(f"PutRecords to {self._stream} failed after retries: {exc}") from exc
+        aws.call(attempt, what=f"PutRecords to {self._stream}", attempts=self._attempts, fast=self._fast)

@@ -10,16 +10,9 @@ import logging
 import time
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from wikitide import retry
-from wikitide.errors import DependencyUnavailable
+from wikitide import aws
 
 logger = logging.getLogger(__name__)
-
-
-class _Transient(Exception):
-    pass
 
 
 class PositionStore:
@@ -49,18 +42,4 @@ class PositionStore:
         self._saved = last_event_id
 
     def _call(self, operation: Any) -> Any:
-        def attempt() -> Any:
-            try:
-                return operation()
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                if code in ("ResourceNotFoundException", "ValidationException", "AccessDeniedException"):
-                    raise DependencyUnavailable(f"DynamoDB {self._table}: {code}") from exc
-                raise _Transient(code) from exc
-            except BotoCoreError as exc:
-                raise _Transient(str(exc)) from exc
-
-        try:
-            return retry.bounded(attempt, retry_on=(_Transient,), attempts=5, fast=self._fast)
-        except _Transient as exc:
-            raise DependencyUnavailable(f"DynamoDB {self._table} failed after retries: {exc}") from exc
+        return aws.call(operation, what=f"DynamoDB {self._table}", fast=self._fast)

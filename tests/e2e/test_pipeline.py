@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from tests.conftest import RECENTCHANGE
+from tests.recorded import identity
 from wikitide.localstack.services import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -53,20 +54,12 @@ def _recorded_events() -> list[dict]:
     return events
 
 
-def _identity(event: dict) -> tuple:
-    if event["type"] in ("edit", "new") and event.get("revision", {}).get("new") is not None:
-        return (event["wiki"], "rev", event["revision"]["new"])
-    if event.get("id") is not None:
-        return (event["wiki"], "rc", event["id"])
-    return ("meta", event["meta"]["id"])
-
-
 def _minute(event: dict) -> int:
     return int(datetime.fromisoformat(event["meta"]["dt"].replace("Z", "+00:00")).timestamp()) // 60
 
 
 def expected_answers(window_minutes: int) -> tuple[dict, list[dict]]:
-    distinct = {_identity(e): e for e in reversed(_recorded_events())}
+    distinct = {identity(e): e for e in reversed(_recorded_events())}
     latest = max(_minute(e) for e in distinct.values())
     inside = [e for e in distinct.values() if latest - window_minutes < _minute(e) <= latest]
     types = Counter(e["type"] if e["type"] in ("edit", "new", "log", "categorize") else "other" for e in inside)

@@ -19,6 +19,7 @@ from producer.service import Producer
 from producer.sse_source import read_events
 from tests.conftest import RECENTCHANGE
 from tests.integration.test_kinesis_writer import _read_all
+from tests.recorded import identity
 from wikitide import keys
 
 pytestmark = pytest.mark.integration
@@ -44,15 +45,7 @@ def _source() -> tuple[list[Frame], int]:
     for offset, frame in enumerate(bad):
         frames.insert(10 + offset * 37, frame)
     assert flow in current
-    return frames, len({_identity(json.loads(line)) for line in current + legacy})
-
-
-def _identity(event: dict) -> tuple:
-    if event["type"] in ("edit", "new") and event.get("revision", {}).get("new") is not None:
-        return (event["wiki"], "rev", event["revision"]["new"])
-    if event.get("id") is not None:
-        return (event["wiki"], "rc", event["id"])
-    return ("meta", event["meta"]["id"])
+    return frames, len({identity(json.loads(line)) for line in current + legacy})
 
 
 def test_bad_input_is_counted_and_valid_events_are_all_kept(provisioned, redis_url) -> None:
