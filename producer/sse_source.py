@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 import httpx
 from httpx_sse import SSEError, connect_sse
 
-from wikitide.errors import ConfigError
+from wikitide.errors import ConfigError, DependencyUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +37,13 @@ class SourceEvent:
 
 @dataclass
 class ReconnectPolicy:
+    """Backoff between reconnects. Every connection eventually ends (EventStreams closes each after about
+    15 minutes), so reconnecting is normal; only `max_failures` consecutive failures without an event in
+    between (about 20 minutes at the cap) give up, so a supervisor restarts the producer and says so."""
+
     base: float = 0.5
     max_delay: float = 30.0
+    max_failures: int = 40
 
     def delay(self, failures: int, server_hint: float | None) -> float:
         backoff = min(self.max_delay, self.base * 2 ** min(failures, 10)) * random.uniform(0.5, 1.0)
@@ -100,6 +105,8 @@ def read_events(
             except (httpx.HTTPError, SSEError) as exc:
                 cause = f"{type(exc).__name__}: {exc}"[:160]
             failures += 1
+            if failures >= policy.max_failures:
+                raise DependencyUnavailable(f"{url}: {failures} reconnects in a row failed, the last with {cause}")
             delay = policy.delay(failures, hint)
             logger.warning("SSE connection to %s lost (%s); reconnect %d in %.1fs", url, cause, failures, delay)
             sleep(delay)

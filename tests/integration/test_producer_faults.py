@@ -123,3 +123,15 @@ def test_unicode_line_separators_inside_json_do_not_split_an_event(provisioned) 
     assert producer.stats.rejected == {"not_json": 1, "not_an_object": 1}
     stored = _read_all(boto3.client("kinesis"), provisioned.stream_name)
     assert data.encode() in stored
+
+
+def test_a_source_that_keeps_failing_gives_up_after_the_bounded_reconnects(provisioned) -> None:
+    from wikitide.errors import DependencyUnavailable
+
+    policy = ReconnectPolicy(base=0.01, max_delay=0.05, max_failures=4)
+    with FaultySSE(_source(), [Status(503)] * 10) as server:
+        events = read_events(server.url, "wikitide-tests", policy=policy)
+        producer = Producer(events, KinesisWriter(boto3.client("kinesis"), provisioned.stream_name), linger=0.05)
+        with pytest.raises(DependencyUnavailable, match="4 reconnects in a row failed, the last with HTTP 503"):
+            producer.run(threading.Event())
+    assert len(server.connections) == 4
