@@ -72,7 +72,8 @@ def test_stops_at_the_deadline_keeping_only_whole_frames(tmp_path: Path, frames:
         took = time.monotonic() - began
     served = server.frames_sent
 
-    assert 2.0 <= took < 3.0
+    # Generous bounds on a shared machine; ignoring the deadline would take the recording's 66 s.
+    assert 2.0 <= took < 15.0
     assert 0 < count < len(frames)
     assert load_frames(out) == frames[:count]
     assert count <= served
@@ -85,7 +86,7 @@ def test_a_quiet_stream_still_stops_at_the_deadline(tmp_path: Path, frames: list
         count = record(server.url, out, seconds=1, user_agent=AGENT, read_timeout=30)
         took = time.monotonic() - began
 
-    assert took < 2.0
+    assert took < 15.0  # ignoring the deadline would wait for the 30 s read timeout
     assert count == 3
     assert load_frames(out) == frames[:3]
 

@@ -219,6 +219,6 @@ def test_stop_cuts_open_streams_and_leaves_no_thread_behind(serve: Any, frames: 
     for response in responses:
         response.close()
 
-    assert stop_took < 2.0
+    assert stop_took < 10.0  # open streams are cut, not waited for (heartbeats come every 15 s)
     assert left == set()
     assert all(tail.endswith(frames[1].encode()) for tail in tails)
