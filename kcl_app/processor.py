@@ -17,6 +17,7 @@ from amazon_kclpy.checkpoint_error import CheckpointError
 from amazon_kclpy.v3 import processor
 
 from kcl_app.bootstrap import BatchHandler, bootstrap
+from kcl_app.handler import StreamRecord
 from wikitide.errors import DependencyUnavailable
 from wikitide.settings import Settings
 
@@ -44,15 +45,19 @@ class ChangeProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
         records = process_records_input.records
         if not records:
             return
+        batch = [
+            StreamRecord(record.binary_data, self.shard_id, int(record.sequence_number), record.timestamp_millis)
+            for record in records
+        ]
         try:
-            outcome = self._handle([record.binary_data for record in records])
+            outcome = self._handle(batch)
         except DependencyUnavailable as exc:
             logger.error("shard %s: batch of %d not stored, redelivery: %s", self.shard_id, len(records), exc)
             raise SystemExit(EXIT_REDELIVER) from exc
         logger.info(
-            "shard %s: %d records, %d stored, %d newly counted, %d rejected, %d canaries",
-            self.shard_id, len(records), outcome.stored, outcome.newly_counted,
-            sum(outcome.rejected.values()), outcome.canaries,
+            "shard %s: %d records, %d claimed, %d duplicates, %d rejected, %d canaries, %d counter cells",
+            self.shard_id, len(records), outcome.claimed, outcome.duplicates,
+            sum(outcome.rejected.values()), outcome.canaries, outcome.cells,
         )
         last = records[-1]
         self._checkpoint(process_records_input.checkpointer, last.sequence_number, last.sub_sequence_number)
