@@ -99,11 +99,12 @@ def configure_logging() -> None:
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     fmt = logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    path = os.environ.get("WIKITIDE_PROCESSOR_LOG")
     stderr = logging.StreamHandler(sys.stderr)
-    stderr.setLevel(logging.WARNING)
+    # The daemon logs every stderr line as an ERROR of its own: with a log file, only errors go there.
+    stderr.setLevel(logging.ERROR if path else logging.WARNING)
     stderr.setFormatter(fmt)
     root.addHandler(stderr)
-    path = os.environ.get("WIKITIDE_PROCESSOR_LOG")
     if path:
         to_file = logging.FileHandler(path)
         to_file.setFormatter(fmt)
