@@ -1,7 +1,8 @@
 """The amazon_kclpy v3 record processor that the MultiLangDaemon starts, one process per shard lease.
 
 Stdout is the daemon's protocol channel: nothing here prints. Logs go to the file named by
-WIKITIDE_PROCESSOR_LOG (every line), and only warnings go to stderr (the daemon logs each stderr line).
+WIKITIDE_PROCESSOR_LOG (every line); stderr gets errors only when that file is set, else warnings too
+(the daemon logs each stderr line as an ERROR of its own).
 """
 
 from __future__ import annotations
