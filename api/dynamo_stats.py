@@ -59,8 +59,10 @@ class DynamoStats:
 
     def page_scores(self, minutes: Sequence[int], wiki: str | None, limit: int) -> list[tuple[str, float]]:
         """Every page of the window (a superset of what the port asks for)."""
+        counts = self.minute_counts(minutes, wiki)
+        with_pages = [m for m, c in zip(minutes, counts, strict=True) if int(c.get("edit", 0)) + int(c.get("new", 0))]
         totals: Counter[str] = Counter()
-        for pages in self._each(minutes, lambda minute: self._pages_of(minute, wiki)):
+        for pages in self._each(with_pages, lambda minute: self._pages_of(minute, wiki)):
             totals.update(pages)
         return [(page, float(edits)) for page, edits in totals.items()]
 

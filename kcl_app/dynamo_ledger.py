@@ -146,6 +146,9 @@ class DynamoCounterLedger:
                 nonlocal pending
                 response = self._client.batch_get_item(RequestItems=pending)
                 for item in response.get("Responses", {}).get(self._table, []):
+                    if "seq" not in item:
+                        # Never in DynamoDB (an update is atomic); moto can show an update half applied.
+                        raise aws.Retryable("a counter cell without its mark")
                     state = state_of(item)
                     found[state.cell] = state
                 left = response.get("UnprocessedKeys") or {}
