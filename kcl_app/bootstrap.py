@@ -8,6 +8,7 @@ import redis
 
 from kcl_app.dynamo_store import DynamoEventStore
 from kcl_app.handler import BatchOutcome, process_batch
+from kcl_app.progress import RedisProgress
 from kcl_app.redis_counters import RedisCounterStore
 from wikitide.aws import make_client
 from wikitide.settings import Settings
@@ -28,3 +29,9 @@ def bootstrap(settings: Settings) -> BatchHandler:
         return process_batch(payloads, events, counters)
 
     return handle
+
+
+def progress_reporter(settings: Settings) -> RedisProgress:
+    """Per-shard progress (and, when enabled, the processing journal) in the counters' Redis."""
+    client = redis.Redis.from_url(settings.require_redis_url(), socket_timeout=2, socket_connect_timeout=2)
+    return RedisProgress(client, journal=settings.kcl_journal)

@@ -16,7 +16,7 @@ from amazon_kclpy import kcl
 from amazon_kclpy.checkpoint_error import CheckpointError
 from amazon_kclpy.v3 import processor
 
-from kcl_app.bootstrap import BatchHandler, bootstrap
+from kcl_app.bootstrap import BatchHandler, bootstrap, progress_reporter
 from wikitide.errors import DependencyUnavailable
 from wikitide.settings import Settings
 
@@ -31,8 +31,9 @@ CHECKPOINT_ATTEMPTS = 5
 class ChangeProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
     """Processes one shard. Checkpoints a batch only after `handle` made all its effects durable."""
 
-    def __init__(self, handle: BatchHandler, *, checkpoint_backoff: float = 0.5) -> None:
+    def __init__(self, handle: BatchHandler, *, checkpoint_backoff: float = 0.5, progress: Any = None) -> None:
         self._handle = handle
+        self._progress = progress
         self._backoff = checkpoint_backoff
         self.shard_id = "?"
 
@@ -54,6 +55,8 @@ class ChangeProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
             self.shard_id, len(records), outcome.stored, outcome.newly_counted,
             sum(outcome.rejected.values()), outcome.canaries,
         )
+        if self._progress is not None:
+            self._progress.batch_done(self.shard_id, records, process_records_input.millis_behind_latest)
         last = records[-1]
         self._checkpoint(process_records_input.checkpointer, last.sequence_number, last.sub_sequence_number)
 
@@ -109,8 +112,9 @@ def configure_logging() -> None:
 
 def main() -> None:
     configure_logging()
-    handle = bootstrap(Settings.from_env())
-    kcl.KCLProcess(ChangeProcessor(handle)).run()
+    settings = Settings.from_env()
+    handle = bootstrap(settings)
+    kcl.KCLProcess(ChangeProcessor(handle, progress=progress_reporter(settings))).run()
 
 
 if __name__ == "__main__":
