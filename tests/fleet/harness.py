@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from kcl_app.daemon import read_properties
+from kcl_app.status import LeaseInfo
+from kcl_app.status_reader import read_leases
+from wikitide.errors import ConfigError
 
 T = TypeVar("T")
 
@@ -163,46 +166,22 @@ class Fleet:
         self.workers.clear()
 
 
-@dataclass(frozen=True)
-class Lease:
-    shard_id: str
-    owner: str | None
-    checkpoint: str | None
-    parents: tuple[str, ...]
-    counter: int
-
-    @property
-    def is_open(self) -> bool:
-        return self.checkpoint != SHARD_END
-
-
 class LeaseTable:
-    """Reads the KCL's lease table `<applicationName>` and its CoordinatorState table in moto's DynamoDB."""
+    """The KCL's lease table `<applicationName>` (read as `wikitide workers` reads it) and its leader lock."""
 
     def __init__(self, dynamodb: Any, application: str) -> None:
         self._dynamodb = dynamodb
         self.application = application
 
-    def leases(self) -> list[Lease]:
+    def leases(self) -> list[LeaseInfo]:
         try:
-            items = _scan(self._dynamodb, self.application)
-        except self._dynamodb.exceptions.ResourceNotFoundException:
+            return read_leases(self._dynamodb, self.application)
+        except ConfigError:  # no worker has created the table yet
             return []
-        leases = [
-            Lease(
-                shard_id=item["leaseKey"]["S"],
-                owner=item.get("leaseOwner", {}).get("S"),
-                checkpoint=item.get("checkpoint", {}).get("S"),
-                parents=tuple(sorted(item.get("parentShardIds", {}).get("SS", []))),
-                counter=int(item.get("leaseCounter", {}).get("N", "0")),
-            )
-            for item in items
-        ]
-        return sorted(leases, key=lambda lease: lease.shard_id)
 
     def open_owners(self) -> dict[str, str | None]:
         """Open (not SHARD_END) shard -> its lease owner."""
-        return {lease.shard_id: lease.owner for lease in self.leases() if lease.is_open}
+        return {lease.shard_id: lease.owner for lease in self.leases() if lease.checkpoint != SHARD_END}
 
     def counts(self, owners: dict[str, str | None] | None = None) -> dict[str | None, int]:
         counted: dict[str | None, int] = {}
@@ -219,13 +198,3 @@ class LeaseTable:
             return None
         return item.get("ownerName", {}).get("S") if item else None
 
-
-def _scan(dynamodb: Any, table: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
-    while True:
-        page = dynamodb.scan(**kwargs)
-        items.extend(page["Items"])
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
