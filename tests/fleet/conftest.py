@@ -116,7 +116,8 @@ def exactly_once(
     fleet_stack: FleetStack, traffic: Traffic, api_client: Any
 ) -> Callable[[float], checker.Report]:
     """Pause the traffic, wait (bounded) until every sent event is in every store, then check again after a
-    pause for anything counted twice; traffic resumes afterwards. Returns the final report."""
+    pause for anything counted twice. Returns the final report. Traffic resumes afterwards, unless `hold`:
+    then the caller reads a quiet fleet (`traffic.sent` is what was checked) and calls `traffic.resume()`."""
 
     def get_json(path: str) -> Any:
         response = api_client.get(path)
@@ -129,8 +130,9 @@ def exactly_once(
         checker.ApiStatsView(get_json),
     ]
 
-    def run(timeout: float = 120.0) -> checker.Report:
+    def run(timeout: float = 120.0, hold: bool = False) -> checker.Report:
         traffic.pause()
+        resume = True
         try:
             assert not traffic.errors, traffic.errors[:5]
             sent = traffic.sent
@@ -143,8 +145,11 @@ def exactly_once(
 
             wait_until(complete, timeout=timeout, interval=2.0, describe=lambda: str(last[0] if last else ""))
             time.sleep(3.0)  # a late second count would show up now
-            return checker.check(expected, views)
+            report = checker.check(expected, views)
+            resume = not hold
+            return report
         finally:
-            traffic.resume()
+            if resume:
+                traffic.resume()
 
     return run

@@ -23,7 +23,8 @@ import pytest
 from kcl_app.progress import JOURNAL, read_journal, shard_key
 from tests.fleet.conftest import SHARDS, FleetStack
 from tests.fleet.harness import Fleet, LeaseTable, wait_until
-from tests.fleet.traffic import Sent, Traffic
+from tests.fleet.order import children_before_parents, first_positions, page_order_violations
+from tests.fleet.traffic import Traffic
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -103,6 +104,7 @@ def _workers_command(fleet_stack: FleetStack, *args: str) -> subprocess.Complete
 
 def test_workers_command_shows_owners_checkpoints_and_lag(
     fleet: Fleet, fleet_stack: FleetStack, traffic: Traffic, leases: LeaseTable,
+    measure: Callable[[str, object], None],
 ) -> None:
     workers = fleet.running() or ["w1", "w2", "w3"]
     _settled(fleet, leases, workers)
@@ -126,6 +128,7 @@ def test_workers_command_shows_owners_checkpoints_and_lag(
     assert f"{len(owners)} open shards" in table.stdout
     for worker in set(owners.values()):
         assert worker is not None and worker in table.stdout
+    measure("wikitide workers", "\n" + table.stdout.rstrip())
 
 
 def test_b_sigterm_hands_leases_over_after_a_final_checkpoint(
@@ -265,30 +268,6 @@ def _children_started(leases: LeaseTable, fleet_stack: FleetStack, workers: list
     return open_ids <= set(owners) and all(owners[s] in workers for s in open_ids) and open_ids <= progressed
 
 
-def _first_positions(journal: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    first: dict[tuple[str, str], int] = {}
-    for position, entry in enumerate(journal):
-        first.setdefault(entry, position)
-    return first
-
-
-def _page_order_violations(sent: list[Sent], first: dict[tuple[str, str], int]) -> list[str]:
-    last_by_page: dict[str, tuple[int, Sent]] = {}
-    violations = []
-    for record in sent:
-        if record.is_copy:
-            continue
-        position = first.get((record.shard_id, record.sequence))
-        if position is None:
-            violations.append(f"{record.dedup_key} ({record.shard_id} {record.sequence}) not in the journal")
-            continue
-        previous = last_by_page.get(record.page)
-        if previous is not None and previous[0] > position:
-            violations.append(f"page {record.page!r}: {record.dedup_key} processed before {previous[1].dedup_key}")
-        last_by_page[record.page] = (position, record)
-    return violations
-
-
 def test_d_resharding_under_load_keeps_parents_before_children_and_page_order(
     fleet: Fleet, fleet_stack: FleetStack, traffic: Traffic, leases: LeaseTable,
     exactly_once: Callable[..., Any], measure: Callable[[str, object], None],
@@ -320,22 +299,22 @@ def test_d_resharding_under_load_keeps_parents_before_children_and_page_order(
     measure("d: UpdateShardCount 2->4", f"split children processing {time.monotonic() - splitting:.0f}s after it")
     time.sleep(10.0)  # events keep flowing into the children
 
-    _assert_exactly_once(exactly_once, measure, "d")
-    journal = read_journal(fleet_stack.redis)
-    first = _first_positions(journal)
-    sent = traffic.sent
-
+    report = exactly_once(hold=True)
+    try:
+        assert report.ok, str(report)
+        measure("d: checker", str(report))
+        journal = read_journal(fleet_stack.redis)
+        sent = traffic.sent
+    finally:
+        traffic.resume()
+    first = first_positions(journal)
     parents = _parents(fleet_stack)
-    for child, its_parents in parents.items():
-        child_positions = [p for (shard, _), p in first.items() if shard == child]
-        for parent in its_parents:
-            parent_positions = [p for (shard, _), p in first.items() if shard == parent]
-            if child_positions and parent_positions:
-                assert min(child_positions) > max(parent_positions), f"{child} started before {parent} ended"
+    early = children_before_parents(parents, first)
+    assert not early, early
     resharded = [c for c, p in parents.items() if p]
     assert len(resharded) == 2 + SHARDS, parents
 
-    violations = _page_order_violations(sent, first)
+    violations = page_order_violations(sent, first)
     assert not violations, violations[:10]
     pages = len({s.page for s in sent})
     measure("d: order", f"{len(sent)} records on {pages} pages in page order; {len(journal)} journal entries; "

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from producer.batcher import partition_key_for
 from wikitide.errors import InvalidChange
 from wikitide.events import parse_change
@@ -171,7 +173,7 @@ class Traffic:
             try:
                 answer = self._kinesis.put_record(StreamName=self._stream, Data=data, PartitionKey=page)
                 break
-            except Exception as exc:  # noqa: BLE001 - any failure is retried, then reported by the test
+            except (BotoCoreError, ClientError) as exc:
                 if attempt == 5:
                     with self._lock:
                         self._errors.append(f"{page}: {exc}")
