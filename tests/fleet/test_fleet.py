@@ -53,14 +53,17 @@ def _settled(fleet: Fleet, leases: LeaseTable, workers: list[str], timeout: floa
 def _victim(fleet: Fleet, leases: LeaseTable, workers: list[str]) -> tuple[str, list[str]]:
     """With these workers settled, one that is not the leader and holds at least one lease, with its shards."""
     _settled(fleet, leases, workers)
-    leader = leases.leader()
-    assert leader is not None, "no leader in the CoordinatorState table"
-    owners = leases.open_owners()
-    for worker in workers:
-        held = sorted(shard for shard, owner in owners.items() if owner == worker)
-        if worker != leader and held:
-            return worker, held
-    raise AssertionError(f"no non-leader worker with a lease: leader {leader}, leases {owners}")
+
+    def candidate() -> tuple[str, list[str]] | None:
+        leader = leases.leader()
+        owners = leases.open_owners()
+        for worker in workers:
+            held = sorted(shard for shard, owner in owners.items() if owner == worker)
+            if leader is not None and worker != leader and held:
+                return worker, held
+        return None
+
+    return wait_until(candidate, timeout=BALANCE_TIMEOUT, interval=2.0, describe=_describe(leases, fleet))
 
 
 def _assert_exactly_once(exactly_once: Callable[..., Any], measure: Callable[[str, object], None],
