@@ -14,9 +14,11 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
 from api.dynamo_edits import DynamoEdits
+from api.dynamo_stats import DynamoStats
+from api.fallback_stats import FallbackStats
 from api.health import dynamodb_check, kinesis_check, redis_check
 from api.ports import HealthChecks
-from api.redis_stats import RedisStats
+from api.redis_stats import RedisStats, is_ready
 from wikitide.aws import make_client
 from wikitide.settings import Settings
 from wikitide.stack import StackResources, read_outputs
@@ -48,15 +50,22 @@ class Adapters:
         return read_outputs(make_client(self._settings, "cloudformation"), self._settings.stack_name)
 
     @cached_property
-    def stats(self) -> RedisStats:
-        return RedisStats(self.redis_client)
+    def stats(self) -> FallbackStats:
+        return FallbackStats(
+            RedisStats(self.redis_client),
+            lambda: DynamoStats(self._dynamodb, self.resources.counters_table),
+            lambda: is_ready(self.redis_client),
+        )
+
+    @cached_property
+    def _dynamodb(self) -> Any:
+        return make_client(
+            self._settings, "dynamodb", max_attempts=AWS_READ_ATTEMPTS, read_timeout=AWS_READ_TIMEOUT_SECONDS
+        )
 
     @cached_property
     def edits(self) -> DynamoEdits:
-        client = make_client(
-            self._settings, "dynamodb", max_attempts=AWS_READ_ATTEMPTS, read_timeout=AWS_READ_TIMEOUT_SECONDS
-        )
-        return DynamoEdits(client, self.resources.events_table)
+        return DynamoEdits(self._dynamodb, self.resources.events_table, self.resources.latest_page_table)
 
     @cached_property
     def health_checks(self) -> HealthChecks:

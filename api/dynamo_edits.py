@@ -1,4 +1,5 @@
-"""`EditStore` over a boto3 DynamoDB client: one `GetItem` on the events table by its dedup key."""
+"""`EditStore` over a boto3 DynamoDB client: one `GetItem` on the events table by its dedup key, or on the
+latest-change-per-page table by page."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from wikitide.events import revision_key
 
 
 class DynamoEdits:
-    def __init__(self, client: Any, table: str) -> None:
+    def __init__(self, client: Any, table: str, latest_table: str | None = None) -> None:
         self._client = client
         self._table = table
+        self._latest_table = latest_table
 
     def get_edit(self, wiki: str, rev_id: int) -> dict[str, Any] | None:
         try:
@@ -25,6 +27,21 @@ class DynamoEdits:
             )
         except (ClientError, BotoCoreError) as exc:
             raise DependencyUnavailable(f"dynamodb: reading {wiki} revision {rev_id} failed: {exc}") from exc
+        item = response.get("Item")
+        if item is None or "doc" not in item:
+            return None
+        doc: dict[str, Any] = json.loads(item["doc"]["S"])
+        return doc
+
+    def latest_change(self, wiki: str, title: str) -> dict[str, Any] | None:
+        if self._latest_table is None:
+            return None
+        try:
+            response = self._client.get_item(
+                TableName=self._latest_table, Key={"pk": {"S": f"{wiki}#{title}"}}, ProjectionExpression="doc"
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise DependencyUnavailable(f"dynamodb: reading the latest change of {wiki}:{title} failed: {exc}") from exc
         item = response.get("Item")
         if item is None or "doc" not in item:
             return None

@@ -38,3 +38,10 @@ def parse_rev_id(raw: str) -> int:
     if not _POSITIVE_INT.fullmatch(raw):
         raise InvalidParameter(f"rev_id must be a positive integer, got {raw!r}")
     return int(raw)
+
+
+def parse_title(raw: str | None) -> str:
+    """A page title as MediaWiki writes it in events (spaces, not underscores); at most 255 bytes there."""
+    if raw is None or not raw.strip() or len(raw) > 1024:
+        raise InvalidParameter(f"title must be a page title such as 'Main Page', got {raw!r}")
+    return raw

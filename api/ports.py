@@ -39,6 +39,10 @@ class EditStore(Protocol):
         """The stored enriched event of that revision, `None` if unknown. Raises `DependencyUnavailable`."""
         ...
 
+    def latest_change(self, wiki: str, title: str) -> dict[str, Any] | None:
+        """The newest stored change of that page (by event time), `None` if unknown. Raises `DependencyUnavailable`."""
+        ...
+
 
 HealthChecks = Mapping[str, HealthCheck]
 

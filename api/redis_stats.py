@@ -80,6 +80,12 @@ class RedisStats:
         return edits
 
 
+def is_ready(client: redis.Redis) -> bool:
+    """Whether Redis holds the counters (it was rebuilt since it last started empty)."""
+    with _translated("checking the read model"):
+        return bool(client.exists(keys.READY))
+
+
 @contextmanager
 def _translated(action: str) -> Iterator[None]:
     try:

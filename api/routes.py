@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 from api import queries
 from api.errors import InvalidParameter
 from api.health import is_healthy, run_checks
-from api.params import parse_limit, parse_rev_id, parse_wiki, parse_wiki_filter
+from api.params import parse_limit, parse_rev_id, parse_title, parse_wiki, parse_wiki_filter
 from api.ports import Services
 from wikitide.errors import DependencyUnavailable
 
@@ -59,6 +59,16 @@ def edit(wiki: str, rev_id: str) -> tuple[Response, int] | dict[str, Any]:
     doc = _services().edits.get_edit(wiki_name, revision)
     if doc is None:
         return _error(f"no edit {revision} on {wiki_name}", 404)
+    return doc
+
+
+@api_v1.get("/pages/latest")
+def latest_change() -> tuple[Response, int] | dict[str, Any]:
+    wiki = parse_wiki(request.args.get("wiki", ""))
+    title = parse_title(request.args.get("title"))
+    doc = _services().edits.latest_change(wiki, title)
+    if doc is None:
+        return _error(f"no change of {title!r} on {wiki}", 404)
     return doc
 
 

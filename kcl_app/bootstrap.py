@@ -3,30 +3,51 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import redis
 
-from kcl_app.dynamo_store import DynamoEventStore
-from kcl_app.handler import BatchOutcome, process_batch
+from kcl_app.dynamo_ledger import DynamoCounterLedger
+from kcl_app.dynamo_store import DynamoDeadLetterStore, DynamoEventStore, WritePool
+from kcl_app.handler import BatchOutcome, Stores, StreamRecord, process_batch
 from kcl_app.progress import RedisProgress
-from kcl_app.redis_counters import RedisCounterStore
+from kcl_app.redis_mirror import Rebuilder, RedisMirror
 from wikitide.aws import make_client
 from wikitide.settings import Settings
-from wikitide.stack import read_outputs
+from wikitide.stack import StackResources, read_outputs
 
-BatchHandler = Callable[[Sequence[bytes]], BatchOutcome]
+BatchHandler = Callable[[Sequence[StreamRecord]], BatchOutcome]
+
+
+def build_stores(
+    dynamodb: Any, redis_client: redis.Redis, resources: StackResources, *, fast_retries: bool = False
+) -> tuple[Stores, Rebuilder]:
+    """The real adapters; an empty Redis (no `wt:ready`) starts a background rebuild from the ledger."""
+    pool = WritePool()
+    counter_ledger = DynamoCounterLedger(dynamodb, resources.counters_table, pool=pool, fast_retries=fast_retries)
+    rebuilders: list[Rebuilder] = []
+    mirror = RedisMirror(redis_client, on_empty=lambda: rebuilders[0].start_in_background(), fast_retries=fast_retries)
+    rebuilders.append(Rebuilder(redis_client, mirror, counter_ledger.scan))
+    stores = Stores(
+        events=DynamoEventStore(
+            dynamodb, resources.events_table, resources.latest_page_table, pool=pool, fast_retries=fast_retries
+        ),
+        dead_letters=DynamoDeadLetterStore(dynamodb, resources.dead_letter_table, fast_retries=fast_retries),
+        ledger=counter_ledger,
+        mirror=mirror,
+    )
+    return stores, rebuilders[0]
 
 
 def bootstrap(settings: Settings) -> BatchHandler:
     resources = read_outputs(make_client(settings, "cloudformation"), settings.stack_name)
-    events = DynamoEventStore(
-        make_client(settings, "dynamodb"), resources.events_table, fast_retries=settings.fast_retries
-    )
     redis_client = redis.Redis.from_url(settings.require_redis_url(), socket_timeout=5, socket_connect_timeout=3)
-    counters = RedisCounterStore(redis_client, fast_retries=settings.fast_retries)
+    stores, _ = build_stores(
+        make_client(settings, "dynamodb"), redis_client, resources, fast_retries=settings.fast_retries
+    )
 
-    def handle(payloads: Sequence[bytes]) -> BatchOutcome:
-        return process_batch(payloads, events, counters)
+    def handle(records: Sequence[StreamRecord]) -> BatchOutcome:
+        return process_batch(records, stores)
 
     return handle
 

@@ -1,55 +1,187 @@
-"""DynamoDB adapter for the events table. Writes are idempotent overwrites keyed by the de-duplication key."""
+"""DynamoDB adapters for the events, latest-change-per-page and dead-letter tables.
+
+Every write is idempotent. An event is claimed with a conditional put (`attribute_not_exists`, or the same
+stream position for a redelivery); the latest change of a page is a conditional update that only moves
+forward; a dead letter is an overwrite keyed by the record's stream position.
+"""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
-from kcl_app.handler import ProcessedChange
+from botocore.exceptions import ClientError
+
+from kcl_app.handler import DeadLetter, ProcessedChange
 from wikitide import aws
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 BATCH_LIMIT = 25  # BatchWriteItem's own limit
+DEAD_LETTER_PAYLOAD_LIMIT = 350_000  # an item may hold 400 KB in all
+DEAD_LETTER_TTL_SECONDS = 14 * 86400
+
+
+def is_condition_failure(exc: ClientError) -> bool:
+    return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
+
+
+class WritePool:
+    """Runs independent single-item writes side by side: DynamoDB latency, not throughput, bounds a batch."""
+
+    def __init__(self, workers: int = 8) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dynamodb")
+
+    def map(self, call: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
+        if len(items) <= 1:
+            return [call(item) for item in items]
+        return list(self._executor.map(call, items))
 
 
 class DynamoEventStore:
-    """Stores each change as one item. The item is a pure function of the change, so writing a change
-    again (a KCL redelivery) rewrites identical content: one item per key, no matter how often."""
+    def __init__(
+        self,
+        client: Any,
+        events_table: str,
+        latest_table: str,
+        *,
+        pool: WritePool | None = None,
+        attempts: int = 6,
+        fast_retries: bool = False,
+    ) -> None:
+        self._client = client
+        self._events = events_table
+        self._latest = latest_table
+        self._pool = pool or WritePool()
+        self._attempts = attempts
+        self._fast = fast_retries
 
+    def claim(self, changes: Sequence[ProcessedChange]) -> list[ProcessedChange]:
+        held = self._pool.map(self._claim_one, changes)
+        return [change for change, is_held in zip(changes, held, strict=True) if is_held]
+
+    def _claim_one(self, change: ProcessedChange) -> bool:
+        def attempt() -> bool:
+            try:
+                self._client.put_item(
+                    TableName=self._events,
+                    Item=event_item(change),
+                    ConditionExpression="attribute_not_exists(pk) OR #position = :position",
+                    ExpressionAttributeNames={"#position": "position"},
+                    ExpressionAttributeValues={":position": {"S": change.record.position}},
+                )
+            except ClientError as exc:
+                if is_condition_failure(exc):
+                    return False
+                raise
+            return True
+
+        return aws.call(attempt, what=f"claim in {self._events}", attempts=self._attempts, fast=self._fast)
+
+    def remember_latest(self, changes: Sequence[ProcessedChange]) -> None:
+        newest: dict[str, ProcessedChange] = {}
+        for change in changes:
+            page = latest_key(change)
+            if page not in newest or change_order(change) > change_order(newest[page]):
+                newest[page] = change
+        self._pool.map(self._remember_one, list(newest.values()))
+
+    def _remember_one(self, change: ProcessedChange) -> None:
+        def attempt() -> None:
+            try:
+                self._client.put_item(
+                    TableName=self._latest,
+                    Item={
+                        "pk": {"S": latest_key(change)},
+                        "order": {"S": change_order(change)},
+                        "key": {"S": change.key},
+                        "dt": {"S": change.doc["dt"]},
+                        "doc": {"S": json.dumps(change.doc, ensure_ascii=False, sort_keys=True)},
+                    },
+                    ConditionExpression="attribute_not_exists(pk) OR #order < :order",
+                    ExpressionAttributeNames={"#order": "order"},
+                    ExpressionAttributeValues={":order": {"S": change_order(change)}},
+                )
+            except ClientError as exc:
+                if not is_condition_failure(exc):  # a newer change of the page is already there
+                    raise
+
+        aws.call(attempt, what=f"write to {self._latest}", attempts=self._attempts, fast=self._fast)
+
+
+class DynamoDeadLetterStore:
     def __init__(self, client: Any, table: str, *, attempts: int = 6, fast_retries: bool = False) -> None:
         self._client = client
         self._table = table
         self._attempts = attempts
         self._fast = fast_retries
 
-    def put_changes(self, changes: Sequence[ProcessedChange]) -> None:
-        for start in range(0, len(changes), BATCH_LIMIT):
-            requests = [{"PutRequest": {"Item": to_item(c)}} for c in changes[start : start + BATCH_LIMIT]]
-            self._write(requests)
-
-    def _write(self, requests: list[dict[str, Any]]) -> None:
-        pending = {self._table: requests}
-
-        def attempt() -> None:
-            nonlocal pending
-            left = self._client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-            if left:
-                pending = left
-                raise aws.Retryable(f"{len(left.get(self._table, []))} unprocessed items")
-
-        aws.call(attempt, what=f"DynamoDB write to {self._table}", attempts=self._attempts, fast=self._fast)
+    def put(self, letters: Sequence[DeadLetter]) -> None:
+        for start in range(0, len(letters), BATCH_LIMIT):
+            chunk = letters[start : start + BATCH_LIMIT]
+            requests = [{"PutRequest": {"Item": dead_letter_item(letter)}} for letter in chunk]
+            batch_write(self._client, self._table, requests, attempts=self._attempts, fast=self._fast)
 
 
-def to_item(change: ProcessedChange) -> dict[str, Any]:
+def batch_write(client: Any, table: str, requests: list[dict[str, Any]], *, attempts: int, fast: bool) -> None:
+    pending = {table: requests}
+
+    def attempt() -> None:
+        nonlocal pending
+        left = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+        if left:
+            pending = left
+            raise aws.Retryable(f"{len(left.get(table, []))} unprocessed items")
+
+    aws.call(attempt, what=f"DynamoDB write to {table}", attempts=attempts, fast=fast)
+
+
+def event_item(change: ProcessedChange) -> dict[str, Any]:
     doc = change.doc
     return {
         "pk": {"S": change.key},
+        "position": {"S": change.record.position},
+        "arrival_ms": {"N": str(change.record.arrival_ms)},
         "wiki": {"S": doc["wiki"]},
         "type": {"S": doc["type"]},
         "dt": {"S": doc["dt"]},
         "title": {"S": doc["title"]},
         "doc": {"S": json.dumps(doc, ensure_ascii=False, sort_keys=True)},
     }
+
+
+def latest_key(change: ProcessedChange) -> str:
+    return f"{change.change.wiki}#{change.change.title}"
+
+
+def change_order(change: ProcessedChange) -> str:
+    """Sorts as the changes of one page happened: event time, then the wiki's own change id."""
+    rc = change.change.rc_id or change.change.rev_new or 0
+    return f"{int(change.change.dt.timestamp() * 1000):014d}#{rc:015d}"
+
+
+def dead_letter_item(letter: DeadLetter) -> dict[str, Any]:
+    payload = letter.record.data
+    item: dict[str, Any] = {
+        "pk": {"S": letter.record.position},
+        "reason": {"S": letter.reason},
+        "detail": {"S": letter.detail[:2000] or "-"},
+        "arrival_ms": {"N": str(letter.record.arrival_ms)},
+        "payload_bytes": {"N": str(len(payload))},
+        "expires_at": {"N": str(letter.record.arrival_ms // 1000 + DEAD_LETTER_TTL_SECONDS)},
+    }
+    kept = payload[:DEAD_LETTER_PAYLOAD_LIMIT]
+    if len(kept) < len(payload):
+        item["payload_truncated"] = {"BOOL": True}
+    try:
+        item["payload"] = {"S": kept.decode("utf-8")}
+    except UnicodeDecodeError:
+        item["payload_base64"] = {"S": base64.b64encode(kept).decode("ascii")}
+    if not kept:
+        item.pop("payload", None)
+    return item

@@ -1,8 +1,12 @@
 """The processing core: parse, drop canaries, de-duplicate, enrich, then hand the batch to the stores.
 
-Pure: the stores are ports. Effects are exactly-once per de-duplication key because both stores are
-idempotent on that key (a conditional/overwriting put in DynamoDB, a claim-and-count script in Redis),
-so a batch the KCL delivers again, in full or in part, changes nothing the first delivery did.
+Pure: the stores are ports. The KCL delivers at least once; effects are exactly once because
+- an event is stored under its de-duplication key by the first record that claims it, and a record's
+  redelivery finds its own claim (a duplicate from the source or the producer finds another record's claim);
+- counters are counted per (minute, scope, shard) cell with the sequence number of the last counted record
+  (`kcl_app/ledger.py`), so a redelivered, replayed or zombie batch adds nothing;
+- a poison record is stored under its own stream position in the dead-letter store and counted like any
+  record, through the ledger.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from kcl_app import ledger
 from kcl_app.enrich import enrich
+from kcl_app.ledger import CellKey, CellState, Contribution
 from wikitide import keys
 from wikitide.errors import InvalidChange
 from wikitide.events import RecentChange, parse_change
@@ -23,9 +29,24 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class StreamRecord:
+    """One Kinesis record as the KCL hands it over."""
+
+    data: bytes
+    shard: str
+    sequence: int
+    arrival_ms: int
+
+    @property
+    def position(self) -> str:
+        return f"{self.shard}#{self.sequence}"
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessedChange:
     change: RecentChange
     doc: dict[str, Any]
+    record: StreamRecord
 
     @property
     def key(self) -> str:
@@ -33,96 +54,135 @@ class ProcessedChange:
 
 
 @dataclass(frozen=True, slots=True)
-class CounterUpdate:
-    """What one distinct change adds to the per-minute counters."""
-
-    key: str
-    minute: int
-    wiki: str
-    fields: dict[str, int]
-    page: str | None
-    event_ms: int
-    recent_json: str
+class DeadLetter:
+    record: StreamRecord
+    reason: str
+    detail: str
 
 
 @dataclass
 class BatchOutcome:
-    stored: int = 0
-    newly_counted: int = 0
+    records: int = 0
+    claimed: int = 0
+    duplicates: int = 0
     canaries: int = 0
-    duplicates_in_batch: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    cells: int = 0
 
 
 class EventStore(Protocol):
-    def put_changes(self, changes: Sequence[ProcessedChange]) -> None:
-        """Store each change under its key; storing the same key again leaves one item. Raises DependencyUnavailable."""
+    def claim(self, changes: Sequence[ProcessedChange]) -> list[ProcessedChange]:
+        """Store each change under its key unless a different record already holds that key. Returns the
+        changes whose record holds the key: first claims and redeliveries of the holder. Idempotent.
+        Raises DependencyUnavailable."""
+
+    def remember_latest(self, changes: Sequence[ProcessedChange]) -> None:
+        """Keep, per page, the newest change by event time. Idempotent. Raises DependencyUnavailable."""
 
 
-class CounterStore(Protocol):
-    def apply(self, updates: Sequence[CounterUpdate]) -> int:
-        """Count each key at most once ever; returns how many were new. Raises DependencyUnavailable."""
-
-    def count_rejected(self, reasons: Counter[str]) -> None:
-        """Add to the per-reason count of rejected records."""
+class DeadLetterStore(Protocol):
+    def put(self, letters: Sequence[DeadLetter]) -> None:
+        """Store each letter under its record's stream position. Idempotent. Raises DependencyUnavailable."""
 
 
-def counter_update(item: ProcessedChange) -> CounterUpdate:
-    change = item.change
+class CounterLedger(Protocol):
+    def apply(self, shard: str, contributions: Sequence[Contribution]) -> list[CellState]:
+        """Count each contribution its cell has not counted yet; return the state of every touched cell.
+        Raises DependencyUnavailable, having counted a prefix at most (a retry counts the rest)."""
+
+
+class CounterMirror(Protocol):
+    def publish(self, states: Sequence[CellState], changes: Sequence[ProcessedChange]) -> None:
+        """Merge cell states into the fast read model and list the changes as recent. Idempotent in any order.
+        Raises DependencyUnavailable."""
+
+
+@dataclass(frozen=True)
+class Stores:
+    events: EventStore
+    dead_letters: DeadLetterStore
+    ledger: CounterLedger
+    mirror: CounterMirror
+
+
+def change_fields(change: RecentChange, doc: dict[str, Any]) -> dict[str, int]:
+    """What one distinct change adds to its minute's totals and to its wiki's."""
     delta = change.byte_delta or 0
-    fields = {
-        "events": 1,
-        change.type_bucket: 1,
-        "bot_events" if change.is_bot else "human_events": 1,
-    }
+    fields = {"events": 1, change.type_bucket: 1, "bot_events" if change.is_bot else "human_events": 1}
     if delta > 0:
         fields["bytes_added"] = delta
     elif delta < 0:
         fields["bytes_removed"] = -delta
-    if item.doc["synthetic"]:
+    if doc["synthetic"]:
         fields["synthetic_events"] = 1
-    return CounterUpdate(
-        key=item.key,
-        minute=keys.epoch_minute(change.dt),
-        wiki=change.wiki,
-        fields=fields,
-        page=keys.page_member(change.wiki, change.title) if change.is_revision else None,
-        event_ms=int(change.dt.timestamp() * 1000),
-        recent_json=json.dumps(item.doc, ensure_ascii=False, sort_keys=True),
-    )
+    return fields
 
 
-def prepare(payloads: Sequence[bytes], outcome: BatchOutcome) -> list[ProcessedChange]:
-    """Parse and enrich a batch, keeping the first of each key; rejects are logged once each and tallied."""
+def contributions_of(item: ProcessedChange) -> list[Contribution]:
+    change, sequence = item.change, item.record.sequence
+    minute = keys.epoch_minute(change.dt)
+    fields = change_fields(change, item.doc)
+    result = [
+        Contribution(CellKey(minute, ledger.TOTAL), sequence, fields),
+        Contribution(CellKey(minute, ledger.wiki_scope(change.wiki)), sequence, fields),
+    ]
+    if change.is_revision:
+        page = ledger.page_scope(keys.page_member(change.wiki, change.title))
+        result.append(Contribution(CellKey(minute, page), sequence, {"events": 1}))
+    return result
+
+
+def rejection_of(letter: DeadLetter) -> Contribution:
+    minute = letter.record.arrival_ms // 60_000
+    return Contribution(CellKey(minute, ledger.REJECTED), letter.record.sequence, {letter.reason: 1})
+
+
+def recent_json(item: ProcessedChange) -> str:
+    return json.dumps(item.doc, ensure_ascii=False, sort_keys=True)
+
+
+def prepare(records: Sequence[StreamRecord], outcome: BatchOutcome) -> tuple[list[ProcessedChange], list[DeadLetter]]:
+    """Parse and enrich a batch, keeping the first record of each key; rejects become dead letters."""
     seen: set[str] = set()
     ready: list[ProcessedChange] = []
-    for payload in payloads:
+    letters: list[DeadLetter] = []
+    for record in records:
         try:
-            change = parse_change(payload)
+            change = parse_change(record.data)
         except InvalidChange as exc:
             outcome.rejected[exc.reason] += 1
-            logger.warning("rejected record (%s): %s | %.200r", exc.reason, exc.detail, payload)
+            letters.append(DeadLetter(record, exc.reason, exc.detail))
+            logger.warning("rejected record %s (%s): %s | %.200r", record.position, exc.reason, exc.detail, record.data)
             continue
         if change.is_canary:
             outcome.canaries += 1
             continue
         if change.dedup_key in seen:
-            outcome.duplicates_in_batch += 1
+            outcome.duplicates += 1
             continue
         seen.add(change.dedup_key)
-        ready.append(ProcessedChange(change=change, doc=enrich(change)))
-    return ready
+        ready.append(ProcessedChange(change=change, doc=enrich(change), record=record))
+    return ready, letters
 
 
-def process_batch(payloads: Sequence[bytes], events: EventStore, counters: CounterStore) -> BatchOutcome:
-    """Apply a batch. Returns only when every effect is durable; raises DependencyUnavailable otherwise,
-    in which case the caller must not checkpoint past this batch."""
-    outcome = BatchOutcome()
-    ready = prepare(payloads, outcome)
-    if ready:
-        events.put_changes(ready)
-        outcome.stored = len(ready)
-        outcome.newly_counted = counters.apply([counter_update(item) for item in ready])
-    if outcome.rejected:
-        counters.count_rejected(outcome.rejected)
+def process_batch(records: Sequence[StreamRecord], stores: Stores) -> BatchOutcome:
+    """Apply one shard's batch, in order. Returns only when every effect is durable; raises
+    DependencyUnavailable otherwise, and the caller must not checkpoint past this batch."""
+    outcome = BatchOutcome(records=len(records))
+    if not records:
+        return outcome
+    ready, letters = prepare(records, outcome)
+    claimed = stores.events.claim(ready) if ready else []
+    outcome.claimed = len(claimed)
+    outcome.duplicates += len(ready) - len(claimed)
+    if claimed:
+        stores.events.remember_latest(claimed)
+    if letters:
+        stores.dead_letters.put(letters)
+    contributions = [c for item in claimed for c in contributions_of(item)]
+    contributions.extend(rejection_of(letter) for letter in letters)
+    states = stores.ledger.apply(records[0].shard, contributions) if contributions else []
+    outcome.cells = len(states)
+    if states or claimed:
+        stores.mirror.publish(states, claimed)
     return outcome

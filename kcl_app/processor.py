@@ -1,7 +1,8 @@
 """The amazon_kclpy v3 record processor that the MultiLangDaemon starts, one process per shard lease.
 
 Stdout is the daemon's protocol channel: nothing here prints. Logs go to the file named by
-WIKITIDE_PROCESSOR_LOG (every line), and only warnings go to stderr (the daemon logs each stderr line).
+WIKITIDE_PROCESSOR_LOG (every line); stderr gets errors only when that file is set, else warnings too
+(the daemon logs each stderr line as an ERROR of its own).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from amazon_kclpy.checkpoint_error import CheckpointError
 from amazon_kclpy.v3 import processor
 
 from kcl_app.bootstrap import BatchHandler, bootstrap, progress_reporter
+from kcl_app.handler import StreamRecord
 from wikitide.errors import DependencyUnavailable
 from wikitide.settings import Settings
 
@@ -45,15 +47,19 @@ class ChangeProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
         records = process_records_input.records
         if not records:
             return
+        batch = [
+            StreamRecord(record.binary_data, self.shard_id, int(record.sequence_number), record.timestamp_millis)
+            for record in records
+        ]
         try:
-            outcome = self._handle([record.binary_data for record in records])
+            outcome = self._handle(batch)
         except DependencyUnavailable as exc:
             logger.error("shard %s: batch of %d not stored, redelivery: %s", self.shard_id, len(records), exc)
             raise SystemExit(EXIT_REDELIVER) from exc
         logger.info(
-            "shard %s: %d records, %d stored, %d newly counted, %d rejected, %d canaries",
-            self.shard_id, len(records), outcome.stored, outcome.newly_counted,
-            sum(outcome.rejected.values()), outcome.canaries,
+            "shard %s: %d records, %d claimed, %d duplicates, %d rejected, %d canaries, %d counter cells",
+            self.shard_id, len(records), outcome.claimed, outcome.duplicates,
+            sum(outcome.rejected.values()), outcome.canaries, outcome.cells,
         )
         if self._progress is not None:
             self._progress.batch_done(self.shard_id, records, process_records_input.millis_behind_latest)
@@ -97,11 +103,12 @@ def configure_logging() -> None:
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     fmt = logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    path = os.environ.get("WIKITIDE_PROCESSOR_LOG")
     stderr = logging.StreamHandler(sys.stderr)
-    stderr.setLevel(logging.WARNING)
+    # The daemon logs every stderr line as an ERROR of its own: with a log file, only errors go there.
+    stderr.setLevel(logging.ERROR if path else logging.WARNING)
     stderr.setFormatter(fmt)
     root.addHandler(stderr)
-    path = os.environ.get("WIKITIDE_PROCESSOR_LOG")
     if path:
         to_file = logging.FileHandler(path)
         to_file.setFormatter(fmt)

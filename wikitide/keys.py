@@ -12,7 +12,9 @@ from datetime import datetime
 PREFIX = "wt"
 LATEST_MINUTE = f"{PREFIX}:latest_minute"
 REJECTED = f"{PREFIX}:rejected"
-PROCESSED = f"{PREFIX}:processed"
+# Set once the counters were rebuilt from DynamoDB after Redis started empty; until then readers fall back.
+READY = f"{PREFIX}:ready"
+REBUILD_LOCK = f"{PREFIX}:rebuild_lock"
 
 COUNT_FIELDS = (
     "events",
@@ -30,7 +32,6 @@ COUNT_FIELDS = (
 
 # Minute buckets outlive the longest window (24 h) with room for late events and slow replays.
 BUCKET_TTL_SECONDS = 26 * 3600
-SEEN_TTL_SECONDS = 26 * 3600
 RECENT_LIMIT = 500
 
 
@@ -50,8 +51,9 @@ def recent_key(wiki: str | None = None) -> str:
     return f"{PREFIX}:recent" if wiki is None else f"{PREFIX}:recent:w:{wiki}"
 
 
-def seen_key(dedup_key: str) -> str:
-    return f"{PREFIX}:seen:{dedup_key}"
+def cell_states_key(minute: int) -> str:
+    """The counter cells merged into a minute's buckets: field `<scope>|<shard>`, value the cell's state."""
+    return f"{PREFIX}:s:{minute}"
 
 
 def page_member(wiki: str, title: str) -> str:

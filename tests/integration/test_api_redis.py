@@ -297,6 +297,7 @@ def test_unreachable_redis_is_503_and_degraded_health() -> None:
 
 def test_settings_redis_url_builds_the_real_reader(store: redis.Redis, redis_url: str) -> None:
     record(store, wiki="enwiki", byte_delta=5)
+    store.set(keys.READY, 1)
     settings = Settings(
         stack_name="unused",
         region="us-east-1",

@@ -4,22 +4,22 @@ are counted with their reason, and every valid event is kept."""
 
 import json
 import threading
+from collections import Counter
 
 import boto3
 import pytest
 import redis
 
-from kcl_app.dynamo_store import DynamoEventStore
+from kcl_app.bootstrap import build_stores
 from kcl_app.handler import process_batch
-from kcl_app.redis_counters import RedisCounterStore
 from producer.frames import Frame
 from producer.kinesis_writer import KinesisWriter
 from producer.replay import ReplayServer
 from producer.service import Producer
 from producer.sse_source import read_events
 from tests.conftest import RECENTCHANGE
-from tests.integration.test_kinesis_writer import _read_all
 from tests.recorded import identity
+from tests.stream import read_records
 from wikitide import keys
 
 pytestmark = pytest.mark.integration
@@ -68,19 +68,22 @@ def test_bad_input_is_counted_and_valid_events_are_all_kept(provisioned, redis_u
     assert producer.stats.rejected == {"not_json": 1, "not_an_object": 1}
     assert producer.stats.skipped == {"canary": 1}
 
-    payloads = _read_all(kinesis, provisioned.stream_name)
     client = redis.Redis.from_url(redis_url, decode_responses=True)
-    outcome = process_batch(
-        payloads,
-        DynamoEventStore(boto3.client("dynamodb"), provisioned.events_table),
-        RedisCounterStore(client),
-    )
-    assert dict(outcome.rejected) == {"missing_field": 1, "bad_field": 1}
+    stores, _ = build_stores(boto3.client("dynamodb"), client, provisioned)
+    rejected: Counter[str] = Counter()
+    claimed = 0
+    for records in read_records(kinesis, provisioned.stream_name).values():
+        outcome = process_batch(records, stores)
+        rejected.update(outcome.rejected)
+        claimed += outcome.claimed
+    assert dict(rejected) == {"missing_field": 1, "bad_field": 1}
     assert client.hgetall(keys.REJECTED) == {"missing_field": "1", "bad_field": "1"}
+    letters = boto3.client("dynamodb").scan(TableName=provisioned.dead_letter_table)["Items"]
+    assert sorted(item["reason"]["S"] for item in letters) == ["bad_field", "missing_field"]
     pages = boto3.client("dynamodb").get_paginator("scan").paginate(
         TableName=provisioned.events_table, Select="COUNT"
     )
     stored = sum(page["Count"] for page in pages)
-    assert stored == outcome.stored == valid
+    assert stored == claimed == valid
     total = sum(int(client.hget(k, "events")) for k in client.keys("wt:m:*") if ":w:" not in k)
     assert total == valid

@@ -1,75 +1,145 @@
 """The KCL processor's adapters against the real redis-server and moto DynamoDB."""
 
 import json
+import threading
+from collections import Counter
 
 import boto3
 import pytest
 import redis
 
+from kcl_app import ledger
+from kcl_app.bootstrap import build_stores
+from kcl_app.dynamo_ledger import DynamoCounterLedger
 from kcl_app.dynamo_store import DynamoEventStore
-from kcl_app.handler import BatchOutcome, counter_update, prepare
-from kcl_app.redis_counters import RedisCounterStore
+from kcl_app.handler import BatchOutcome, StreamRecord, contributions_of, prepare, process_batch
+from kcl_app.redis_mirror import RedisMirror
 from tests.conftest import RECENTCHANGE
 from wikitide import keys
 from wikitide.errors import DependencyUnavailable
 from wikitide.events import revision_key
 
 pytestmark = pytest.mark.integration
+SHARD = "shardId-000000000001"
 
 
-def _prepared(limit: int | None = None):
+def _records(limit: int | None = None, shard: str = SHARD, first: int = 10**20) -> list[StreamRecord]:
     path = RECENTCHANGE / "ndjson" / "kirajano_recentchange_2021-08-27.ndjson"
     payloads = [line.encode() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return prepare(payloads[:limit], BatchOutcome())
+    return [StreamRecord(p, shard, first + i, 1_630_000_000_000 + i) for i, p in enumerate(payloads[:limit])]
 
 
-def test_counting_the_same_changes_twice_counts_them_once(redis_url: str) -> None:
+def _prepared(limit: int | None = None, **kwargs):
+    ready, _ = prepare(_records(limit, **kwargs), BatchOutcome())
+    return ready
+
+
+def _buckets(client: redis.Redis) -> dict[str, object]:
+    """Every key the API reads, with its content."""
+    found: dict[str, object] = {}
+    for key in client.scan_iter("wt:[mp]:*"):
+        found[key] = client.hgetall(key) if client.type(key) == "hash" else client.zrange(key, 0, -1, withscores=True)
+    found[keys.LATEST_MINUTE] = client.get(keys.LATEST_MINUTE)
+    found[keys.REJECTED] = client.hgetall(keys.REJECTED)
+    return found
+
+
+def test_a_key_is_held_by_the_first_record_and_its_redeliveries(provisioned) -> None:
+    client = boto3.client("dynamodb")
+    store = DynamoEventStore(client, provisioned.events_table, provisioned.latest_page_table)
+    items = _prepared(60)
+    assert len(store.claim(items)) == 60
+    assert len(store.claim(items[10:40])) == 30
+    assert store.claim(_prepared(60, shard="shardId-000000000002")) == []
+    assert client.scan(TableName=provisioned.events_table, Select="COUNT")["Count"] == 60
+    edit = next(item for item in items if item.change.is_revision)
+    got = client.get_item(
+        TableName=provisioned.events_table, Key={"pk": {"S": revision_key(edit.change.wiki, edit.change.rev_new)}}
+    )["Item"]
+    assert json.loads(got["doc"]["S"]) == edit.doc
+    assert got["position"]["S"] == edit.record.position
+
+
+def test_the_latest_change_of_a_page_only_moves_forward(provisioned) -> None:
+    client = boto3.client("dynamodb")
+    store = DynamoEventStore(client, provisioned.events_table, provisioned.latest_page_table)
+    items = _prepared()
+    store.remember_latest(items[1000:])
+    store.remember_latest(items[:1000])
+    newest: dict[str, str] = {}
+    for item in items:
+        page = f"{item.change.wiki}#{item.change.title}"
+        newest[page] = max(newest.get(page, ""), item.doc["dt"])
+    pages = client.get_paginator("scan").paginate(TableName=provisioned.latest_page_table)
+    stored = {item["pk"]["S"]: item["dt"]["S"] for page in pages for item in page["Items"]}
+    assert stored == newest
+
+
+def test_the_ledger_counts_each_record_once_however_often_and_however_raced(provisioned) -> None:
+    counters = DynamoCounterLedger(boto3.client("dynamodb"), provisioned.counters_table)
+    items = _prepared(300)
+    contributions = [c for item in items for c in contributions_of(item)]
+
+    def worker(batch_size: int) -> None:
+        """A worker reading the shard from the same checkpoint, in its own batches, as a zombie and the new
+        lease owner do."""
+        for start in range(0, len(items), batch_size):
+            counters.apply(SHARD, [c for item in items[start : start + batch_size] for c in contributions_of(item)])
+
+    threads = [threading.Thread(target=worker, args=(size,)) for size in (300, 100, 70, 33)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    states = counters.apply(SHARD, contributions)
+    totals = Counter()
+    for state in states:
+        if state.cell.scope == ledger.TOTAL:
+            totals.update(state.values)
+    assert totals["events"] == 300
+    assert sum(s.values["events"] for s in states if s.cell.scope.startswith("p:")) == totals["edit"] + totals["new"]
+
+
+def test_redis_is_rebuilt_from_dynamodb_to_the_same_numbers(provisioned, redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
-    store = RedisCounterStore(client)
-    updates = [counter_update(item) for item in _prepared()]
-    assert store.apply(updates) == 1950
-    snapshot = {key: client.dump(key) for key in client.keys("wt:m:*")}
-    assert store.apply(updates[::3]) == 0
-    assert {key: client.dump(key) for key in client.keys("wt:m:*")} == snapshot
-    latest = int(client.get(keys.LATEST_MINUTE))
-    assert latest == max(update.minute for update in updates)
-    total = sum(int(client.hget(keys.counts_key(m), "events") or 0) for m in {u.minute for u in updates})
-    assert total == 1950
+    stores, rebuilder = build_stores(boto3.client("dynamodb"), client, provisioned)
+    records = _records()
+    bad = StreamRecord(b"{oops", SHARD, records[-1].sequence + 1, records[-1].arrival_ms)
+    process_batch(records[:1200], stores)
+    process_batch(records[900:] + [bad], stores)
+    before = _buckets(client)
+    assert sum(int(v["events"]) for k, v in before.items() if k.startswith("wt:m:") and ":w:" not in k) == 1950
+    assert before[keys.REJECTED] == {"not_json": "1"}
+
+    client.flushdb()
+    assert rebuilder.rebuild() is not None
+    assert _buckets(client) == before
+    assert client.exists(keys.READY)
+    assert rebuilder.rebuild() == 0  # merging the same states again moves nothing
 
 
-def test_recent_list_keeps_the_newest_by_event_time(redis_url: str) -> None:
+def test_a_rebuild_beside_live_processing_converges(provisioned, redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
-    updates = [counter_update(item) for item in _prepared()]
-    RedisCounterStore(client).apply(updates)
-    newest = client.zrevrange(keys.recent_key(), 0, 0, withscores=True)[0]
-    assert newest[1] == max(update.event_ms for update in updates)
-    assert client.zcard(keys.recent_key()) == min(keys.RECENT_LIMIT, 1950)
+    stores, rebuilder = build_stores(boto3.client("dynamodb"), client, provisioned)
+    records = _records()
+    process_batch(records[:1000], stores)
+    client.flushdb()
+    worker = threading.Thread(target=process_batch, args=(records[1000:], stores))
+    worker.start()
+    rebuilder.rebuild()
+    worker.join()
+    totals = sum(int(client.hget(k, "events")) for k in client.scan_iter("wt:m:*") if ":w:" not in k)
+    assert totals == 1950
 
 
 def test_redis_down_becomes_dependency_unavailable() -> None:
-    client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
-    store = RedisCounterStore(client, attempts=2, fast_retries=True)
+    mirror = RedisMirror(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2), attempts=2,
+                         fast_retries=True)
     with pytest.raises(DependencyUnavailable):
-        store.apply([counter_update(_prepared(1)[0])])
-
-
-def test_dynamodb_keeps_one_item_per_key(provisioned) -> None:
-    client = boto3.client("dynamodb")
-    store = DynamoEventStore(client, provisioned.events_table)
-    items = _prepared(60)
-    store.put_changes(items)
-    store.put_changes(items[10:40])
-    scanned = client.scan(TableName=provisioned.events_table, Select="COUNT")["Count"]
-    assert scanned == 60
-    edit = next(item for item in items if item.change.is_revision)
-    got = client.get_item(
-        TableName=provisioned.events_table,
-        Key={"pk": {"S": revision_key(edit.change.wiki, edit.change.rev_new)}},
-    )["Item"]
-    assert json.loads(got["doc"]["S"]) == edit.doc
+        mirror.publish([], _prepared(1))
 
 
 def test_a_missing_table_is_a_dependency_error(local_stack) -> None:
-    store = DynamoEventStore(boto3.client("dynamodb"), "no-such-table", attempts=2, fast_retries=True)
+    store = DynamoEventStore(boto3.client("dynamodb"), "no-such-table", "nor-this", attempts=2, fast_retries=True)
     with pytest.raises(DependencyUnavailable):
-        store.put_changes(_prepared(1))
+        store.claim(_prepared(1))

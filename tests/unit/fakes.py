@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from kcl_app.handler import CounterUpdate, ProcessedChange
+from kcl_app import ledger
+from kcl_app.handler import DeadLetter, ProcessedChange, Stores
+from kcl_app.ledger import CellKey, CellState, Contribution
 from producer.batcher import Entry
 from wikitide.errors import DependencyUnavailable
 
@@ -13,37 +15,98 @@ from wikitide.errors import DependencyUnavailable
 class FakeEventStore:
     def __init__(self) -> None:
         self.items: dict[str, dict] = {}
+        self.holders: dict[str, str] = {}
+        self.latest: dict[str, dict] = {}
         self.fail_next = 0
 
-    def put_changes(self, changes: Sequence[ProcessedChange]) -> None:
+    def claim(self, changes: Sequence[ProcessedChange]) -> list[ProcessedChange]:
         if self.fail_next:
             self.fail_next -= 1
             raise DependencyUnavailable("fake DynamoDB is down")
+        held = []
         for change in changes:
-            self.items[change.key] = change.doc
+            holder = self.holders.setdefault(change.key, change.record.position)
+            if holder == change.record.position:
+                self.items[change.key] = change.doc
+                held.append(change)
+        return held
+
+    def remember_latest(self, changes: Sequence[ProcessedChange]) -> None:
+        for change in changes:
+            page = f"{change.change.wiki}#{change.change.title}"
+            if page not in self.latest or self.latest[page]["dt"] <= change.doc["dt"]:
+                self.latest[page] = change.doc
 
 
-class FakeCounterStore:
+class FakeDeadLetters:
     def __init__(self) -> None:
-        self.seen: set[str] = set()
-        self.totals: Counter[str] = Counter()
-        self.pages: Counter[str] = Counter()
-        self.rejected: Counter[str] = Counter()
+        self.letters: dict[str, DeadLetter] = {}
 
-    def apply(self, updates: Sequence[CounterUpdate]) -> int:
-        new = 0
-        for update in updates:
-            if update.key in self.seen:
-                continue
-            self.seen.add(update.key)
-            new += 1
-            self.totals.update(update.fields)
-            if update.page:
-                self.pages[update.page] += 1
-        return new
+    def put(self, letters: Sequence[DeadLetter]) -> None:
+        for letter in letters:
+            self.letters[letter.record.position] = letter
 
-    def count_rejected(self, reasons: Counter[str]) -> None:
-        self.rejected.update(reasons)
+
+class FakeLedger:
+    """Cells in a dict, with the marks of the real ledger; `fail_after` cells lets a batch half-apply."""
+
+    def __init__(self) -> None:
+        self.cells: dict[tuple[CellKey, str], CellState] = {}
+        self.fail_after: int | None = None
+
+    def apply(self, shard: str, contributions: Sequence[Contribution]) -> list[CellState]:
+        states = []
+        for cell, group in ledger.group(contributions).items():
+            if self.fail_after is not None:
+                if self.fail_after == 0:
+                    self.fail_after = None
+                    raise DependencyUnavailable("fake DynamoDB failed mid-batch")
+                self.fail_after -= 1
+            current = self.cells.get((cell, shard))
+            delta = ledger.delta_after(cell, group, current.sequence if current else None)
+            if delta is not None:
+                values = Counter(current.values if current else {})
+                values.update(delta.fields)
+                current = CellState(cell, shard, delta.sequence, dict(values))
+                self.cells[(cell, shard)] = current
+            assert current is not None
+            states.append(current)
+        return states
+
+    def totals(self, scope: str = ledger.TOTAL) -> Counter[str]:
+        result: Counter[str] = Counter()
+        for (cell, _), state in self.cells.items():
+            if cell.scope == scope:
+                result.update(state.values)
+        return result
+
+
+class FakeMirror:
+    """Keeps the newest state per cell, as the Redis mirror does."""
+
+    def __init__(self) -> None:
+        self.states: dict[tuple[CellKey, str], CellState] = {}
+        self.recent: dict[str, dict] = {}
+
+    def publish(self, states: Sequence[CellState], changes: Sequence[ProcessedChange]) -> None:
+        for state in states:
+            key = (state.cell, state.shard)
+            if key not in self.states or self.states[key].sequence < state.sequence:
+                self.states[key] = state
+        for change in changes:
+            self.recent[change.key] = change.doc
+
+    def totals(self, scope: str = ledger.TOTAL) -> Counter[str]:
+        result: Counter[str] = Counter()
+        for (cell, _), state in self.states.items():
+            if cell.scope == scope:
+                result.update(state.values)
+        return result
+
+
+def fake_stores() -> tuple[Stores, FakeEventStore, FakeLedger, FakeMirror, FakeDeadLetters]:
+    events, counters, mirror, letters = FakeEventStore(), FakeLedger(), FakeMirror(), FakeDeadLetters()
+    return Stores(events, letters, counters, mirror), events, counters, mirror, letters
 
 
 class FakeKinesis:

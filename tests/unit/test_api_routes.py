@@ -46,11 +46,19 @@ class FakeStats:
 
 
 class FakeEdits:
-    def __init__(self, docs: dict[tuple[str, int], dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        docs: dict[tuple[str, int], dict[str, Any]] | None = None,
+        latest: dict[tuple[str, str], dict[str, Any]] | None = None,
+    ) -> None:
         self.docs = docs or {}
+        self.latest = latest or {}
 
     def get_edit(self, wiki: str, rev_id: int) -> dict[str, Any] | None:
         return self.docs.get((wiki, rev_id))
+
+    def latest_change(self, wiki: str, title: str) -> dict[str, Any] | None:
+        return self.latest.get((wiki, title))
 
 
 class DownStats(FakeStats):
@@ -184,6 +192,18 @@ def test_unknown_edit_is_a_json_404() -> None:
     assert "42" in response.get_json()["error"]
 
 
+def test_the_latest_change_of_a_page_is_found_by_wiki_and_title() -> None:
+    doc = {"key": "enwiki#rev#7", "wiki": "enwiki", "title": "Talk:A/B c", "rev_new": 7}
+    api = client_for(edits=FakeEdits(latest={("enwiki", "Talk:A/B c"): doc}))
+    found = api.get("/v1/pages/latest", query_string={"wiki": "enwiki", "title": "Talk:A/B c"})
+    missing = api.get("/v1/pages/latest", query_string={"wiki": "enwiki", "title": "Nope"})
+    no_title = api.get("/v1/pages/latest?wiki=enwiki")
+    assert (found.status_code, found.get_json()) == (200, doc)
+    assert missing.status_code == 404
+    assert no_title.status_code == 400
+    assert "title" in no_title.get_json()["error"]
+
+
 def test_unknown_route_is_a_json_404() -> None:
     response = client_for().get("/v2/nothing")
     assert response.status_code == 404
@@ -251,9 +271,12 @@ def test_openapi_document_lists_every_endpoint() -> None:
     doc = response.get_json()
     assert response.status_code == 200
     assert doc["openapi"].startswith("3.")
-    assert {"/health", "/v1/stats", "/v1/pages/top", "/v1/edits/recent", "/v1/edits/{wiki}/{rev_id}"} <= set(
-        doc["paths"]
-    )
+    routes = {
+        re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+        for rule in make_app().url_map.iter_rules()
+        if not rule.rule.startswith("/static")
+    }
+    assert routes == set(doc["paths"])
     response.close()
 
 

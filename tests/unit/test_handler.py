@@ -2,10 +2,13 @@ import json
 
 import pytest
 
-from kcl_app.handler import process_batch
+from kcl_app import ledger
+from kcl_app.handler import StreamRecord, process_batch
 from tests.conftest import RECENTCHANGE
-from tests.unit.fakes import FakeCounterStore, FakeEventStore
+from tests.unit.fakes import fake_stores
 from wikitide.errors import DependencyUnavailable
+
+SHARD = "shardId-000000000000"
 
 
 def _payloads() -> list[bytes]:
@@ -13,56 +16,114 @@ def _payloads() -> list[bytes]:
     return [line.encode() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def _records(payloads: list[bytes], shard: str = SHARD, first: int = 1000) -> list[StreamRecord]:
+    return [StreamRecord(p, shard, first + i, 1_630_000_000_000 + i) for i, p in enumerate(payloads)]
+
+
 def test_a_duplicate_revision_counts_once() -> None:
     payload = _payloads()[0]
-    events, counters = FakeEventStore(), FakeCounterStore()
-    first = process_batch([payload, payload], events, counters)
-    again = process_batch([payload], events, counters)
-    assert (first.stored, first.duplicates_in_batch, first.newly_counted) == (1, 1, 1)
-    assert again.newly_counted == 0
-    assert counters.totals["events"] == 1
+    stores, events, counters, mirror, _ = fake_stores()
+    first = process_batch(_records([payload, payload]), stores)
+    again = process_batch(_records([payload], first=2000), stores)
+    assert (first.claimed, first.duplicates) == (1, 1)
+    assert (again.claimed, again.duplicates) == (0, 1)
+    assert counters.totals()["events"] == 1 == mirror.totals()["events"]
     assert len(events.items) == 1
 
 
-def test_a_redelivered_recording_changes_nothing() -> None:
-    payloads = _payloads()
-    events, counters = FakeEventStore(), FakeCounterStore()
-    process_batch(payloads, events, counters)
-    before = (dict(counters.totals), dict(counters.pages), dict(events.items))
-    process_batch(payloads[100:900], events, counters)
-    assert (dict(counters.totals), dict(counters.pages), dict(events.items)) == before
-    assert counters.totals["events"] == 1950
+def test_a_redelivered_batch_changes_nothing() -> None:
+    records = _records(_payloads())
+    stores, events, counters, mirror, _ = fake_stores()
+    process_batch(records, stores)
+    before = (dict(counters.cells), dict(mirror.states), dict(events.items))
+    again = process_batch(records[100:900], stores)
+    assert again.claimed == 800  # the records still hold their keys ...
+    assert (dict(counters.cells), dict(mirror.states), dict(events.items)) == before  # ... and add nothing
+    assert counters.totals()["events"] == 1950
 
 
-def test_bad_records_are_counted_and_the_rest_is_kept() -> None:
+def test_a_batch_that_failed_half_way_counts_each_record_once_on_redelivery() -> None:
+    records = _records(_payloads()[:400])
+    stores, _, counters, mirror, _ = fake_stores()
+    counters.fail_after = 150
+    with pytest.raises(DependencyUnavailable):
+        process_batch(records, stores)
+    process_batch(records, stores)
+    assert counters.totals()["events"] == 400 == mirror.totals()["events"]
+
+
+def test_a_zombie_batch_after_the_new_owner_moved_on_adds_nothing() -> None:
+    records = _records(_payloads()[:600])
+    stores, _, counters, _, _ = fake_stores()
+    process_batch(records[:300], stores)  # the new owner, from the checkpoint
+    process_batch(records[300:], stores)
+    process_batch(records[200:400], stores)  # the paused worker wakes up with its old batch
+    assert counters.totals()["events"] == 600
+
+
+def test_a_source_duplicate_on_another_shard_is_not_counted() -> None:
+    payloads = _payloads()[:50]
+    stores, _, counters, _, _ = fake_stores()
+    process_batch(_records(payloads), stores)
+    outcome = process_batch(_records(payloads[::2], shard="shardId-000000000003"), stores)
+    assert (outcome.claimed, outcome.duplicates) == (0, 25)
+    assert counters.totals()["events"] == 50
+
+
+def test_poison_records_go_to_dead_letters_and_count_once() -> None:
     good = _payloads()[:3]
-    events, counters = FakeEventStore(), FakeCounterStore()
-    outcome = process_batch([b"{not json", good[0], b'{"type": "edit"}', good[1], good[2]], events, counters)
-    assert outcome.stored == 3
-    assert counters.rejected == {"not_json": 1, "missing_field": 1}
+    stores, _, counters, mirror, letters = fake_stores()
+    records = _records([b"{not json", good[0], b'{"type": "edit"}', good[1], good[2]])
+    outcome = process_batch(records, stores)
+    process_batch(records, stores)
+    assert outcome.claimed == 3
+    assert {p: (letter.reason, letter.record.data) for p, letter in letters.letters.items()} == {
+        records[0].position: ("not_json", b"{not json"),
+        records[2].position: ("missing_field", b'{"type": "edit"}'),
+    }
+    assert counters.totals(ledger.REJECTED) == {"not_json": 1, "missing_field": 1} == mirror.totals(ledger.REJECTED)
 
 
 def test_canaries_are_dropped() -> None:
     canary = json.dumps({"meta": {"id": "c", "dt": "2024-01-01T00:00:00Z", "domain": "canary"},
                          "type": "edit", "wiki": "enwiki", "title": "X", "revision": {"new": 1}})
-    events, counters = FakeEventStore(), FakeCounterStore()
-    outcome = process_batch([canary.encode()], events, counters)
+    stores, events, _, _, _ = fake_stores()
+    outcome = process_batch(_records([canary.encode()]), stores)
     assert outcome.canaries == 1
     assert not events.items
 
 
 def test_a_store_failure_propagates_and_counts_nothing() -> None:
-    events, counters = FakeEventStore(), FakeCounterStore()
+    stores, events, counters, _, _ = fake_stores()
     events.fail_next = 1
     with pytest.raises(DependencyUnavailable):
-        process_batch(_payloads()[:10], events, counters)
-    assert not counters.seen
-    process_batch(_payloads()[:10], events, counters)
-    assert counters.totals["events"] == 10
+        process_batch(_records(_payloads()[:10]), stores)
+    assert not counters.cells
+    process_batch(_records(_payloads()[:10]), stores)
+    assert counters.totals()["events"] == 10
 
 
-def test_bytes_and_bot_split() -> None:
-    events, counters = FakeEventStore(), FakeCounterStore()
-    process_batch(_payloads(), events, counters)
-    assert counters.totals["bot_events"] + counters.totals["human_events"] == 1950
-    assert counters.totals["bytes_added"] > counters.totals["bytes_removed"] > 0
+def test_bytes_bots_wikis_and_pages_add_up() -> None:
+    stores, _, counters, _, _ = fake_stores()
+    process_batch(_records(_payloads()), stores)
+    totals = counters.totals()
+    assert totals["bot_events"] + totals["human_events"] == 1950
+    assert totals["bytes_added"] > totals["bytes_removed"] > 0
+    per_wiki = sum((counters.totals(s) for s in {c.scope for c, _ in counters.cells if c.scope.startswith("w:")}),
+                   start=type(totals)())
+    assert per_wiki == totals
+    page_events = sum(s.values["events"] for (c, _), s in counters.cells.items() if c.scope.startswith("p:"))
+    assert page_events == totals["edit"] + totals["new"]
+
+
+def test_latest_change_per_page_keeps_the_newest() -> None:
+    stores, events, _, _, _ = fake_stores()
+    records = _records(_payloads())
+    process_batch(records[1000:], stores)
+    process_batch(records[:1000], stores)
+    by_page: dict[str, str] = {}
+    for payload in _payloads():
+        change = json.loads(payload)
+        page = f"{change['wiki']}#{change['title']}"
+        by_page[page] = max(by_page.get(page, ""), change["meta"]["dt"][:19])
+    assert {page: doc["dt"][:19] for page, doc in events.latest.items()} == by_page

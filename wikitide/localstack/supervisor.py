@@ -94,6 +94,9 @@ class Supervisor:
     def pids(self) -> dict[str, int]:
         return {c.spec.name: c.process.pid for c in self._children}
 
+    def restarts(self) -> dict[str, int]:
+        return {c.spec.name: c.restarts for c in self._children}
+
     def check(self, now: float | None = None) -> None:
         """Restart children that exited, each after a backoff that doubles per restart (capped)."""
         now = time.monotonic() if now is None else now

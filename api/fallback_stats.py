@@ -1,0 +1,51 @@
+"""A `StatsStore` that reads Redis when it holds the counters and DynamoDB when it does not.
+
+Redis is only a read model: after it restarts empty, the processors rebuild it from DynamoDB and mark it
+`wt:ready` (see `kcl_app/redis_mirror.py`). Until then, and whenever Redis cannot be reached, every read goes
+to the counters in DynamoDB, so the API keeps giving the same answers, only slower.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from api.ports import StatsStore
+from wikitide.errors import DependencyUnavailable
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class FallbackStats:
+    def __init__(
+        self, primary: StatsStore, fallback: Callable[[], StatsStore], is_primary_ready: Callable[[], bool]
+    ) -> None:
+        """`fallback` is built on first use: an API whose Redis is always ready never needs it."""
+        self._primary = primary
+        self._make_fallback = fallback
+        self._fallback: StatsStore | None = None
+        self._is_primary_ready = is_primary_ready
+
+    def latest_minute(self) -> int | None:
+        return self._read(lambda store: store.latest_minute())
+
+    def minute_counts(self, minutes: Sequence[int], wiki: str | None) -> list[Mapping[str, str | int]]:
+        return self._read(lambda store: store.minute_counts(minutes, wiki))
+
+    def page_scores(self, minutes: Sequence[int], wiki: str | None, limit: int) -> list[tuple[str, float]]:
+        return self._read(lambda store: store.page_scores(minutes, wiki, limit))
+
+    def recent_edits(self, wiki: str | None, limit: int) -> list[dict[str, Any]]:
+        return self._read(lambda store: store.recent_edits(wiki, limit))
+
+    def _read(self, call: Callable[[StatsStore], T]) -> T:
+        try:
+            if self._is_primary_ready():
+                return call(self._primary)
+        except DependencyUnavailable as exc:
+            logger.warning("Redis unavailable, reading counters from DynamoDB: %s", exc)
+        if self._fallback is None:
+            self._fallback = self._make_fallback()
+        return call(self._fallback)

@@ -1,0 +1,166 @@
+"""DynamoDB adapter of the counter ledger: one item per (minute, scope, shard) cell.
+
+Key: `pk = <scope>`, `sk = "<minute, 10 digits>#<shard id>"`, so a window of a scope is one range Query.
+Shards never write the same item. The busiest partition key is the overall total (`*`): one write per
+batch per shard, about 4 per shard per second at the local polling interval, far below DynamoDB's
+1,000 writes/s per key up to a few hundred shards. A hot page is one key with one write per batch.
+The write is an optimistic update: `ADD` the newer contributions and move the mark, on the condition that
+the mark is still the one read; a lost race (or a retried write that had in fact landed) re-reads and adds
+only what is left.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from kcl_app import ledger
+from kcl_app.dynamo_store import WritePool, is_condition_failure
+from kcl_app.ledger import CellKey, CellState, Contribution
+from wikitide import aws
+from wikitide.errors import DependencyUnavailable
+
+logger = logging.getLogger(__name__)
+
+GET_LIMIT = 100  # BatchGetItem's own limit
+RACE_ATTEMPTS = 5
+# Cells outlive the longest window (24 h) with room for late events; a rebuild of Redis reads what is left.
+CELL_TTL_SECONDS = 27 * 3600
+RESERVED = ("pk", "sk", "seq", "expires_at", "page_minute")
+PAGES_INDEX = "pages-by-minute"
+# The newest minute counted, for readers that start from it (the API, while Redis is rebuilt).
+LATEST_KEY = {"pk": {"S": "latest"}, "sk": {"S": "*"}}
+
+
+def sort_key(minute: int, shard: str = "") -> str:
+    return f"{minute:010d}#{shard}"
+
+
+def item_key(cell: CellKey, shard: str) -> dict[str, Any]:
+    return {"pk": {"S": cell.scope}, "sk": {"S": sort_key(cell.minute, shard)}}
+
+
+def state_of(item: dict[str, Any]) -> CellState:
+    minute, _, shard = item["sk"]["S"].partition("#")
+    values = {name: int(value["N"]) for name, value in item.items() if name not in RESERVED and "N" in value}
+    return CellState(CellKey(int(minute), item["pk"]["S"]), shard, int(item["seq"]["S"]), values)
+
+
+class DynamoCounterLedger:
+    def __init__(
+        self, client: Any, table: str, *, pool: WritePool | None = None, attempts: int = 6, fast_retries: bool = False
+    ) -> None:
+        self._client = client
+        self._table = table
+        self._pool = pool or WritePool()
+        self._attempts = attempts
+        self._fast = fast_retries
+
+    def apply(self, shard: str, contributions: Sequence[Contribution]) -> list[CellState]:
+        cells = ledger.group(contributions)
+        current = self._read(shard, list(cells))
+        states = self._pool.map(lambda cell: self._apply_cell(shard, cell, cells[cell], current.get(cell)), list(cells))
+        newest = max((cell.minute for cell in cells if cell.scope == ledger.TOTAL), default=None)
+        if newest is not None:
+            self._advance_latest(newest)
+        return states
+
+    def _advance_latest(self, minute: int) -> None:
+        def attempt() -> None:
+            try:
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=LATEST_KEY,
+                    UpdateExpression="SET #minute = :minute",
+                    ConditionExpression="attribute_not_exists(#minute) OR #minute < :minute",
+                    ExpressionAttributeNames={"#minute": "minute"},
+                    ExpressionAttributeValues={":minute": {"N": str(minute)}},
+                )
+            except ClientError as exc:
+                if not is_condition_failure(exc):  # a newer minute is already there
+                    raise
+
+        aws.call(attempt, what=f"latest minute in {self._table}", attempts=self._attempts, fast=self._fast)
+
+    def _apply_cell(
+        self, shard: str, cell: CellKey, contributions: list[Contribution], state: CellState | None
+    ) -> CellState:
+        for _ in range(RACE_ATTEMPTS):
+            delta = ledger.delta_after(cell, contributions, state.sequence if state else None)
+            if delta is None:
+                assert state is not None  # nothing is left to add only when something was counted
+                return state
+            written = self._write(shard, delta)
+            if written is not None:
+                return written
+            state = self._read(shard, [cell]).get(cell)
+        raise DependencyUnavailable(f"counter cell {cell} of {shard}: lost {RACE_ATTEMPTS} races in a row")
+
+    def _write(self, shard: str, delta: ledger.CellDelta) -> CellState | None:
+        """The new state, or None when another writer moved the mark first."""
+        names = {f"#f{i}": name for i, name in enumerate(delta.fields)}
+        names.update({"#seq": "seq", "#expires": "expires_at"})
+        values: dict[str, Any] = {f":f{i}": {"N": str(v)} for i, v in enumerate(delta.fields.values())}
+        values[":seq"] = {"S": str(delta.sequence)}
+        values[":expires"] = {"N": str(delta.cell.minute * 60 + CELL_TTL_SECONDS)}
+        adds = ", ".join(f"#f{i} :f{i}" for i in range(len(delta.fields)))
+        sets = "#seq = :seq, #expires = :expires"
+        if delta.cell.scope.startswith("p:"):
+            sets += ", #page_minute = :minute"
+            names["#page_minute"] = "page_minute"
+            values[":minute"] = {"N": str(delta.cell.minute)}
+        condition = "attribute_not_exists(#seq)"
+        if delta.after is not None:
+            condition = "#seq = :after"
+            values[":after"] = {"S": str(delta.after)}
+
+        def attempt() -> CellState | None:
+            try:
+                response = self._client.update_item(
+                    TableName=self._table,
+                    Key=item_key(delta.cell, shard),
+                    UpdateExpression=f"ADD {adds} SET {sets}",
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_NEW",
+                )
+            except ClientError as exc:
+                if is_condition_failure(exc):
+                    return None
+                raise
+            return state_of(response["Attributes"])
+
+        return aws.call(attempt, what=f"count in {self._table}", attempts=self._attempts, fast=self._fast)
+
+    def _read(self, shard: str, cells: list[CellKey]) -> dict[CellKey, CellState]:
+        found: dict[CellKey, CellState] = {}
+        for start in range(0, len(cells), GET_LIMIT):
+            chunk = [item_key(c, shard) for c in cells[start : start + GET_LIMIT]]
+            pending: dict[str, Any] = {self._table: {"Keys": chunk, "ConsistentRead": True}}
+
+            def attempt() -> None:
+                nonlocal pending
+                response = self._client.batch_get_item(RequestItems=pending)
+                for item in response.get("Responses", {}).get(self._table, []):
+                    state = state_of(item)
+                    found[state.cell] = state
+                left = response.get("UnprocessedKeys") or {}
+                if left:
+                    pending = left
+                    raise aws.Retryable(f"{len(left[self._table]['Keys'])} unprocessed keys")
+
+            aws.call(attempt, what=f"read of {self._table}", attempts=self._attempts, fast=self._fast)
+        return found
+
+    def scan(self) -> list[CellState]:
+        """Every cell (the table's TTL keeps about a day of them), for a rebuild of the read model."""
+        def attempt() -> list[CellState]:
+            paginator = self._client.get_paginator("scan")
+            pages = paginator.paginate(TableName=self._table, ConsistentRead=True)
+            return [state_of(item) for page in pages for item in page.get("Items", []) if "seq" in item]
+
+        return aws.call(attempt, what=f"scan of {self._table}", attempts=self._attempts, fast=self._fast)

@@ -1,0 +1,81 @@
+"""A small HTTP proxy in front of moto's DynamoDB that answers `ProvisionedThroughputExceededException` for
+the requests that touch chosen tables, for as long as the test says. Everything else passes through, so
+the KCL's own lease tables keep working while the pipeline's tables throttle."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import requests
+
+
+class DynamoDBFaultProxy:
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.throttled = 0
+        self._tables: frozenset[str] = frozenset()
+        self._until = 0.0
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if proxy._should_throttle(body):
+                    self._answer(400, json.dumps({
+                        "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+                        "message": "injected by the test's fault proxy",
+                    }).encode(), {"Content-Type": "application/x-amz-json-1.0"})
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                response = requests.post(proxy.upstream + self.path, data=body, headers=headers, timeout=30)
+                self._answer(response.status_code, response.content, {
+                    k: v for k, v in response.headers.items()
+                    if k.lower() not in ("content-length", "connection", "transfer-encoding", "content-encoding")
+                })
+
+            def _answer(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> DynamoDBFaultProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def throttle(self, tables: set[str], seconds: float) -> None:
+        with self._lock:
+            self._tables = frozenset(tables)
+            self._until = time.monotonic() + seconds
+
+    def _should_throttle(self, body: bytes) -> bool:
+        with self._lock:
+            if time.monotonic() >= self._until or not self._tables:
+                return False
+            try:
+                request = json.loads(body or b"{}")
+            except ValueError:
+                return False
+            named = {request.get("TableName")} | set(request.get("RequestItems", {}))
+            if named & self._tables:
+                self.throttled += 1
+                return True
+            return False
