@@ -10,6 +10,7 @@ import redis
 from kcl_app.dynamo_ledger import DynamoCounterLedger
 from kcl_app.dynamo_store import DynamoDeadLetterStore, DynamoEventStore, WritePool
 from kcl_app.handler import BatchOutcome, Stores, StreamRecord, process_batch
+from kcl_app.progress import RedisProgress
 from kcl_app.redis_mirror import Rebuilder, RedisMirror
 from wikitide.aws import make_client
 from wikitide.settings import Settings
@@ -49,3 +50,9 @@ def bootstrap(settings: Settings) -> BatchHandler:
         return process_batch(records, stores)
 
     return handle
+
+
+def progress_reporter(settings: Settings) -> RedisProgress:
+    """Per-shard progress (and, when enabled, the processing journal) in the counters' Redis."""
+    client = redis.Redis.from_url(settings.require_redis_url(), socket_timeout=2, socket_connect_timeout=2)
+    return RedisProgress(client, journal=settings.kcl_journal)

@@ -17,7 +17,7 @@ from amazon_kclpy import kcl
 from amazon_kclpy.checkpoint_error import CheckpointError
 from amazon_kclpy.v3 import processor
 
-from kcl_app.bootstrap import BatchHandler, bootstrap
+from kcl_app.bootstrap import BatchHandler, bootstrap, progress_reporter
 from kcl_app.handler import StreamRecord
 from wikitide.errors import DependencyUnavailable
 from wikitide.settings import Settings
@@ -33,8 +33,9 @@ CHECKPOINT_ATTEMPTS = 5
 class ChangeProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
     """Processes one shard. Checkpoints a batch only after `handle` made all its effects durable."""
 
-    def __init__(self, handle: BatchHandler, *, checkpoint_backoff: float = 0.5) -> None:
+    def __init__(self, handle: BatchHandler, *, checkpoint_backoff: float = 0.5, progress: Any = None) -> None:
         self._handle = handle
+        self._progress = progress
         self._backoff = checkpoint_backoff
         self.shard_id = "?"
 
@@ -60,6 +61,8 @@ class ChangeProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
             self.shard_id, len(records), outcome.claimed, outcome.duplicates,
             sum(outcome.rejected.values()), outcome.canaries, outcome.cells,
         )
+        if self._progress is not None:
+            self._progress.batch_done(self.shard_id, records, process_records_input.millis_behind_latest)
         last = records[-1]
         self._checkpoint(process_records_input.checkpointer, last.sequence_number, last.sub_sequence_number)
 
@@ -116,8 +119,9 @@ def configure_logging() -> None:
 
 def main() -> None:
     configure_logging()
-    handle = bootstrap(Settings.from_env())
-    kcl.KCLProcess(ChangeProcessor(handle)).run()
+    settings = Settings.from_env()
+    handle = bootstrap(settings)
+    kcl.KCLProcess(ChangeProcessor(handle, progress=progress_reporter(settings))).run()
 
 
 if __name__ == "__main__":

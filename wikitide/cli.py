@@ -114,6 +114,37 @@ def consume(properties: Path, worker_id: str | None, heap: str, state_dir: Path)
 
 
 @cli.command()
+@click.option("--application", default=None, help="KCL applicationName, the lease table (default: <stack>-kcl).")
+@click.option("--json", "as_json", is_flag=True, help="Rows as JSON, with full sequence numbers.")
+def workers(application: str | None, as_json: bool) -> None:
+    """Show each shard: parents, open/closed, lease owner, checkpoint, and lag from the records' arrival times."""
+    import redis
+
+    from kcl_app.status import format_table, summary, to_json
+    from kcl_app.status_reader import read_status
+    from wikitide.aws import make_client
+    from wikitide.stack import read_outputs
+
+    settings = Settings.from_env()
+    resources = read_outputs(make_client(settings, "cloudformation"), settings.stack_name)
+    progress = (
+        redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=3)
+        if settings.redis_url else None
+    )
+    rows = read_status(
+        make_client(settings, "kinesis"), make_client(settings, "dynamodb"), progress, resources.stream_name,
+        application or f"{settings.stack_name}-kcl",
+    )
+    if as_json:
+        click.echo(to_json(rows))
+        return
+    click.echo(format_table(rows))
+    click.echo(summary(rows))
+    if progress is None:
+        click.echo("(REDIS_URL is not set: no lag figures)")
+
+
+@cli.command()
 @click.option("--bind", default="127.0.0.1:8000", show_default=True)
 @click.option("--workers", default=2, show_default=True)
 def api(bind: str, workers: int) -> None:

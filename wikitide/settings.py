@@ -25,6 +25,8 @@ class Settings:
     dynamodb_endpoint: str | None
     contact: str
     fast_retries: bool = False
+    # Record every processed record's (shard, sequence) in Redis, in processing order (kcl_app.progress).
+    kcl_journal: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -38,6 +40,7 @@ class Settings:
             dynamodb_endpoint=env.get("AWS_ENDPOINT_URL_DYNAMODB") or shared,
             contact=env.get("WIKITIDE_CONTACT", ""),
             fast_retries=env.get("WIKITIDE_FAST_RETRIES") == "1",
+            kcl_journal=env.get("WIKITIDE_KCL_JOURNAL") == "1",
         )
 
     def require_redis_url(self) -> str:

@@ -1,0 +1,324 @@
+"""The fleet under faults: real MultiLangDaemon workers on a 4-shard kinesis-mock stream, moto DynamoDB and
+redis-server, with recorded events flowing all the time. After each scenario every event the source sent is in
+the events table once and counted once in Redis and by the API.
+
+KCL 3 assigns leases from an elected leader that holds a 2-minute DynamoDB lock (not configurable in 3.1.3):
+the scenarios that take a worker away choose one that is not the leader, so what they measure is the lease
+failover (failoverTimeMillis + the assignment interval), not the leader lock's expiry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from kcl_app.progress import JOURNAL, read_journal, shard_key
+from tests.fleet.conftest import SHARDS, FleetStack
+from tests.fleet.harness import Fleet, LeaseTable, wait_until
+from tests.fleet.order import children_before_parents, first_positions, page_order_violations
+from tests.fleet.traffic import Traffic
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+BALANCE_TIMEOUT = 240.0  # KCL 3 balances by measured load, every few assignment rounds
+FAILOVER_TIMEOUT = 120.0  # failoverTimeMillis 10 s + assignment every 5 s, with room for a loaded machine
+
+
+def _all_owned_by(leases: LeaseTable, workers: list[str]) -> dict[str, str | None] | None:
+    owners = leases.open_owners()
+    if owners and all(owner in workers for owner in owners.values()):
+        return owners
+    return None
+
+
+def _describe(leases: LeaseTable, fleet: Fleet) -> Callable[[], str]:
+    return lambda: f"open leases {leases.open_owners()}, leader {leases.leader()}, running {fleet.running()}"
+
+
+def _settled(fleet: Fleet, leases: LeaseTable, workers: list[str], timeout: float = BALANCE_TIMEOUT) -> None:
+    """These workers running, and every open lease owned by one of them."""
+    fleet.ensure(workers)
+    wait_until(lambda: _all_owned_by(leases, workers), timeout=timeout, interval=2.0,
+               describe=_describe(leases, fleet))
+
+
+def _victim(fleet: Fleet, leases: LeaseTable, workers: list[str]) -> tuple[str, list[str]]:
+    """With these workers settled, one that is not the leader and holds at least one lease, with its shards."""
+    _settled(fleet, leases, workers)
+
+    def candidate() -> tuple[str, list[str]] | None:
+        leader = leases.leader()
+        owners = leases.open_owners()
+        for worker in workers:
+            held = sorted(shard for shard, owner in owners.items() if owner == worker)
+            if leader is not None and worker != leader and held:
+                return worker, held
+        return None
+
+    return wait_until(candidate, timeout=BALANCE_TIMEOUT, interval=2.0, describe=_describe(leases, fleet))
+
+
+def _assert_exactly_once(exactly_once: Callable[..., Any], measure: Callable[[str, object], None],
+                         label: str) -> None:
+    report = exactly_once()
+    assert report.ok, str(report)
+    measure(f"{label}: checker", str(report))
+
+
+def test_a_two_workers_balance_four_shards_and_a_third_takes_its_share(
+    fleet: Fleet, traffic: Traffic, leases: LeaseTable, exactly_once: Callable[..., Any],
+    measure: Callable[[str, object], None],
+) -> None:
+    started = time.monotonic()
+    fleet.ensure(["w1", "w2"])
+
+    def two_each() -> bool:
+        return leases.counts() == {"w1": 2, "w2": 2}
+
+    wait_until(two_each, timeout=BALANCE_TIMEOUT, interval=2.0, describe=_describe(leases, fleet))
+    measure("a: 2 workers from start to 2/2 leases", f"{time.monotonic() - started:.0f}s")
+
+    joined = time.monotonic()
+    fleet.start("w3")
+
+    def third_has_share() -> bool:
+        counts = leases.counts()
+        return counts.get("w3", 0) >= 1 and sum(counts.get(w, 0) for w in ("w1", "w2", "w3")) == SHARDS
+
+    wait_until(third_has_share, timeout=BALANCE_TIMEOUT, interval=2.0, describe=_describe(leases, fleet))
+    measure("a: third worker from start to >=1 lease", f"{time.monotonic() - joined:.0f}s ({leases.counts()})")
+    _assert_exactly_once(exactly_once, measure, "a")
+
+
+def _workers_command(fleet_stack: FleetStack, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wikitide", "workers", *args], env={**os.environ, **fleet_stack.env},
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+
+
+def test_workers_command_shows_owners_checkpoints_and_lag(
+    fleet: Fleet, fleet_stack: FleetStack, traffic: Traffic, leases: LeaseTable,
+    measure: Callable[[str, object], None],
+) -> None:
+    workers = fleet.running() or ["w1", "w2", "w3"]
+    _settled(fleet, leases, workers)
+    time.sleep(3.0)  # every shard has processed batches since its lease settled
+
+    answer = _workers_command(fleet_stack, "--json")
+    assert answer.returncode == 0, answer.stderr
+    rows = {row["shard_id"]: row for row in json.loads(answer.stdout)}
+    owners = leases.open_owners()
+    assert {shard for shard, row in rows.items() if row["is_open"]} == set(owners)
+    for shard, owner in owners.items():
+        row = rows[shard]
+        assert row["owner"] == owner and row["owner"] in workers
+        assert row["checkpoint"] and row["checkpoint"].isdigit(), row  # a sequence number: batches were checkpointed
+        assert row["lag_ms"] is not None and 0 <= row["lag_ms"] < 60_000, row
+        assert row["last_batch_age_ms"] is not None and row["last_batch_age_ms"] < 60_000, row
+
+    table = _workers_command(fleet_stack)
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[0].split()[:5] == ["SHARD", "PARENTS", "STATE", "OWNER", "CHECKPOINT"]
+    assert f"{len(owners)} open shards" in table.stdout
+    for worker in set(owners.values()):
+        assert worker is not None and worker in table.stdout
+    measure("wikitide workers", "\n" + table.stdout.rstrip())
+
+
+def test_b_sigterm_hands_leases_over_after_a_final_checkpoint(
+    fleet: Fleet, traffic: Traffic, leases: LeaseTable, exactly_once: Callable[..., Any],
+    measure: Callable[[str, object], None],
+) -> None:
+    workers = ["w1", "w2", "w3"]
+    victim, held = _victim(fleet, leases, workers)
+    processor_log, fleet_log = fleet.workers[victim].processor_log, fleet.workers[victim].log
+    already = processor_log.stat().st_size  # rebalancing hands leases over the same way: only the stop counts
+    stopped = time.monotonic()
+    code = fleet.stop(victim)
+    exit_seconds = time.monotonic() - stopped
+    survivors = [w for w in workers if w != victim]
+    wait_until(lambda: _all_owned_by(leases, survivors), timeout=FAILOVER_TIMEOUT, interval=1.0,
+               describe=_describe(leases, fleet))
+    measure("b: SIGTERM", f"{victim} held {held}, exited with {code} after {exit_seconds:.0f}s, "
+            f"leases with the others {time.monotonic() - stopped:.0f}s after the signal")
+    assert code in (0, 128 + signal.SIGTERM), code  # the JVM exits with 143 after its shutdown hook ran
+    assert "Process shutdown is complete." in fleet_log.read_text(errors="replace")
+    with processor_log.open("rb") as handle:
+        handle.seek(already)
+        log = handle.read().decode(errors="replace")
+    for shard in held:
+        assert f"shard {shard}: shutdown requested, final checkpoint" in log, f"no final checkpoint of {shard}"
+    _assert_exactly_once(exactly_once, measure, "b")
+
+
+def _just_after_a_batch(fleet_stack: FleetStack, shards: list[str], timeout: float = 30.0) -> None:
+    """Return as soon as one of these shards reports a new batch: its records are stored and its checkpoint is
+    under way, so a signal now is likely to land before the checkpoint (a redelivery, or a zombie's batch)."""
+    def batches() -> list[str | None]:
+        return [fleet_stack.redis.hget(shard_key(shard), "records") for shard in shards]
+
+    before = batches()
+    deadline = time.monotonic() + timeout
+    while batches() == before:
+        assert time.monotonic() < deadline, f"no batch on {shards} within {timeout:.0f}s"
+        time.sleep(0.002)
+
+
+def _journal_length(fleet_stack: FleetStack) -> int:
+    return int(fleet_stack.redis.llen(JOURNAL))
+
+
+def _processed_again_since(fleet_stack: FleetStack, since: int) -> int:
+    """Records the journal shows processed again after position `since` (redelivered, or a zombie's)."""
+    journal = read_journal(fleet_stack.redis)
+    seen = set(journal[:since])
+    again = 0
+    for entry in journal[since:]:
+        again += entry in seen
+        seen.add(entry)
+    return again
+
+
+def test_c_sigkill_loses_leases_to_the_others_after_the_failover_time(
+    fleet: Fleet, fleet_stack: FleetStack, traffic: Traffic, leases: LeaseTable, exactly_once: Callable[..., Any],
+    measure: Callable[[str, object], None],
+) -> None:
+    workers = ["w1", "w2", "w3"]
+    victim, held = _victim(fleet, leases, workers)
+    since = _journal_length(fleet_stack)
+    _just_after_a_batch(fleet_stack, held)
+    killed = time.monotonic()
+    fleet.kill(victim)
+    survivors = [w for w in workers if w != victim]
+    wait_until(lambda: _all_owned_by(leases, survivors), timeout=FAILOVER_TIMEOUT, interval=1.0,
+               describe=_describe(leases, fleet))
+    measure("c: SIGKILL", f"{victim} (not the leader) held {held}; "
+            f"leases with the others {time.monotonic() - killed:.0f}s after the kill")
+    _assert_exactly_once(exactly_once, measure, "c")
+    measure("c: records processed twice (redelivered after the kill)", _processed_again_since(fleet_stack, since))
+
+
+def test_e_a_paused_zombie_resumes_without_counting_twice(
+    fleet: Fleet, fleet_stack: FleetStack, traffic: Traffic, leases: LeaseTable, exactly_once: Callable[..., Any],
+    measure: Callable[[str, object], None],
+) -> None:
+    workers = ["w1", "w2", "w3"]
+    victim, held = _victim(fleet, leases, workers)
+    zombie = fleet.workers[victim]
+    since = _journal_length(fleet_stack)
+    _just_after_a_batch(fleet_stack, held)
+    paused = time.monotonic()
+    zombie.signal_group(signal.SIGSTOP)
+    try:
+        survivors = [w for w in workers if w != victim]
+        wait_until(lambda: _all_owned_by(leases, survivors), timeout=FAILOVER_TIMEOUT, interval=1.0,
+                   describe=_describe(leases, fleet))
+        taken = time.monotonic() - paused
+        time.sleep(5.0)  # the new owners are processing the zombie's shards now
+        log_at = zombie.processor_log.stat().st_size
+    finally:
+        zombie.signal_group(signal.SIGCONT)
+    resumed = time.monotonic()
+    time.sleep(15.0)  # the zombie wakes up with batches in flight and leases it believes it holds
+    with zombie.processor_log.open("rb") as handle:
+        handle.seek(log_at)
+        after = handle.read().decode(errors="replace")
+    woke = {what: after.count(what) for what in ("records,", "lease lost", "checkpoint skipped", "invalid state")}
+    measure("e: SIGSTOP", f"{victim} held {held}; leases with the others {taken:.0f}s after the pause; "
+            f"paused {resumed - paused:.0f}s; zombie {'alive' if zombie.is_running() else 'exited'} after resume; "
+            f"its processor log after resume: {woke}")
+    _assert_exactly_once(exactly_once, measure, "e")
+    measure("e: records processed twice (zombie or new owner)", _processed_again_since(fleet_stack, since))
+
+
+def _wait_active(fleet_stack: FleetStack) -> None:
+    def active() -> bool:
+        summary = fleet_stack.kinesis.describe_stream_summary(StreamName=fleet_stack.stream)
+        return bool(summary["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE")
+
+    wait_until(active, timeout=60, interval=0.5)
+
+
+def _open_shards(fleet_stack: FleetStack) -> list[dict[str, Any]]:
+    shards = fleet_stack.kinesis.list_shards(StreamName=fleet_stack.stream)["Shards"]
+    return sorted(
+        (s for s in shards if "EndingSequenceNumber" not in s["SequenceNumberRange"]),
+        key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]),
+    )
+
+
+def _parents(fleet_stack: FleetStack) -> dict[str, list[str]]:
+    shards = fleet_stack.kinesis.list_shards(StreamName=fleet_stack.stream)["Shards"]
+    return {
+        s["ShardId"]: [p for p in (s.get("ParentShardId"), s.get("AdjacentParentShardId")) if p] for s in shards
+    }
+
+
+def _children_started(leases: LeaseTable, fleet_stack: FleetStack, workers: list[str]) -> bool:
+    """Every open shard has a lease owned by a running worker, and has made progress (processed a batch)."""
+    owners = leases.open_owners()
+    open_ids = {s["ShardId"] for s in _open_shards(fleet_stack)}
+    progressed = {key.rsplit(":", 1)[-1] for key in fleet_stack.redis.scan_iter(match="wt:kcl:shard:*")}
+    return open_ids <= set(owners) and all(owners[s] in workers for s in open_ids) and open_ids <= progressed
+
+
+def test_d_resharding_under_load_keeps_parents_before_children_and_page_order(
+    fleet: Fleet, fleet_stack: FleetStack, traffic: Traffic, leases: LeaseTable,
+    exactly_once: Callable[..., Any], measure: Callable[[str, object], None],
+) -> None:
+    workers = ["w1", "w2"]
+    _settled(fleet, leases, workers)
+    assert len(_open_shards(fleet_stack)) == SHARDS
+
+    merging = time.monotonic()
+    shards = _open_shards(fleet_stack)
+    for left, right in ((shards[0], shards[1]), (shards[2], shards[3])):
+        fleet_stack.kinesis.merge_shards(
+            StreamName=fleet_stack.stream, ShardToMerge=left["ShardId"], AdjacentShardToMerge=right["ShardId"]
+        )
+        _wait_active(fleet_stack)
+    assert len(_open_shards(fleet_stack)) == 2
+    wait_until(lambda: _children_started(leases, fleet_stack, workers), timeout=FAILOVER_TIMEOUT, interval=1.0,
+               describe=_describe(leases, fleet))
+    measure("d: MergeShards 4->2", f"merged children processing {time.monotonic() - merging:.0f}s after the merge")
+
+    splitting = time.monotonic()
+    fleet_stack.kinesis.update_shard_count(
+        StreamName=fleet_stack.stream, TargetShardCount=SHARDS, ScalingType="UNIFORM_SCALING"
+    )
+    _wait_active(fleet_stack)
+    assert len(_open_shards(fleet_stack)) == SHARDS
+    wait_until(lambda: _children_started(leases, fleet_stack, workers), timeout=FAILOVER_TIMEOUT, interval=1.0,
+               describe=_describe(leases, fleet))
+    measure("d: UpdateShardCount 2->4", f"split children processing {time.monotonic() - splitting:.0f}s after it")
+    time.sleep(10.0)  # events keep flowing into the children
+
+    report = exactly_once(hold=True)
+    try:
+        assert report.ok, str(report)
+        measure("d: checker", str(report))
+        journal = read_journal(fleet_stack.redis)
+        sent = traffic.sent
+    finally:
+        traffic.resume()
+    first = first_positions(journal)
+    parents = _parents(fleet_stack)
+    early = children_before_parents(parents, first)
+    assert not early, early
+    resharded = [c for c, p in parents.items() if p]
+    assert len(resharded) == 2 + SHARDS, parents
+
+    violations = page_order_violations(sent, first)
+    assert not violations, violations[:10]
+    pages = len({s.page for s in sent})
+    measure("d: order", f"{len(sent)} records on {pages} pages in page order; {len(journal)} journal entries; "
+            f"children after parents for {len(resharded)} child shards")
