@@ -105,12 +105,17 @@ def consume(properties: Path, worker_id: str | None, heap: str, state_dir: Path)
     plan = plan_daemon(settings, properties, resources.stream_name, state_dir, worker_id=worker_id, heap=heap)
     daemon = subprocess.Popen(plan.command)
 
+    forwarded: list[int] = []
+
     def _forward(signum: int, frame: FrameType | None) -> None:
+        forwarded.append(signum)
         daemon.send_signal(signum)
 
     signal.signal(signal.SIGTERM, _forward)
     signal.signal(signal.SIGINT, _forward)
-    sys.exit(daemon.wait())
+    code = daemon.wait()
+    # The JVM reports a stop it was asked for as 128 + signal once its shutdown hook ran: that is a clean stop.
+    sys.exit(0 if forwarded and code in {128 + s for s in forwarded} else code)
 
 
 @cli.command()
