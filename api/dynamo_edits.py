@@ -19,29 +19,18 @@ class DynamoEdits:
         self._latest_table = latest_table
 
     def get_edit(self, wiki: str, rev_id: int) -> dict[str, Any] | None:
-        try:
-            response = self._client.get_item(
-                TableName=self._table,
-                Key={"pk": {"S": revision_key(wiki, rev_id)}},
-                ProjectionExpression="doc",
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise DependencyUnavailable(f"dynamodb: reading {wiki} revision {rev_id} failed: {exc}") from exc
-        item = response.get("Item")
-        if item is None or "doc" not in item:
-            return None
-        doc: dict[str, Any] = json.loads(item["doc"]["S"])
-        return doc
+        return self._doc(self._table, revision_key(wiki, rev_id), f"{wiki} revision {rev_id}")
 
     def latest_change(self, wiki: str, title: str) -> dict[str, Any] | None:
         if self._latest_table is None:
             return None
+        return self._doc(self._latest_table, f"{wiki}#{title}", f"the latest change of {wiki}:{title}")
+
+    def _doc(self, table: str, key: str, what: str) -> dict[str, Any] | None:
         try:
-            response = self._client.get_item(
-                TableName=self._latest_table, Key={"pk": {"S": f"{wiki}#{title}"}}, ProjectionExpression="doc"
-            )
+            response = self._client.get_item(TableName=table, Key={"pk": {"S": key}}, ProjectionExpression="doc")
         except (ClientError, BotoCoreError) as exc:
-            raise DependencyUnavailable(f"dynamodb: reading the latest change of {wiki}:{title} failed: {exc}") from exc
+            raise DependencyUnavailable(f"dynamodb: reading {what} failed: {exc}") from exc
         item = response.get("Item")
         if item is None or "doc" not in item:
             return None

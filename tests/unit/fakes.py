@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from kcl_app import ledger
 from kcl_app.handler import DeadLetter, ProcessedChange, Stores
@@ -47,6 +47,14 @@ class FakeDeadLetters:
             self.letters[letter.record.position] = letter
 
 
+def scope_totals(states: Iterable[CellState], scope: str) -> Counter[str]:
+    result: Counter[str] = Counter()
+    for state in states:
+        if state.cell.scope == scope:
+            result.update(state.values)
+    return result
+
+
 class FakeLedger:
     """Cells in a dict, with the marks of the real ledger; `fail_after` cells lets a batch half-apply."""
 
@@ -74,11 +82,7 @@ class FakeLedger:
         return states
 
     def totals(self, scope: str = ledger.TOTAL) -> Counter[str]:
-        result: Counter[str] = Counter()
-        for (cell, _), state in self.cells.items():
-            if cell.scope == scope:
-                result.update(state.values)
-        return result
+        return scope_totals(self.cells.values(), scope)
 
 
 class FakeMirror:
@@ -97,11 +101,7 @@ class FakeMirror:
             self.recent[change.key] = change.doc
 
     def totals(self, scope: str = ledger.TOTAL) -> Counter[str]:
-        result: Counter[str] = Counter()
-        for (cell, _), state in self.states.items():
-            if cell.scope == scope:
-                result.update(state.values)
-        return result
+        return scope_totals(self.states.values(), scope)
 
 
 def fake_stores() -> tuple[Stores, FakeEventStore, FakeLedger, FakeMirror, FakeDeadLetters]:
