@@ -7,6 +7,8 @@ The records are the recorded events re-keyed into distinct changes, with every t
 
 Baseline: `json.loads` of the same records in the same batches, which any processor must pay; the machine is
 shared and noisy, so the two are alternated, medians are reported, and the ratio is the stable figure.
+Rates are given per second of wall-clock time and per second of this process's CPU time: when other work
+keeps both cores busy, a process gets a fraction of one and only the CPU-time rate says what it does per core.
 
 Run: .venv/bin/python benchmarks/processor_throughput.py [--records N] [--batch B] [--rounds R] [--profile]
 """
