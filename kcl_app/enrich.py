@@ -51,6 +51,8 @@ def classify_editor(user: str | None, is_bot: bool) -> str:
         return "bot"
     if _TEMP_ACCOUNT.match(user):
         return "temporary"
+    if "." not in user and ":" not in user:  # neither IPv4 nor IPv6; spares the costly ValueError below
+        return "user"
     try:
         ipaddress.ip_address(user)
     except ValueError:
