@@ -131,9 +131,10 @@ def test_filters_keep_only_the_asked_for_changes() -> None:
 
 def test_each_flush_reports_the_position_it_made_durable() -> None:
     positions: list[str | None] = []
-    Producer(iter([_event(n) for n in range(5)]), FakeKinesis(), linger=0.01, on_flushed=positions.append).run(
-        threading.Event()
-    )
+    Producer(
+        iter([_event(n) for n in range(5)]), FakeKinesis(), linger=0.01,
+        on_flushed=lambda checkpoint: positions.append(checkpoint.last_event_id),
+    ).run(threading.Event())
     assert positions and positions[-1] == "id-4"
 
 
@@ -189,14 +190,14 @@ def test_a_slow_kinesis_pauses_the_reader_instead_of_buffering_without_bound() -
             super().put(entries)
 
     kinesis = SlowKinesis()
-    producer = Producer(endless(), kinesis, linger=0.01, queue_size=100)
+    producer = Producer(endless(), kinesis, linger=0.01, max_backlog=100)
     runner = threading.Thread(target=producer.run, args=(stop,))
     runner.start()
     threading.Event().wait(0.5)
     stop.set()
     runner.join(timeout=5)
-    # The reader is at most a full queue and one batch ahead of what Kinesis accepted.
-    assert read["count"] - len(kinesis.records) <= 100 + MAX_BATCH_RECORDS + 2
+    # The reader is at most the backlog (and the one event it waits to queue) ahead of what Kinesis accepted.
+    assert read["count"] - len(kinesis.records) <= 100 + 1
     assert len(kinesis.records) > 0
 
 
