@@ -11,6 +11,7 @@ import time
 
 import boto3
 import pytest
+from click.testing import CliRunner
 
 from producer.frames import Frame, load_frames
 from producer.kinesis_writer import KinesisWriter
@@ -20,6 +21,7 @@ from producer.sse_source import ReconnectPolicy, read_events
 from tests.conftest import RECENTCHANGE
 from tests.integration.faulty_sse import CutAfter, FaultySSE
 from tests.integration.test_kinesis_writer import _read_all
+from wikitide.cli import cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -75,7 +77,11 @@ def test_a_reconnect_that_skips_events_is_reported_with_its_range_and_counted(pr
         f" between events at {before['dt']} and {after['dt']}"
     ]
     assert (producer.stats.gaps, producer.stats.missed) == (1, 25)
-    item = store.load_item()
+    status = CliRunner().invoke(cli, ["producer-status", "--source", "gap-reconnect"],
+                                env={"WIKITIDE_STACK": provisioned.stream_name.removesuffix("-changes")})
+    assert status.exit_code == 0, status.output
+    item = json.loads(status.output)
+    assert item["last_event_id"] == frames[-1].id
     assert (item["gaps"], item["missed_offsets"]) == (1, 25)
     assert item["last_gap"] == {"topic": TOPIC, "partition": 0, "after": "reconnect", "missed": 25,
                                 "last_offset": before["offset"], "next_offset": after["offset"],
