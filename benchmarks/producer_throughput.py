@@ -224,6 +224,8 @@ def main() -> None:
     parser.add_argument("--only", choices=["parse", "kinesis", "rss"], action="append", help="run only these parts")
     args = parser.parse_args()
     parts = set(args.only or ["parse", "kinesis", "rss"])
+    print(f"load average at the start (1, 5, 15 min): {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
+          f"on {os.cpu_count()} CPUs")
 
     if "parse" in parts:
         parse_frames = looped_frames(args.parse_events)
