@@ -17,14 +17,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeGuard
+from typing import Any, NamedTuple, Protocol, TypeGuard
 
 PartitionKey = tuple[str, int]
 
 
-@dataclass(frozen=True, slots=True)
-class Mark:
-    """One event's position: its topic, partition and offset, with its `meta.dt` as received (or None)."""
+class Mark(NamedTuple):
+    """One event's position: its topic, partition and offset, with its `meta.dt` as received (or None).
+    A named tuple: one is made per event, on the reader's hot path."""
 
     topic: str
     partition: int
