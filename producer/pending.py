@@ -17,38 +17,35 @@ from collections import deque
 from producer.batcher import MAX_BATCH_BYTES, MAX_BATCH_RECORDS, Entry
 
 
-class _Slot:
-    __slots__ = ("seq", "entry", "arrived", "is_written")
-
-    def __init__(self, seq: int, entry: Entry, arrived: float) -> None:
-        self.seq = seq
-        self.entry = entry
-        self.arrived = arrived
-        self.is_written = False
-
-
 class Pending:
+    """Entries are numbered in arrival order; pages, heads and the current call hold numbers, not objects, so
+    holding an entry costs no extra object for the garbage collector to trace."""
+
     def __init__(self) -> None:
-        self._pages: dict[str, deque[_Slot]] = {}
-        self._heads: list[tuple[int, str]] = []  # (seq, page) of every page head not in the current call
-        self._order: deque[_Slot] = deque()
-        self._call: list[_Slot] = []
-        self._seq = 0
+        self._entries: dict[int, Entry] = {}  # every entry held, by arrival number
+        self._arrived: dict[int, float] = {}
+        self._pages: dict[str, deque[int]] = {}
+        self._heads: list[tuple[int, str]] = []  # (number, page) of every page head not in the current call
+        self._call: list[int] = []
+        self._written: set[int] = set()  # written, but behind an unwritten entry in arrival order
+        self._next = 0  # the number of the next entry to arrive
+        self._low = 0  # the oldest entry held
 
     def __len__(self) -> int:
         """Entries held: unwritten ones, and written ones still behind an unwritten one in arrival order."""
-        return len(self._order)
+        return len(self._entries)
 
     def add(self, entry: Entry, now: float) -> None:
-        slot = _Slot(self._seq, entry, now)
-        self._seq += 1
-        self._order.append(slot)
-        page = self._pages.get(entry.partition_key)
-        if page is None:
-            self._pages[entry.partition_key] = deque((slot,))
-            heapq.heappush(self._heads, (slot.seq, entry.partition_key))
+        seq, page = self._next, entry.partition_key
+        self._next += 1
+        self._entries[seq] = entry
+        self._arrived[seq] = now
+        queue = self._pages.get(page)
+        if queue is None:
+            self._pages[page] = deque((seq,))
+            heapq.heappush(self._heads, (seq, page))
         else:
-            page.append(slot)
+            queue.append(seq)
 
     @property
     def has_heads(self) -> bool:
@@ -58,7 +55,7 @@ class Pending:
         """When the oldest head has waited `linger`; None when no entry waits for a call."""
         if not self._heads:
             return None
-        return self._pages[self._heads[0][1]][0].arrived + linger
+        return self._arrived[self._heads[0][0]] + linger
 
     def is_ready(self, now: float, linger: float) -> bool:
         """A call is worth sending: it would be full, or its oldest entry has waited `linger`."""
@@ -70,28 +67,32 @@ class Pending:
         if self._call:
             raise RuntimeError("the previous call was not written")
         size = 0
-        while self._heads and len(self._call) < MAX_BATCH_RECORDS:
-            seq, page = self._heads[0]
-            slot = self._pages[page][0]
-            if self._call and size + slot.entry.size > MAX_BATCH_BYTES:
+        entries: list[Entry] = []
+        while self._heads and len(entries) < MAX_BATCH_RECORDS:
+            entry = self._entries[self._heads[0][0]]
+            if entries and size + entry.size > MAX_BATCH_BYTES:
                 break
-            heapq.heappop(self._heads)
-            self._call.append(slot)
-            size += slot.entry.size
-        return [slot.entry for slot in self._call]
+            self._call.append(heapq.heappop(self._heads)[0])
+            entries.append(entry)
+            size += entry.size
+        return entries
 
     def written(self) -> list[Entry]:
         """Mark the current call written; return the entries the durable position may now pass, in order."""
-        for slot in self._call:
-            slot.is_written = True
-            page = self._pages[slot.entry.partition_key]
-            page.popleft()
-            if page:
-                heapq.heappush(self._heads, (page[0].seq, slot.entry.partition_key))
+        for seq in self._call:
+            page = self._entries[seq].partition_key
+            queue = self._pages[page]
+            queue.popleft()
+            if queue:
+                heapq.heappush(self._heads, (queue[0], page))
             else:
-                del self._pages[slot.entry.partition_key]
+                del self._pages[page]
+        self._written.update(self._call)
         self._call = []
-        passed = []
-        while self._order and self._order[0].is_written:
-            passed.append(self._order.popleft().entry)
+        passed: list[Entry] = []
+        while self._low in self._written:
+            self._written.discard(self._low)
+            del self._arrived[self._low]
+            passed.append(self._entries.pop(self._low))
+            self._low += 1
         return passed

@@ -70,7 +70,8 @@ def marks_of(raw: Mapping[str, Any] | None, sse_id: str | None) -> tuple[Mark, .
     meta = raw.get("meta") if raw is not None else None
     if isinstance(meta, dict):
         topic, partition, offset = meta.get("topic"), meta.get("partition"), meta.get("offset")
-        if isinstance(topic, str) and _is_count(partition) and _is_count(offset):
+        # `type(...) is int` rather than `_is_count`: this runs once per event on the reader's hot path.
+        if type(topic) is str and type(partition) is int and type(offset) is int and partition >= 0 and offset >= 0:
             dt = meta.get("dt")
             return (Mark(topic, partition, offset, dt if isinstance(dt, str) else None),)
     if not sse_id or not sse_id.startswith("["):
@@ -108,11 +109,12 @@ class PartitionTracker:
         """The gaps one event's positions reveal (usually none)."""
         gaps: tuple[Gap, ...] = ()
         for mark in marks:
-            last = self._last.get(mark.key)
+            key = mark[:2]
+            last = self._last.get(key)
             if last is not None and mark.offset <= last.offset:
                 continue
-            seen_on = self._seen_on.get(mark.key)
-            self._last[mark.key], self._seen_on[mark.key] = mark, connection
+            seen_on = self._seen_on.get(key)
+            self._last[key], self._seen_on[key] = mark, connection
             if last is not None and mark.offset > last.offset + 1:
                 after = "stream" if seen_on == connection else "reconnect" if seen_on is not None else "resume"
                 gaps += (Gap(last=last, next=mark, after=after),)

@@ -52,31 +52,45 @@ def footprint(entry: Entry) -> int:
 
 class Budget:
     """Entries and bytes read but not yet durably in Kinesis. One entry is always admitted when none is held,
-    so an event larger than the byte budget still goes through."""
+    so an event larger than the byte budget still goes through.
+
+    Only the reader takes and only the writer frees, each on its own counters, so the common case (room left)
+    takes no lock; the condition is used only to wait for room."""
 
     def __init__(self, max_entries: int, max_bytes: int) -> None:
         self._cond = threading.Condition()
         self._max_entries = max_entries
         self._max_bytes = max_bytes
-        self.entries = 0
-        self.bytes = 0
+        self._taken_entries = self._taken_bytes = 0
+        self._freed_entries = self._freed_bytes = 0
+        self._is_waiting = False
+
+    def _has_room(self, size: int) -> bool:
+        entries = self._taken_entries - self._freed_entries
+        held = self._taken_bytes - self._freed_bytes
+        return not entries or (entries < self._max_entries and held + size <= self._max_bytes)
 
     def acquire(self, size: int, stop: threading.Event) -> bool:
         """Wait for room for one entry of `size` bytes; False when `stop` was set meanwhile."""
-        with self._cond:
-            while self.entries and (self.entries >= self._max_entries or self.bytes + size > self._max_bytes):
-                if stop.is_set():
-                    return False
-                self._cond.wait(0.5)
-            self.entries += 1
-            self.bytes += size
-            return True
+        while not self._has_room(size):
+            if stop.is_set():
+                return False
+            with self._cond:
+                self._is_waiting = True
+                # Checked again after raising the flag: a release that missed the flag is seen here.
+                if not self._has_room(size):
+                    self._cond.wait(0.5)
+                self._is_waiting = False
+        self._taken_entries += 1
+        self._taken_bytes += size
+        return True
 
     def release(self, entries: int, size: int) -> None:
-        with self._cond:
-            self.entries -= entries
-            self.bytes -= size
-            self._cond.notify_all()
+        self._freed_entries += entries
+        self._freed_bytes += size
+        if self._is_waiting:
+            with self._cond:
+                self._cond.notify_all()
 
 
 class Producer:
