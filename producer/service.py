@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 _END = object()
 # Python's own cost of one queued entry (objects, partition key, SSE id, marks) on top of its data, for the byte
-# budget: measured about 700 bytes with the recorded events' ids and keys; rounded up.
+# budget: an estimate, generous for the recorded events' keys and ids (a few hundred bytes each).
 ENTRY_OVERHEAD_BYTES = 1024
 
 
