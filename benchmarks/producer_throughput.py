@@ -1,28 +1,36 @@
-"""Producer throughput, against a baseline measured in the same run (this machine is shared and noisy).
+"""Producer throughput and memory, against baselines measured in the same run (this machine is shared and noisy).
 
 1. Parsing: events/s from a local SSE replay through the real SSE client and the producer into a null sink.
-2. Kinesis: events/s from the same replay into kinesis-mock through the producer (PutRecords), against a plain
-   boto3 loop making the same PutRecords calls with the same payloads; each run on a fresh stream, alternated,
-   medians reported (kinesis-mock's PutRecords slows down as a stream grows).
-3. Peak RSS of this process.
+2. Kinesis: events/s from the same replay into kinesis-mock through the producer, against a plain boto3 loop
+   putting the same events in 500-record calls. Both use the `PutRecords` API (the producer's only path);
+   kinesis-mock's `PutRecords` slows down as a stream grows, so every run gets a fresh stream, the two sides
+   alternate which goes first, and medians are reported.
+3. Memory: the peak RSS of a real producer process (`wikitide produce`) while Kinesis is down (kinesis-mock
+   stopped with SIGSTOP) and the SSE source keeps offering events, then while the backlog drains.
 
-Run: .venv/bin/python benchmarks/producer_throughput.py [--events N] [--rounds R]
+Run: .venv/bin/python benchmarks/producer_throughput.py [--events N] [--rounds R] [--outage-seconds S]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
-import resource
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
+import psutil
 
 from producer.batcher import MAX_BATCH_RECORDS, to_entry
 from producer.frames import Frame, load_frames, replay_id
@@ -34,19 +42,30 @@ from wikitide.localstack.launcher import LocalStack
 from wikitide.localstack.services import Ports, free_port
 
 RECORDING = Path(__file__).resolve().parents[2] / "shared" / "data" / "recentchange" / "ndjson"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _base_events() -> list[dict[str, Any]]:
+    return [json.loads(f.data) for f in load_frames(RECORDING / "kirajano_recentchange_2021-08-27.ndjson")]
+
+
+def _rekeyed(base: list[dict[str, Any]], n: int) -> Frame:
+    event = dict(base[n % len(base)])
+    event["meta"] = {**event["meta"], "id": str(uuid.UUID(int=n)), "offset": n}
+    if "revision" in event:
+        event["revision"] = {**event["revision"], "new": 10_000_000 + n}
+    return Frame(data=json.dumps(event, ensure_ascii=False), id=replay_id(n))
 
 
 def looped_frames(count: int) -> list[Frame]:
-    """The recording repeated with re-keyed ids, so every event is distinct."""
-    base = [json.loads(f.data) for f in load_frames(RECORDING / "kirajano_recentchange_2021-08-27.ndjson")]
-    frames = []
-    for n in range(count):
-        event = dict(base[n % len(base)])
-        event["meta"] = {**event["meta"], "id": str(uuid.UUID(int=n))}
-        if "revision" in event:
-            event["revision"] = {**event["revision"], "new": 10_000_000 + n}
-        frames.append(Frame(data=json.dumps(event, ensure_ascii=False), id=replay_id(n)))
-    return frames
+    """The recording repeated with re-keyed ids and offsets, so every event is distinct."""
+    base = _base_events()
+    return [_rekeyed(base, n) for n in range(count)]
+
+
+def endless_frames() -> Iterator[Frame]:
+    base = _base_events()
+    return (_rekeyed(base, n) for n in itertools.count())
 
 
 class NullSink:
@@ -55,6 +74,22 @@ class NullSink:
 
     def put(self, entries) -> None:
         self.count += len(entries)
+
+
+class CountingClient:
+    """The boto3 client, remembering each PutRecords call's records."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+        self.plan: list[list[dict]] = []
+
+    @property
+    def calls(self) -> int:
+        return len(self.plan)
+
+    def put_records(self, **kwargs):
+        self.plan.append(kwargs["Records"])
+        return self._client.put_records(**kwargs)
 
 
 def through_producer(frames: list[Frame], writer) -> float:
@@ -90,43 +125,132 @@ def fresh_stream(client) -> str:
     return name
 
 
+def _runs(rates: list[float]) -> str:
+    return ", ".join(f"{r:,.0f}" for r in rates)
+
+
+def replay_plan(plan: list[list[dict]], client, stream: str) -> float:
+    """A plain loop making exactly the calls the producer made (same records, same grouping)."""
+    began = time.perf_counter()
+    for records in plan:
+        client.put_records(StreamName=stream, Records=records)
+    return sum(len(records) for records in plan) / (time.perf_counter() - began)
+
+
+def compare_kinesis(events: int, rounds: int, kinesis_mock: psutil.Process) -> None:
+    """Three sides on fresh streams, their order rotated every round: a plain loop of 500-record calls (the
+    baseline of the goal), the producer, and a plain loop replaying the producer's own calls of the previous
+    producer run (what the producer costs beyond the calls its per-page order needs)."""
+    client = boto3.client("kinesis")
+    frames = looped_frames(events)
+    rates: dict[str, list[float]] = {"baseline": [], "producer": [], "same calls": []}
+    calls: dict[str, list[int]] = {side: [] for side in rates}
+    cpu: dict[str, list[float]] = {side: [] for side in rates}
+    plan: list[list[dict]] = []
+    orders = [["producer", "baseline", "same calls"], ["baseline", "same calls", "producer"],
+              ["same calls", "producer", "baseline"]]
+    for n in range(rounds):
+        for side in orders[n % 3] if n else orders[0]:
+            counting = CountingClient(client)
+            stream = fresh_stream(client)
+            before = sum(kinesis_mock.cpu_times()[:2])
+            if side == "baseline":
+                rates[side].append(plain_boto3_loop(frames, counting, stream))
+            elif side == "producer":
+                rates[side].append(through_producer(frames, KinesisWriter(counting, stream)))
+            else:
+                rates[side].append(replay_plan(plan, counting, stream))
+            if side == "producer":
+                plan = counting.plan
+            cpu[side].append(sum(kinesis_mock.cpu_times()[:2]) - before)
+            calls[side].append(counting.calls)
+    print(f"kinesis-mock, PutRecords API, {events:,} events per run, fresh stream each run, {rounds} rounds "
+          "(order rotated):")
+    labels = {"baseline": "plain boto3 loop, 500-record calls", "producer": "producer (SSE replay -> PutRecords)",
+              "same calls": "plain boto3 loop, the producer's calls"}
+    for side, label in labels.items():
+        print(f"  {label}: median {statistics.median(rates[side]):,.0f} events/s (runs: {_runs(rates[side])}; "
+              f"{statistics.median(calls[side]):.0f} calls; kinesis-mock CPU {statistics.median(cpu[side]):.2f} s)")
+    median = {side: statistics.median(values) for side, values in rates.items()}
+    print(f"  ratio producer / 500-record loop: {median['producer'] / median['baseline']:.2f} (goal >= 0.90)")
+    print(f"  ratio producer / loop of the same calls: {median['producer'] / median['same calls']:.2f}")
+
+
+def producer_rss_under_outage(stack: LocalStack, outage: float, drain: float) -> None:
+    """Peak RSS of a `wikitide produce` process while kinesis-mock is stopped and the source keeps sending."""
+    stack.provision()
+    kinesis_pid = stack.supervisor.pids()["kinesis-mock"]
+    with ReplayServer(endless_frames) as server:
+        command = [sys.executable, "-m", "wikitide", "produce", "--source", f"sse:{server.url}"]
+        env = {**os.environ, **stack.env, "WIKITIDE_STACK": stack.stack_name}
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        watched = psutil.Process(process.pid)
+        peaks: dict[str, float] = {}
+
+        def sample(phase: str, seconds: float) -> None:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end and process.poll() is None:
+                peaks[phase] = max(peaks.get(phase, 0.0), watched.memory_info().rss / 2**20)
+                time.sleep(0.05)
+
+        try:
+            sample("flowing", 5.0)
+            sent_before = server.frames_sent
+            os.kill(kinesis_pid, signal.SIGSTOP)
+            try:
+                sample("kinesis down", outage)
+                sent_during = server.frames_sent - sent_before
+            finally:
+                os.kill(kinesis_pid, signal.SIGCONT)
+            sample("draining", drain)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=30)
+    final = next((line for line in stderr.decode(errors="replace").splitlines() if "stopped: read" in line), "")
+    print("producer process RSS, peak per phase: "
+          + ", ".join(f"{phase} {mib:.0f} MiB" for phase, mib in peaks.items())
+          + f" (goal < 150 MB); the source sent {server.frames_sent:,} events in all, {sent_during:,} of them "
+          f"during the {outage:.0f}-s outage; producer exit code {process.returncode}; {final.split(': ', 1)[-1]}")
+    if process.returncode != 0:
+        print(stderr.decode(errors="replace")[-1500:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=3000, help="events per Kinesis run")
     parser.add_argument("--parse-events", type=int, default=50_000, help="events for the null-sink run")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--outage-seconds", type=float, default=20.0, help="how long Kinesis is down for the RSS run")
+    parser.add_argument("--only", choices=["parse", "kinesis", "rss"], action="append", help="run only these parts")
     args = parser.parse_args()
+    parts = set(args.only or ["parse", "kinesis", "rss"])
+    print(f"load average at the start (1, 5, 15 min): {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
+          f"on {os.cpu_count()} CPUs")
 
-    parse_frames = looped_frames(args.parse_events)
-    parse_rates = [through_producer(parse_frames, NullSink()) for _ in range(args.rounds)]
-    print(f"SSE -> producer -> null sink: median {statistics.median(parse_rates):,.0f} events/s "
-          f"(runs: {', '.join(f'{r:,.0f}' for r in parse_rates)}; goal >= 20,000)")
+    if "parse" in parts:
+        parse_frames = looped_frames(args.parse_events)
+        parse_rates = [through_producer(parse_frames, NullSink()) for _ in range(args.rounds)]
+        del parse_frames
+        print(f"SSE -> producer -> null sink: median {statistics.median(parse_rates):,.0f} events/s "
+              f"(runs: {_runs(parse_rates)}; goal >= 20,000)")
+    if not parts & {"kinesis", "rss"}:
+        return
 
     with tempfile.TemporaryDirectory() as state:
         ports = Ports(
             kinesis=free_port(), kinesis_tls=free_port(), moto=free_port(), redis=free_port(), api=free_port()
         )
-        stack = LocalStack(state_dir=Path(state), ports=ports, stack_name="bench")
+        stack = LocalStack(state_dir=Path(state), ports=ports, stack_name=f"bench-{uuid.uuid4().hex[:6]}")
         stack.start_infrastructure()
         os.environ.update(stack.env)
         try:
-            client = boto3.client("kinesis")
-            frames = looped_frames(args.events)
-            ours, baseline = [], []
-            for _ in range(args.rounds):
-                baseline.append(plain_boto3_loop(frames, client, fresh_stream(client)))
-                ours.append(through_producer(frames, KinesisWriter(client, fresh_stream(client))))
+            if "kinesis" in parts:
+                compare_kinesis(args.events, args.rounds, psutil.Process(stack.supervisor.pids()["kinesis-mock"]))
+            if "rss" in parts:
+                producer_rss_under_outage(stack, args.outage_seconds, drain=10.0)
         finally:
             stack.stop()
-    ratio = statistics.median(ours) / statistics.median(baseline)
-    print(f"kinesis-mock PutRecords, {args.events} events per run, fresh stream each run:")
-    print(f"  plain boto3 loop: median {statistics.median(baseline):,.0f} events/s "
-          f"(runs: {', '.join(f'{r:,.0f}' for r in baseline)})")
-    print(f"  producer (SSE replay -> PutRecords): median {statistics.median(ours):,.0f} events/s "
-          f"(runs: {', '.join(f'{r:,.0f}' for r in ours)})")
-    print(f"  ratio producer / baseline: {ratio:.2f} (goal >= 0.90)")
-    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB "
-          f"(it also holds {args.parse_events:,} frames in memory for the replay server)")
+    print(f"load average at the end (1, 5, 15 min): {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from producer.filters import KEEP_ALL, ChangeFilter
+from producer.progress import Gap, Mark
 
 # PutRecords limits: 500 entries, 5 MiB per call (data + partition keys), 1 MiB per record.
 MAX_BATCH_RECORDS = 500
@@ -23,11 +24,17 @@ CUT_TO_CHARS = 2048
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One Kinesis record: the event's JSON exactly as received, keyed by its page."""
+    """One Kinesis record: the event's JSON exactly as received, keyed by its page.
+
+    `marks` are the stream positions the event proves and `gaps` the gaps found since the previous entry;
+    both count towards the checkpoint only once the entry is in Kinesis.
+    """
 
     data: bytes
     partition_key: str
     sse_id: str | None = None
+    marks: tuple[Mark, ...] = ()
+    gaps: tuple[Gap, ...] = ()
 
     @property
     def size(self) -> int:
@@ -78,12 +85,29 @@ def to_entry(data: str, sse_id: str | None, keep: ChangeFilter = KEEP_ALL) -> En
 
     Raises `Rejected` for unusable input and `Skipped` for canaries and filtered-out changes.
     """
+    return entry_for(parse_payload(data), data, sse_id, keep)
+
+
+def parse_payload(data: str) -> dict[str, Any]:
+    """The `data:` payload as a JSON object, or `Rejected`."""
     try:
         raw = json.loads(data)
     except json.JSONDecodeError as exc:
         raise Rejected("not_json") from exc
     if not isinstance(raw, dict):
         raise Rejected("not_an_object")
+    return raw
+
+
+def entry_for(
+    raw: dict[str, Any],
+    data: str,
+    sse_id: str | None,
+    keep: ChangeFilter = KEEP_ALL,
+    marks: tuple[Mark, ...] = (),
+    gaps: tuple[Gap, ...] = (),
+) -> Entry:
+    """`to_entry` for a payload already parsed into `raw`; raises `Skipped` for canaries and filtered changes."""
     if is_canary(raw):
         raise Skipped("canary")
     if not keep.keeps(raw):
@@ -91,7 +115,7 @@ def to_entry(data: str, sse_id: str | None, keep: ChangeFilter = KEEP_ALL) -> En
     encoded = data.encode("utf-8")
     if len(encoded) > MAX_DATA_BYTES:
         encoded = shrink(raw)
-    return Entry(data=encoded, partition_key=partition_key_for(raw), sse_id=sse_id)
+    return Entry(data=encoded, partition_key=partition_key_for(raw), sse_id=sse_id, marks=marks, gaps=gaps)
 
 
 def shrink(raw: dict[str, Any]) -> bytes:

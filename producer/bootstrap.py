@@ -41,7 +41,8 @@ def run_producer(
     positions = PositionStore(
         make_client(settings, "dynamodb"), resources.producer_state_table, source, fast_retries=settings.fast_retries
     )
-    resume_from = positions.load()
+    checkpoint = positions.load()
+    resume_from = checkpoint.last_event_id
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -58,12 +59,14 @@ def run_producer(
                              since=None if resume_from else since, should_stop=stop.is_set)
         if since and not resume_from:
             events = _reporting_cold_start_gap(events, since)
-        producer = Producer(events, writer, linger=linger, keep=keep, on_flushed=positions.save)
+        producer = Producer(events, writer, linger=linger, keep=keep, checkpoint=checkpoint,
+                            on_flushed=positions.save)
         reporter = threading.Thread(target=_report, args=(producer, stop), daemon=True)
         reporter.start()
         stats = producer.run(stop)
-    logger.info("stopped: read %d, wrote %d in %d batches, skipped %s, rejected %s, position %s",
-                stats.read, stats.written, stats.batches, dict(stats.skipped), dict(stats.rejected), stats.last_id)
+    logger.info("stopped: read %d, wrote %d in %d calls, skipped %s, rejected %s, gaps %d (%d offsets missed),"
+                " position %s", stats.read, stats.written, stats.batches, dict(stats.skipped), dict(stats.rejected),
+                stats.gaps, stats.missed, stats.last_id)
     return stats
 
 
@@ -82,4 +85,5 @@ def _reporting_cold_start_gap(events: Iterator[SourceEvent], since: datetime) ->
 def _report(producer: Producer, stop: threading.Event, every: float = 10.0) -> None:
     while not stop.wait(every):
         s = producer.stats
-        logger.info("read %d, wrote %d, skipped %s, rejected %s", s.read, s.written, dict(s.skipped), dict(s.rejected))
+        logger.info("read %d, wrote %d, skipped %s, rejected %s, gaps %d (%d offsets missed)",
+                    s.read, s.written, dict(s.skipped), dict(s.rejected), s.gaps, s.missed)

@@ -1,7 +1,8 @@
-"""The producer loop: an SSE reader thread feeds a bounded queue; the writer drains it into PutRecords batches.
+"""The producer loop: an SSE reader thread feeds the writer, which plans PutRecords calls that keep page order.
 
-The bounded queue is the backpressure: when Kinesis is slow the reader blocks, and the server holds the
-stream for us. A batch is flushed when full or when its oldest entry has waited `linger` seconds.
+Backpressure is a budget of entries and bytes read but not yet durably in Kinesis: when Kinesis is slow the
+reader waits (and the server holds the stream for us), so memory stays bounded at any backlog. A call goes
+out when it would be full or when its oldest entry has waited `linger` seconds.
 """
 
 from __future__ import annotations
@@ -15,13 +16,18 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from producer.batcher import Batch, Entry, Rejected, Skipped, to_entry
+from producer.batcher import Entry, Rejected, Skipped, entry_for, parse_payload
 from producer.filters import KEEP_ALL, ChangeFilter
+from producer.pending import Pending
+from producer.progress import Checkpoint, Gap, PartitionTracker, marks_of
 from producer.sse_source import SourceEvent
 
 logger = logging.getLogger(__name__)
 
 _END = object()
+# Python's own cost of one queued entry (objects, partition key, SSE id, marks) on top of its data, for the byte
+# budget: an estimate, generous for the recorded events' keys and ids (a few hundred bytes each).
+ENTRY_OVERHEAD_BYTES = 1024
 
 
 class EntryWriter(Protocol):
@@ -36,6 +42,55 @@ class ProducerStats:
     rejected: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     last_id: str | None = None
+    gaps: int = 0  # gaps reported, cumulative over restarts once their entries are durable
+    missed: int = 0  # offsets those gaps missed
+
+
+def footprint(entry: Entry) -> int:
+    return len(entry.data) + ENTRY_OVERHEAD_BYTES
+
+
+class Budget:
+    """Entries and bytes read but not yet durably in Kinesis. One entry is always admitted when none is held,
+    so an event larger than the byte budget still goes through.
+
+    Only the reader takes and only the writer frees, each on its own counters, so the common case (room left)
+    takes no lock; the condition is used only to wait for room."""
+
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        self._cond = threading.Condition()
+        self._max_entries = max_entries
+        self._max_bytes = max_bytes
+        self._taken_entries = self._taken_bytes = 0
+        self._freed_entries = self._freed_bytes = 0
+        self._is_waiting = False
+
+    def _has_room(self, size: int) -> bool:
+        entries = self._taken_entries - self._freed_entries
+        held = self._taken_bytes - self._freed_bytes
+        return not entries or (entries < self._max_entries and held + size <= self._max_bytes)
+
+    def acquire(self, size: int, stop: threading.Event) -> bool:
+        """Wait for room for one entry of `size` bytes; False when `stop` was set meanwhile."""
+        while not self._has_room(size):
+            if stop.is_set():
+                return False
+            with self._cond:
+                self._is_waiting = True
+                # Checked again after raising the flag: a release that missed the flag is seen here.
+                if not self._has_room(size):
+                    self._cond.wait(0.5)
+                self._is_waiting = False
+        self._taken_entries += 1
+        self._taken_bytes += size
+        return True
+
+    def release(self, entries: int, size: int) -> None:
+        self._freed_entries += entries
+        self._freed_bytes += size
+        if self._is_waiting:
+            with self._cond:
+                self._cond.notify_all()
 
 
 class Producer:
@@ -45,25 +100,36 @@ class Producer:
         writer: EntryWriter,
         *,
         linger: float = 0.25,
-        queue_size: int = 5000,
+        max_backlog: int = 5000,
+        max_backlog_bytes: int = 16 * 1024 * 1024,
         keep: ChangeFilter = KEEP_ALL,
-        on_flushed: Callable[[str | None], None] | None = None,
+        checkpoint: Checkpoint | None = None,
+        on_flushed: Callable[[Checkpoint], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`on_flushed(last_id)` runs after each batch is in Kinesis, with the SSE id of its last event:
-        the position from which a restarted producer may resume without losing anything."""
+        """`checkpoint` is the saved position this run resumes from (its partition offsets seed the gap check).
+        `on_flushed(checkpoint)` runs after each PutRecords call that moved the durable position: a restarted
+        producer may resume from `checkpoint.last_event_id` without losing anything."""
         self._events = events
         self._writer = writer
         self._linger = linger
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._budget = Budget(max_backlog, max_backlog_bytes)
         self._keep = keep
+        self._checkpoint = checkpoint or Checkpoint()
+        self._tracker = PartitionTracker(self._checkpoint.partitions)
         self._on_flushed = on_flushed
         self._clock = clock
-        self.stats = ProducerStats()
+        self.stats = ProducerStats(last_id=self._checkpoint.last_event_id, gaps=self._checkpoint.gaps,
+                                   missed=self._checkpoint.missed)
         self.reader_error: BaseException | None = None
 
+    @property
+    def checkpoint(self) -> Checkpoint:
+        return self._checkpoint
+
     def run(self, stop: threading.Event) -> ProducerStats:
-        """Run until `stop` is set or the source ends; flushes what was read before returning."""
+        """Run until `stop` is set or the source ends; writes what was read before returning."""
         reader = threading.Thread(target=self._read, args=(stop,), name="sse-reader", daemon=True)
         reader.start()
         self._write(stop)
@@ -72,64 +138,83 @@ class Producer:
         return self.stats
 
     def _read(self, stop: threading.Event) -> None:
+        found: tuple[Gap, ...] = ()
         try:
             for event in self._events:
                 if stop.is_set():
                     break
                 self.stats.read += 1
                 try:
-                    entry = to_entry(event.data, event.id, self._keep)
+                    raw = parse_payload(event.data)
                 except Rejected as exc:
                     self.stats.rejected[exc.reason] += 1
                     logger.warning("dropped event %s (%s): %.160r", event.id, exc.reason, event.data)
+                    raw = None
+                marks = marks_of(raw, event.id)
+                if marks:
+                    gaps = self._tracker.observe(marks, event.connection)
+                    for gap in gaps:
+                        logger.warning("GAP: %s", gap.describe())
+                    found += gaps
+                if raw is None:
                     continue
+                try:
+                    entry = entry_for(raw, event.data, event.id, self._keep, marks, found)
                 except Skipped as exc:
                     self.stats.skipped[exc.reason] += 1
                     continue
-                while not stop.is_set():
-                    try:
-                        self._queue.put(entry, timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
+                found = ()
+                if not self._budget.acquire(footprint(entry), stop):
+                    break
+                self._queue.put(entry)
         except BaseException as exc:  # noqa: BLE001 - handed to the writer thread, which re-raises it
             self.reader_error = exc
         finally:
             self._queue.put(_END)
 
     def _write(self, stop: threading.Event) -> None:
-        batch = Batch()
-        deadline: float | None = None
+        pending = Pending()
         while True:
+            now = self._clock()
+            deadline = pending.deadline(self._linger)
             # Wake at least every half second: the reader may be blocked in a quiet stream when stop comes.
-            timeout = 0.5 if deadline is None else min(0.5, max(0.0, deadline - self._clock()))
-            try:
-                item = self._queue.get(timeout=timeout if not stop.is_set() else 0.05)
-            except queue.Empty:
-                item = None
-            if item is _END:
-                self._flush(batch)
+            timeout = 0.5 if deadline is None else min(0.5, max(0.0, deadline - now))
+            is_ended = self._take(pending, 0.0 if stop.is_set() else timeout)
+            if is_ended or stop.is_set():
+                while pending.has_heads:
+                    self._send(pending)
                 return
-            if isinstance(item, Entry):
-                if not batch.fits(item):
-                    self._flush(batch)
-                    batch, deadline = Batch(), None
-                batch.add(item)
-                if deadline is None:
-                    deadline = self._clock() + self._linger
-            expired = deadline is not None and self._clock() >= deadline
-            if expired or (item is None and stop.is_set()):
-                self._flush(batch)
-                batch, deadline = Batch(), None
-                if stop.is_set() and item is None:
-                    return
+            if pending.is_ready(self._clock(), self._linger):
+                self._send(pending)
 
-    def _flush(self, batch: Batch) -> None:
-        if not batch.entries:
-            return
-        self._writer.put(batch.entries)
-        self.stats.written += len(batch)
+    def _take(self, pending: Pending, timeout: float) -> bool:
+        """Move what the reader queued into `pending`, waiting up to `timeout` for the first; True at the end."""
+        try:
+            item = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return False
+        now = self._clock()
+        while True:
+            if item is _END:
+                return True
+            assert isinstance(item, Entry)
+            pending.add(item, now)
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+
+    def _send(self, pending: Pending) -> None:
+        call = pending.next_call()
+        self._writer.put(call)
+        passed = pending.written()
+        self.stats.written += len(call)
         self.stats.batches += 1
-        self.stats.last_id = batch.entries[-1].sse_id
+        if not passed:
+            return
+        self._budget.release(len(passed), sum(footprint(entry) for entry in passed))
+        self._checkpoint = self._checkpoint.advanced(passed)
+        self.stats.last_id = self._checkpoint.last_event_id
+        self.stats.gaps, self.stats.missed = self._checkpoint.gaps, self._checkpoint.missed
         if self._on_flushed is not None:
-            self._on_flushed(self.stats.last_id)
+            self._on_flushed(self._checkpoint)

@@ -33,6 +33,7 @@ USER_AGENT_HINT = " (EventStreams requires a descriptive User-Agent with a conta
 class SourceEvent:
     data: str
     id: str | None
+    connection: int = 0  # which connection of this reader brought it: 0, then one more per reconnect
 
 
 @dataclass
@@ -74,6 +75,7 @@ def read_events(
     policy = policy or ReconnectPolicy()
     timeout = httpx.Timeout(5.0, read=read_timeout)
     failures = 0
+    connection = -1
     last_id = last_event_id
     retry_ms = DEFAULT_RETRY_MS
     with httpx.Client(headers={"User-Agent": user_agent}, timeout=timeout, follow_redirects=True) as client:
@@ -91,13 +93,14 @@ def read_events(
                         cause = f"HTTP {status}"
                         hint = _retry_after(source.response) or hint
                     else:
+                        connection += 1
                         for sse in source.iter_sse():
                             if sse.retry is not None:
                                 retry_ms = sse.retry
                             if sse.data and sse.event in ("", "message"):
                                 failures = 0
                                 last_id = sse.id or last_id
-                                yield SourceEvent(data=sse.data, id=sse.id or None)
+                                yield SourceEvent(data=sse.data, id=sse.id or None, connection=connection)
                             if should_stop():
                                 return
                         cause = "stream ended"

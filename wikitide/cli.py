@@ -89,6 +89,25 @@ def produce(source: str, speed: float, linger: float, since: str | None, wikis: 
     run_producer(Settings.from_env(), source, speed=speed, linger=linger, since=start, keep=keep)
 
 
+@cli.command("producer-status")
+@click.option("--source", default="live", show_default=True, help="The --source the producer runs with.")
+def producer_status(source: str) -> None:
+    """Print the producer's saved checkpoint as JSON: position, partition offsets, gaps and missed offsets."""
+    import json
+
+    from producer.positions import PositionStore
+    from wikitide.aws import make_client
+    from wikitide.errors import ConfigError
+    from wikitide.stack import read_outputs
+
+    settings = Settings.from_env()
+    resources = read_outputs(make_client(settings, "cloudformation"), settings.stack_name)
+    item = PositionStore(make_client(settings, "dynamodb"), resources.producer_state_table, source).load_item()
+    if item is None:
+        raise ConfigError(f"no saved producer position for --source {source} in {resources.producer_state_table}")
+    click.echo(json.dumps(item, indent=2, ensure_ascii=False))
+
+
 @cli.command()
 @click.option("--properties", type=click.Path(path_type=Path, exists=True), required=True)
 @click.option("--worker-id", default=None, help="Stable KCL workerId (default: the daemon's random one).")

@@ -1,5 +1,6 @@
 """An SSE server that misbehaves on purpose, one scripted behaviour per connection, like the real
-EventStreams does now and then: error statuses, drops between frames and in the middle of one."""
+EventStreams does now and then: error statuses, drops between frames and in the middle of one, and a
+resume that silently skips events (the position asked for is no longer retained)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,12 @@ class Status:
 
 @dataclass(frozen=True)
 class CutAfter:
+    """Send `frames` frames, then drop the connection (half-way through the next frame with `mid_frame`).
+    `skip`: start that many frames after the one the client asked to resume from."""
+
     frames: int
     mid_frame: bool = False
+    skip: int = 0
 
 
 SERVE_ALL = CutAfter(frames=10**9)
@@ -31,6 +36,7 @@ class FaultySSE:
         self.script = list(script)
         self.retry_ms = retry_ms
         self.connections: list[str | None] = []  # the Last-Event-ID of each connection
+        self.paths: list[str] = []  # the request path (with its query) of each connection
         self._stop = threading.Event()
         server = self
 
@@ -64,6 +70,7 @@ class FaultySSE:
     def serve(self, handler: BaseHTTPRequestHandler) -> None:
         last_id = handler.headers.get("Last-Event-ID")
         self.connections.append(last_id)
+        self.paths.append(handler.path)
         behaviour = self.script.pop(0) if self.script else SERVE_ALL
         if isinstance(behaviour, Status):
             handler.send_response(behaviour.code)
@@ -74,6 +81,7 @@ class FaultySSE:
         start = 0
         if last_id:
             start = next((i + 1 for i, f in enumerate(self.frames) if f.id == last_id), 0)
+        start += behaviour.skip
         handler.send_response(200)
         handler.send_header("Content-Type", "text/event-stream")
         handler.end_headers()

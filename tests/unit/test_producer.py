@@ -131,9 +131,10 @@ def test_filters_keep_only_the_asked_for_changes() -> None:
 
 def test_each_flush_reports_the_position_it_made_durable() -> None:
     positions: list[str | None] = []
-    Producer(iter([_event(n) for n in range(5)]), FakeKinesis(), linger=0.01, on_flushed=positions.append).run(
-        threading.Event()
-    )
+    Producer(
+        iter([_event(n) for n in range(5)]), FakeKinesis(), linger=0.01,
+        on_flushed=lambda checkpoint: positions.append(checkpoint.last_event_id),
+    ).run(threading.Event())
     assert positions and positions[-1] == "id-4"
 
 
@@ -189,14 +190,14 @@ def test_a_slow_kinesis_pauses_the_reader_instead_of_buffering_without_bound() -
             super().put(entries)
 
     kinesis = SlowKinesis()
-    producer = Producer(endless(), kinesis, linger=0.01, queue_size=100)
+    producer = Producer(endless(), kinesis, linger=0.01, max_backlog=100)
     runner = threading.Thread(target=producer.run, args=(stop,))
     runner.start()
     threading.Event().wait(0.5)
     stop.set()
     runner.join(timeout=5)
-    # The reader is at most a full queue and one batch ahead of what Kinesis accepted.
-    assert read["count"] - len(kinesis.records) <= 100 + MAX_BATCH_RECORDS + 2
+    # The reader is at most the backlog (and the one event it waits to queue) ahead of what Kinesis accepted.
+    assert read["count"] - len(kinesis.records) <= 100 + 1
     assert len(kinesis.records) > 0
 
 
@@ -223,3 +224,42 @@ def test_every_call_holds_one_entry_per_page_and_pages_keep_their_order() -> Non
         revisions = [e["revision"]["new"] for e in written if e["title"] == page]
         assert revisions == sorted(revisions)
     assert len(written) == 300
+
+
+def test_the_backlog_is_bounded_in_bytes_as_well_as_in_entries() -> None:
+    read = {"count": 0}
+    stop = threading.Event()
+    padding = "x" * 100_000
+
+    def large_events():
+        n = 0
+        while True:
+            read["count"] += 1
+            n += 1
+            yield SourceEvent(data=json.dumps({"meta": {"id": f"m{n}"}, "wiki": "enwiki", "title": f"P{n}",
+                                               "comment": padding}), id=f"id-{n}")
+
+    class StuckKinesis(FakeKinesis):
+        def put(self, entries):
+            stop.wait(5)  # Kinesis is down until the test stops the producer
+            super().put(entries)
+
+    kinesis = StuckKinesis()
+    producer = Producer(large_events(), kinesis, linger=0.01, max_backlog=5000, max_backlog_bytes=1_000_000)
+    runner = threading.Thread(target=producer.run, args=(stop,))
+    runner.start()
+    while read["count"] < 10 and runner.is_alive():
+        threading.Event().wait(0.01)
+    threading.Event().wait(0.3)
+    held = read["count"]
+    stop.set()
+    runner.join(timeout=10)
+    assert not runner.is_alive()
+    # About 100 kB each: at most 10 fit the 1 MB budget, plus the one the reader waits to queue.
+    assert held <= 11
+    # An event larger than the whole budget still goes through when nothing else is held.
+    big = SourceEvent(data=json.dumps({"meta": {"id": "big"}, "wiki": "enwiki", "title": "B", "comment": padding}),
+                      id="big")
+    tiny = FakeKinesis()
+    Producer(iter([big]), tiny, linger=0.01, max_backlog_bytes=1000).run(threading.Event())
+    assert len(tiny.records) == 1

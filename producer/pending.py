@@ -1,0 +1,98 @@
+"""Entries read but not yet in Kinesis, planned into PutRecords calls that keep every page's order. Pure.
+
+Each page (partition key) has a FIFO. A call takes at most the head of each page, oldest heads first, up to
+500 entries and 5 MiB. A page's next entry becomes a head only once the call holding the previous one was
+written in full (`written`), so a page's later change never overtakes an earlier, failed or unwritten one,
+while other pages fill the rest of the call: a hot page no longer splits every batch into many small calls.
+
+The checkpoint follows arrival order: `written` returns the entries that now have every earlier entry
+written too, so the durable position never passes an unwritten entry.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+
+from producer.batcher import MAX_BATCH_BYTES, MAX_BATCH_RECORDS, Entry
+
+
+class Pending:
+    """Entries are numbered in arrival order; pages, heads and the current call hold numbers, not objects, so
+    holding an entry costs no extra object for the garbage collector to trace."""
+
+    def __init__(self) -> None:
+        self._entries: dict[int, Entry] = {}  # every entry held, by arrival number
+        self._arrived: dict[int, float] = {}
+        self._pages: dict[str, deque[int]] = {}
+        self._heads: list[tuple[int, str]] = []  # (number, page) of every page head not in the current call
+        self._call: list[int] = []
+        self._written: set[int] = set()  # written, but behind an unwritten entry in arrival order
+        self._next = 0  # the number of the next entry to arrive
+        self._low = 0  # the oldest entry held
+
+    def __len__(self) -> int:
+        """Entries held: unwritten ones, and written ones still behind an unwritten one in arrival order."""
+        return len(self._entries)
+
+    def add(self, entry: Entry, now: float) -> None:
+        seq, page = self._next, entry.partition_key
+        self._next += 1
+        self._entries[seq] = entry
+        self._arrived[seq] = now
+        queue = self._pages.get(page)
+        if queue is None:
+            self._pages[page] = deque((seq,))
+            heapq.heappush(self._heads, (seq, page))
+        else:
+            queue.append(seq)
+
+    @property
+    def has_heads(self) -> bool:
+        return bool(self._heads)
+
+    def deadline(self, linger: float) -> float | None:
+        """When the oldest head has waited `linger`; None when no entry waits for a call."""
+        if not self._heads:
+            return None
+        return self._arrived[self._heads[0][0]] + linger
+
+    def is_ready(self, now: float, linger: float) -> bool:
+        """A call is worth sending: it would be full, or its oldest entry has waited `linger`."""
+        deadline = self.deadline(linger)
+        return deadline is not None and (len(self._heads) >= MAX_BATCH_RECORDS or now >= deadline)
+
+    def next_call(self) -> list[Entry]:
+        """The entries of the next PutRecords call, one per page at most; call `written` once it succeeded."""
+        if self._call:
+            raise RuntimeError("the previous call was not written")
+        size = 0
+        entries: list[Entry] = []
+        while self._heads and len(entries) < MAX_BATCH_RECORDS:
+            entry = self._entries[self._heads[0][0]]
+            if entries and size + entry.size > MAX_BATCH_BYTES:
+                break
+            self._call.append(heapq.heappop(self._heads)[0])
+            entries.append(entry)
+            size += entry.size
+        return entries
+
+    def written(self) -> list[Entry]:
+        """Mark the current call written; return the entries the durable position may now pass, in order."""
+        for seq in self._call:
+            page = self._entries[seq].partition_key
+            queue = self._pages[page]
+            queue.popleft()
+            if queue:
+                heapq.heappush(self._heads, (queue[0], page))
+            else:
+                del self._pages[page]
+        self._written.update(self._call)
+        self._call = []
+        passed: list[Entry] = []
+        while self._low in self._written:
+            self._written.discard(self._low)
+            del self._arrived[self._low]
+            passed.append(self._entries.pop(self._low))
+            self._low += 1
+        return passed
