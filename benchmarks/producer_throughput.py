@@ -1,6 +1,8 @@
 """Producer throughput and memory, against baselines measured in the same run (this machine is shared and noisy).
 
 1. Parsing: events/s from a local SSE replay through the real SSE client and the producer into a null sink.
+   The replay server runs in a process of its own, as EventStreams does: only the producer is measured, and it
+   does not share its interpreter lock with the server (printed beside it: the server in the same process).
 2. Kinesis: events/s from the same replay into kinesis-mock through the producer, against a plain boto3 loop
    putting the same events in 500-record calls. Both use the `PutRecords` API (the producer's only path);
    kinesis-mock's `PutRecords` slows down as a stream grows, so every run gets a fresh stream, the two sides
@@ -14,8 +16,10 @@ Run: .venv/bin/python benchmarks/producer_throughput.py [--events N] [--rounds R
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
+import multiprocessing
 import os
 import signal
 import statistics
@@ -92,10 +96,42 @@ class CountingClient:
         return self._client.put_records(**kwargs)
 
 
-def through_producer(frames: list[Frame], writer) -> float:
+def _serve(frames: list[Frame], urls: Any, done: Any) -> None:
     with ReplayServer(lambda: frames, close_at_end=True) as server:
+        urls.send(server.url)
+        done.wait()
+
+
+@contextlib.contextmanager
+def replay_in_own_process(frames: list[Frame]) -> Iterator[str]:
+    """A replay server in a forked process (the frames are inherited, not pickled); yields its URL."""
+    context = multiprocessing.get_context("fork")
+    receiving, sending = context.Pipe(duplex=False)
+    done = context.Event()
+    server = context.Process(target=_serve, args=(frames, sending, done), daemon=True)
+    server.start()
+    try:
+        if not receiving.poll(30):
+            raise RuntimeError("the replay server process did not start")
+        yield receiving.recv()
+    finally:
+        done.set()
+        server.join(timeout=10)
+        if server.is_alive():
+            server.kill()
+            server.join()
+
+
+@contextlib.contextmanager
+def replay_in_this_process(frames: list[Frame]) -> Iterator[str]:
+    with ReplayServer(lambda: frames, close_at_end=True) as server:
+        yield server.url
+
+
+def through_producer(frames: list[Frame], writer, *, served_by=replay_in_this_process) -> float:
+    with served_by(frames) as url:
         stop = threading.Event()
-        events = read_events(server.url, "wikitide-benchmark", should_stop=stop.is_set)
+        events = read_events(url, "wikitide-benchmark", should_stop=stop.is_set)
         producer = Producer(events, writer, linger=0.05)
         runner = threading.Thread(target=producer.run, args=(stop,))
         began = time.perf_counter()
@@ -229,10 +265,15 @@ def main() -> None:
 
     if "parse" in parts:
         parse_frames = looped_frames(args.parse_events)
-        parse_rates = [through_producer(parse_frames, NullSink()) for _ in range(args.rounds)]
+        parse_rates, shared_rates = [], []
+        for _ in range(args.rounds):
+            parse_rates.append(through_producer(parse_frames, NullSink(), served_by=replay_in_own_process))
+            shared_rates.append(through_producer(parse_frames, NullSink()))
         del parse_frames
         print(f"SSE -> producer -> null sink: median {statistics.median(parse_rates):,.0f} events/s "
               f"(runs: {_runs(parse_rates)}; goal >= 20,000)")
+        print(f"  the same with the replay server in the producer's process: median "
+              f"{statistics.median(shared_rates):,.0f} events/s (runs: {_runs(shared_rates)})")
     if not parts & {"kinesis", "rss"}:
         return
 
