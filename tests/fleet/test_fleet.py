@@ -300,6 +300,18 @@ def test_d_resharding_under_load_keeps_parents_before_children_and_page_order(
     wait_until(lambda: _children_started(leases, fleet_stack, workers), timeout=FAILOVER_TIMEOUT, interval=1.0,
                describe=_describe(leases, fleet))
     measure("d: UpdateShardCount 2->4", f"split children processing {time.monotonic() - splitting:.0f}s after it")
+
+    splitting = time.monotonic()
+    widest = _open_shards(fleet_stack)[0]
+    low, high = (int(widest["HashKeyRange"][k]) for k in ("StartingHashKey", "EndingHashKey"))
+    fleet_stack.kinesis.split_shard(
+        StreamName=fleet_stack.stream, ShardToSplit=widest["ShardId"], NewStartingHashKey=str((low + high) // 2)
+    )
+    _wait_active(fleet_stack)
+    assert len(_open_shards(fleet_stack)) == SHARDS + 1
+    wait_until(lambda: _children_started(leases, fleet_stack, workers), timeout=FAILOVER_TIMEOUT, interval=1.0,
+               describe=_describe(leases, fleet))
+    measure("d: SplitShard 4->5", f"split children processing {time.monotonic() - splitting:.0f}s after it")
     time.sleep(10.0)  # events keep flowing into the children
 
     report = exactly_once(hold=True)
@@ -315,7 +327,7 @@ def test_d_resharding_under_load_keeps_parents_before_children_and_page_order(
     early = children_before_parents(parents, first)
     assert not early, early
     resharded = [c for c, p in parents.items() if p]
-    assert len(resharded) == 2 + SHARDS, parents
+    assert len(resharded) == 2 + SHARDS + 2, parents
 
     violations = page_order_violations(sent, first)
     assert not violations, violations[:10]
