@@ -10,6 +10,7 @@ DynamoDB until then.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -195,8 +196,9 @@ class Rebuilder:
 
     def rebuild(self) -> int | None:
         """Merge every cell of the last day into Redis, then mark it ready. None if another process holds the lock."""
-        token = f"{threading.get_ident()}-{self._clock()}"
-        if not self._client.set(keys.REBUILD_LOCK, token, nx=True, ex=self.LOCK_SECONDS):
+        # redis-py's lock: a token per holder, released and extended only by that holder, atomically.
+        lock = self._client.lock(keys.REBUILD_LOCK, timeout=self.LOCK_SECONDS)
+        if not lock.acquire(blocking=False):
             return None
         started = self._clock()
         try:
@@ -204,7 +206,7 @@ class Rebuilder:
             moved = 0
             for start in range(0, len(states), MERGE_CHUNK):
                 moved += self._mirror.merge(states[start : start + MERGE_CHUNK])
-                self._client.expire(keys.REBUILD_LOCK, self.LOCK_SECONDS)
+                lock.reacquire()
             self._client.set(keys.READY, int(started))
             logger.warning(
                 "Redis counters rebuilt from DynamoDB: %d cells read, %d merged, %.1f s",
@@ -212,5 +214,5 @@ class Rebuilder:
             )
             return moved
         finally:
-            if self._client.get(keys.REBUILD_LOCK) in (token, token.encode()):
-                self._client.delete(keys.REBUILD_LOCK)
+            with contextlib.suppress(redis.exceptions.LockError):  # it expired: another rebuild may be running
+                lock.release()

@@ -143,3 +143,16 @@ def test_a_missing_table_is_a_dependency_error(local_stack) -> None:
     store = DynamoEventStore(boto3.client("dynamodb"), "no-such-table", "nor-this", attempts=2, fast_retries=True)
     with pytest.raises(DependencyUnavailable):
         store.claim(_prepared(1))
+
+
+def test_one_rebuild_at_a_time_across_the_fleet(provisioned, redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    _, rebuilder = build_stores(boto3.client("dynamodb"), client, provisioned)
+    other = client.lock(keys.REBUILD_LOCK, timeout=60)
+    assert other.acquire(blocking=False)
+    assert rebuilder.rebuild() is None
+    assert not client.exists(keys.READY)
+    other.release()
+    assert rebuilder.rebuild() == 0
+    assert client.exists(keys.READY)
+    assert not client.exists(keys.REBUILD_LOCK)
