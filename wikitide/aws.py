@@ -10,7 +10,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from wikitide import retry
-from wikitide.errors import DependencyUnavailable
+from wikitide.errors import DependencyUnavailable, RequestRefused
 from wikitide.settings import Settings
 
 T = TypeVar("T")
@@ -43,7 +43,8 @@ class Retryable(Exception):
 def call(operation: Callable[[], T], *, what: str, attempts: int = 5, fast: bool = False) -> T:
     """Run one AWS operation with bounded, jittered retries; every failure leaves as DependencyUnavailable.
 
-    Throttling, 5xx, connection errors and `Retryable` are retried; permanent errors fail at once.
+    Throttling, 5xx, connection errors and `Retryable` are retried; permanent errors fail at once, as
+    `RequestRefused`.
     """
 
     def attempt() -> T:
@@ -52,7 +53,7 @@ def call(operation: Callable[[], T], *, what: str, attempts: int = 5, fast: bool
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in PERMANENT_ERROR_CODES:
-                raise DependencyUnavailable(f"{what}: {code}: {exc}") from exc
+                raise RequestRefused(f"{what}: {code}: {exc}") from exc
             raise Retryable(code) from exc
         except BotoCoreError as exc:
             raise Retryable(str(exc)) from exc

@@ -20,3 +20,11 @@ class InvalidChange(WikitideError):
 
 class DependencyUnavailable(WikitideError):
     """A service (Kinesis, DynamoDB, Redis) failed after the bounded retries."""
+
+
+class RequestRefused(DependencyUnavailable):
+    """A service refused a request for good (a malformed or oversized item, a missing resource, no permission).
+
+    A subclass of `DependencyUnavailable`, so code that only knows "it failed" still stops; code that can act
+    on it (the record processor isolating the one record behind it) must not retry the same request as it is.
+    """
