@@ -28,6 +28,8 @@ def create_app(
         health_checks = health_checks if health_checks is not None else adapters.health_checks
 
     app = Flask(__name__, static_folder="static", static_url_path="/static")
+    # A doubled slash (a wiki or title holding `/`) is a 404 in JSON, not an HTML redirect to another resource.
+    app.url_map.merge_slashes = False
     app.extensions[EXTENSION] = Services(stats=stats, edits=edits, health_checks=health_checks)
     app.register_blueprint(api_v1)
     app.register_blueprint(service)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from api.errors import InvalidParameter
+from wikitide.limits import MAX_SAFE_INTEGER
 
 # Database names such as `enwiki`, `zh_min_nanwiki`, `be_x_oldwiki`; anything else cannot name a key the
 # processor wrote, and rejecting it keeps odd characters out of the Redis key names.
@@ -34,14 +35,15 @@ def parse_wiki(raw: str) -> str:
 
 
 def parse_rev_id(raw: str) -> int:
-    """A revision id: a positive integer."""
-    if not _POSITIVE_INT.fullmatch(raw):
-        raise InvalidParameter(f"rev_id must be a positive integer, got {raw!r}")
+    """A revision id: a positive integer no larger than any stored event can hold."""
+    if not _POSITIVE_INT.fullmatch(raw) or int(raw) > MAX_SAFE_INTEGER:
+        raise InvalidParameter(f"rev_id must be an integer from 1 to {MAX_SAFE_INTEGER}, got {raw!r}")
     return int(raw)
 
 
 def parse_title(raw: str | None) -> str:
-    """A page title as MediaWiki writes it in events (spaces, not underscores); at most 255 bytes there."""
-    if raw is None or not raw.strip() or len(raw) > 1024:
+    """A page title as MediaWiki writes it in events (spaces, not underscores, never a leading space); at most
+    255 bytes there, 1,024 characters here."""
+    if raw is None or not raw[:1].strip() or len(raw) > 1024:
         raise InvalidParameter(f"title must be a page title such as 'Main Page', got {raw!r}")
     return raw
