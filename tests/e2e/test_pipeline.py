@@ -1,7 +1,10 @@
 """The whole pipeline, as a user starts it (`wikitide local up`, what `make up` runs), on a replayed recording.
 
-A tenth of the recorded frames is sent twice. The API's answers over HTTP must equal what this test computes
-from the file on its own, and stopping the launcher must leave no process behind.
+A tenth of the recorded frames is sent twice, and the recording is salted with hostile frames
+(`tests/e2e/hostile_frames.py`): some the producer must refuse, some the processor must store as dead letters,
+and one 1.2 MB edit the producer must cut to fit and the pipeline must count. The API's answers over HTTP must
+equal what this test computes from the clean file and the counted hostile edit on its own, every process must
+still be running at the end, and stopping the launcher must leave no process behind.
 """
 
 from __future__ import annotations
@@ -16,11 +19,21 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import boto3
 import psutil
 import pytest
 import requests
 
 from tests.conftest import RECENTCHANGE
+from tests.e2e.hostile_frames import (
+    CUT_AND_COUNTED,
+    DEAD_LETTER,
+    HOSTILE_PREFIX,
+    PRODUCER_REJECTS,
+    HostileFrame,
+    hostile_frames,
+    salted,
+)
 from tests.recorded import identity
 from wikitide.localstack.services import free_port
 
@@ -28,19 +41,22 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 RECORDING = RECENTCHANGE / "sse" / "kirajano_recentchange_2021-08-27.sse"
 REPO = Path(__file__).resolve().parents[2]
+STACK = "wikitide-local"  # `wikitide local up`'s stack name
 
 
 def _frames(text: str) -> list[str]:
     return [block for block in text.replace("\r\n", "\n").split("\n\n") if "data:" in block]
 
 
-def _with_every_tenth_frame_twice(tmp: Path) -> Path:
+def _salted_replay(tmp: Path) -> Path:
+    """The recording with every tenth frame sent twice and the hostile frames spread through it."""
     frames = _frames(RECORDING.read_text(encoding="utf-8"))
     out: list[str] = []
     for index, frame in enumerate(frames):
         out.append(frame)
         if index >= 5 and (index - 5) % 10 == 0:
             out.append(frames[index - 5])  # the copy arrives five frames after the original
+    out = salted(out, HOSTILE, every=150)
     path = tmp / "replay.sse"
     path.write_text(":ok\n\n" + "\n\n".join(out) + "\n\n", encoding="utf-8")
     return path
@@ -54,12 +70,22 @@ def _recorded_events() -> list[dict]:
     return events
 
 
+def _hostile() -> list[HostileFrame]:
+    events = _recorded_events()
+    edit = next(e for e in events if e["type"] == "edit")
+    return hostile_frames(edit, newest_dt=max(events, key=_minute)["meta"]["dt"])
+
+
 def _minute(event: dict) -> int:
     return int(datetime.fromisoformat(event["meta"]["dt"].replace("Z", "+00:00")).timestamp()) // 60
 
 
+HOSTILE = _hostile()
+
+
 def expected_answers(window_minutes: int) -> tuple[dict, list[dict]]:
-    distinct = {identity(e): e for e in reversed(_recorded_events())}
+    counted = _recorded_events() + [f.event for f in HOSTILE if f.fate == CUT_AND_COUNTED and f.event]
+    distinct = {identity(e): e for e in reversed(counted)}
     latest = max(_minute(e) for e in distinct.values())
     inside = [e for e in distinct.values() if latest - window_minutes < _minute(e) <= latest]
     types = Counter(e["type"] if e["type"] in ("edit", "new", "log", "categorize") else "other" for e in inside)
@@ -85,27 +111,40 @@ def expected_answers(window_minutes: int) -> tuple[dict, list[dict]]:
 
 
 class Pipeline:
-    def __init__(self, process: subprocess.Popen[str], api: str, log: Path, replay: Path) -> None:
-        self.process, self.api, self.log, self.replay = process, api, log, replay
+    def __init__(self, process: subprocess.Popen[str], api: str, log: Path, replay: Path, moto_port: int) -> None:
+        self.process, self.api, self.log, self.replay, self.moto_port = process, api, log, replay, moto_port
 
     def get(self, path: str, **params: object) -> requests.Response:
         return requests.get(self.api + path, params=params, timeout=10)
+
+    def client(self, service: str) -> object:
+        return boto3.client(
+            service, endpoint_url=f"http://127.0.0.1:{self.moto_port}", region_name="us-east-1",
+            aws_access_key_id="test", aws_secret_access_key="test",
+        )
+
+    def table_items(self, output: str) -> list[dict]:
+        """Every item of the table named by the stack output `output` (`wikitide local up`'s stack)."""
+        stacks = self.client("cloudformation").describe_stacks(StackName=STACK)["Stacks"]  # type: ignore[attr-defined]
+        table = {o["OutputKey"]: o["OutputValue"] for o in stacks[0]["Outputs"]}[output]
+        pages = self.client("dynamodb").get_paginator("scan").paginate(TableName=table)  # type: ignore[attr-defined]
+        return [item for page in pages for item in page["Items"]]
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     tmp = tmp_path_factory.mktemp("e2e")
-    replay = _with_every_tenth_frame_twice(tmp)
+    replay = _salted_replay(tmp)
     api_port = free_port()
     log = tmp / "launcher.log"
     command = [
         sys.executable, "-m", "wikitide", "local", "up", "--source", f"replay:{replay}", "--speed", "0",
         "--state-dir", str(tmp / "state"), "--kinesis-port", str(free_port()), "--kinesis-tls-port", str(free_port()),
-        "--moto-port", str(free_port()), "--redis-port", str(free_port()), "--api-port", str(api_port),
+        "--moto-port", str(moto_port := free_port()), "--redis-port", str(free_port()), "--api-port", str(api_port),
     ]
     with log.open("w") as out:
         process = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True)
-    running = Pipeline(process, f"http://127.0.0.1:{api_port}", log, replay)
+    running = Pipeline(process, f"http://127.0.0.1:{api_port}", log, replay, moto_port)
     try:
         yield running
     finally:
@@ -170,7 +209,32 @@ def test_a_stored_edit_is_served_and_health_is_green(pipeline: Pipeline) -> None
     assert len(recent) == 5
 
 
+def test_hostile_frames_end_as_dead_letters_or_producer_rejections(pipeline: Pipeline) -> None:
+    _wait_for_events(pipeline, expected_answers(24 * 60)[0]["events"])
+    expected = sorted(f.name for f in HOSTILE if f.fate == DEAD_LETTER)
+    deadline = time.monotonic() + 120
+    while True:
+        letters = pipeline.table_items("DeadLetterTableName")
+        payloads = [item.get("payload", {}).get("S", "") for item in letters]
+        found = sorted(p.split(HOSTILE_PREFIX, 1)[1].split('"', 1)[0] for p in payloads if HOSTILE_PREFIX in p)
+        if len(letters) >= len(expected) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert found == expected
+    assert len(letters) == len(expected), [item["reason"] for item in letters]  # nothing of the recording
+    states = pipeline.table_items("ProducerStateTableName")
+    assert len(states) == 1, states
+    rejected = json.loads(states[0]["rejected"]["S"])
+    assert sum(rejected.values()) == sum(1 for f in HOSTILE if f.fate == PRODUCER_REJECTS), rejected
+    assert int(states[0]["truncated"]["N"]) == sum(1 for f in HOSTILE if f.fate == CUT_AND_COUNTED)
+    cut = next(f.event for f in HOSTILE if f.fate == CUT_AND_COUNTED and f.event)
+    stored = pipeline.get(f"/v1/edits/{cut['wiki']}/{cut['revision']['new']}")
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["title"] == cut["title"]
+
+
 def test_stopping_leaves_no_process_behind(pipeline: Pipeline) -> None:
+    assert "restarting in" not in pipeline.log.read_text(), "a process died on the hostile frames"
     launcher = psutil.Process(pipeline.process.pid)
     children = launcher.children(recursive=True)
     names = " ".join(" ".join(child.cmdline()) for child in children)
