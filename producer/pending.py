@@ -28,7 +28,7 @@ class Pending:
         self._arrived: dict[int, float] = {}
         self._pages: dict[str, deque[int]] = {}
         self._heads: list[tuple[int, str]] = []  # (number, page) of every page head not in the current call
-        self._call: list[int] = []
+        self._call: list[tuple[int, str]] = []  # (number, page) of each entry in the current call
         self._written: set[int] = set()  # written, but behind an unwritten entry in arrival order
         self._next = 0  # the number of the next entry to arrive
         self._low = 0  # the oldest entry held
@@ -82,22 +82,21 @@ class Pending:
             assert isinstance(entry, Entry)
             if entries and size + entry.size > MAX_BATCH_BYTES:
                 break
-            self._call.append(heapq.heappop(self._heads)[0])
+            self._call.append(heapq.heappop(self._heads))
             entries.append(entry)
             size += entry.size
         return entries
 
     def written(self) -> list[Entry | Passage]:
         """Mark the current call written; return what the durable position may now pass, in order."""
-        for seq in self._call:
-            page = self._entries[seq].partition_key
+        for _, page in self._call:
             queue = self._pages[page]
             queue.popleft()
             if queue:
                 heapq.heappush(self._heads, (queue[0], page))
             else:
                 del self._pages[page]
-        self._written.update(self._call)
+        self._written.update(seq for seq, _ in self._call)
         self._call = []
         return self.passable()
 

@@ -93,6 +93,8 @@ class FrameReader:
                 self._partial, self._partial_size = [], 0
                 if len(line) > self._max:
                     self._spoil(out)
+                    if self.is_abandoned:
+                        return out
                     continue
             self._line(line, out)
             if self.is_abandoned:
@@ -112,7 +114,8 @@ class FrameReader:
             self._partial, self._partial_size = [], 0
             self._skipping_line = True
             self._spoil(out)
-            self._drop(dropped)
+            if not self.is_abandoned:
+                self._drop(dropped)
 
     def _line(self, line: bytes, out: list[Parsed]) -> None:
         if not line:
