@@ -141,7 +141,10 @@ def _follow_redirects(client: httpx.Client, url: str, headers: dict[str, str]) -
             if not response.has_redirect_location:
                 yield response
                 return
-            target = response.url.join(response.headers["Location"])
+            try:
+                target = response.url.join(response.headers["Location"])
+            except httpx.InvalidURL as exc:
+                raise SourceFailure(f"{response.url} redirects to an invalid URL") from exc
             if response.url.scheme == "https" and target.scheme != "https":
                 raise ConfigError(f"{response.url} redirects to {target}: not following https down to http")
         url = str(target)
