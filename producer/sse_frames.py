@@ -142,7 +142,7 @@ class FrameReader:
                     self._own_id = self._last_id = text
         elif name == b"event":
             self._event = value
-        elif name == b"retry" and value.isdigit():
+        elif name == b"retry" and value.isdigit() and len(value) <= 9:  # int() refuses 4,300 digits and more
             self.retry_ms = int(value)
 
     def _dispatch(self, out: list[Parsed]) -> None:

@@ -31,6 +31,14 @@ def test_other_events_comments_and_retry_are_not_frames() -> None:
     assert reader.retry_ms == 1500
 
 
+def test_a_retry_of_any_length_is_safe() -> None:
+    reader = FrameReader()
+    reader.feed(b"retry: " + b"9" * 5000 + b"\nretry: x1\n\n")
+    assert reader.retry_ms is None
+    reader.feed(b"retry: 250\n\n")
+    assert reader.retry_ms == 250
+
+
 def test_frame_encode_and_the_reader_agree() -> None:
     frame = Frame(data='{"a": "line\u2028sep"}\nsecond', id="[1]")
     assert _read(frame.encode()) == [Parsed(frame.data.encode(), "[1]")]
