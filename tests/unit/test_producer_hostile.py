@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 
@@ -134,9 +135,8 @@ def test_a_rejected_frame_after_everything_is_written_is_saved_without_waiting_f
     producer = Producer(source(), FakeKinesis(), linger=0.01, on_flushed=saved.append)
     runner = threading.Thread(target=producer.run, args=(stop,))
     runner.start()
-    for _ in range(500):
-        if saved and saved[-1].last_event_id == "id-bad":
-            break
+    deadline = time.monotonic() + 30  # a bound for a loaded machine; it takes about one linger
+    while not (saved and saved[-1].last_event_id == "id-bad") and time.monotonic() < deadline:
         threading.Event().wait(0.01)
     stop.set()
     more.set()
