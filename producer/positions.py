@@ -5,10 +5,11 @@ in Kinesis, the topic/partition offsets up to it, and the counters (one item per
 Saved only once every event up to that frame is in Kinesis (the frame itself may be one that was skipped or
 rejected), so resuming from it can repeat events (the consumer absorbs duplicates) but never skips one.
 
-Item attributes: `last_event_id` (S), `partitions` (S, JSON list of {topic, partition, offset, dt}), `gaps` (N, gaps reported so far), `missed_offsets`
-(N, offsets those gaps missed), `last_gap` (S, JSON of the latest gap), `rejected` (S, JSON of frames rejected
-so far by reason), `truncated` (N, events cut to fit a record so far), `saved_at` (N, epoch seconds). The item
-stays small whatever the stream holds: `progress` bounds the partitions and the reasons are our own few.
+Item attributes: `last_event_id` (S), `partitions` (S, JSON list of {topic, partition, offset, dt}), `gaps`
+(N, gaps reported so far), `missed_offsets` (N, offsets those gaps missed), `last_gap` (S, JSON of the latest
+gap), `rejected` (S, JSON of frames rejected so far by reason), `truncated` (N, events cut to fit a record so
+far), `saved_at` (N, epoch seconds). The item stays small whatever the stream holds: `progress` bounds the
+partitions and the reasons are our own few.
 """
 
 from __future__ import annotations
