@@ -128,17 +128,23 @@ def replay_in_this_process(frames: list[Frame]) -> Iterator[str]:
         yield server.url
 
 
-def through_producer(frames: list[Frame], writer, *, served_by=replay_in_this_process) -> float:
+def through_producer(
+    frames: list[Frame], writer, *, served_by=replay_in_this_process, cpu: list[float] | None = None
+) -> float:
+    """Events/s through the producer; appends to `cpu` this process's CPU microseconds per event, a figure a
+    loaded machine disturbs less than a rate (meaningful with the server in its own process)."""
     with served_by(frames) as url:
         stop = threading.Event()
         events = read_events(url, "wikitide-benchmark", should_stop=stop.is_set)
         producer = Producer(events, writer, linger=0.05)
         runner = threading.Thread(target=producer.run, args=(stop,))
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), time.process_time()
         runner.start()
         while producer.stats.written < len(frames) and runner.is_alive():
             time.sleep(0.005)
         elapsed = time.perf_counter() - began
+        if cpu is not None:
+            cpu.append((time.process_time() - cpu_began) / len(frames) * 1e6)
         stop.set()
         runner.join(timeout=30)
     return len(frames) / elapsed
@@ -265,13 +271,14 @@ def main() -> None:
 
     if "parse" in parts:
         parse_frames = looped_frames(args.parse_events)
-        parse_rates, shared_rates = [], []
+        parse_rates, shared_rates, cpu = [], [], []
         for _ in range(args.rounds):
-            parse_rates.append(through_producer(parse_frames, NullSink(), served_by=replay_in_own_process))
+            parse_rates.append(through_producer(parse_frames, NullSink(), served_by=replay_in_own_process, cpu=cpu))
             shared_rates.append(through_producer(parse_frames, NullSink()))
         del parse_frames
         print(f"SSE -> producer -> null sink: median {statistics.median(parse_rates):,.0f} events/s "
-              f"(runs: {_runs(parse_rates)}; goal >= 20,000)")
+              f"(runs: {_runs(parse_rates)}; goal >= 20,000); producer CPU per event: median "
+              f"{statistics.median(cpu):.1f} us (runs: {', '.join(f'{c:.1f}' for c in cpu)})")
         print(f"  the same with the replay server in the producer's process: median "
               f"{statistics.median(shared_rates):,.0f} events/s (runs: {_runs(shared_rates)})")
     if not parts & {"kinesis", "rss"}:

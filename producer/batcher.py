@@ -1,12 +1,18 @@
-"""Turning SSE events into Kinesis entries, and entries into PutRecords batches. Pure: no I/O."""
+"""Turning SSE events into Kinesis entries, and entries into PutRecords batches. Pure: no I/O.
+
+A payload is untrusted: it is decoded by msgspec (which checks UTF-8 and refuses NaN, lone surrogates and
+numbers out of range) and refused past `MAX_DEPTH` levels of nesting. An event larger than a Kinesis record is
+cut to fit (`shrink`); one that cannot be cut enough, or cannot be decoded, is `Rejected` with a short reason.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from producer.filters import KEEP_ALL, ChangeFilter
 from producer.progress import Gap, Mark
@@ -17,9 +23,21 @@ MAX_BATCH_BYTES = 5 * 1024 * 1024
 MAX_RECORD_BYTES = 1024 * 1024
 MAX_PARTITION_KEY_CHARS = 256
 MAX_DATA_BYTES = MAX_RECORD_BYTES - MAX_PARTITION_KEY_CHARS * 4
-# Free-text fields that may be cut to make an oversized event fit; ids, titles and times are never touched.
-CUTTABLE_FIELDS = ("log_params", "parsedcomment", "comment", "log_action_comment")
+# What the processor needs to de-duplicate, count and window a change: never cut. Every other field (comments,
+# log_params, tags, unknown fields, meta.uri...) may be, largest first.
+KEPT_FIELDS = frozenset({
+    "$schema", "meta", "id", "type", "namespace", "title", "timestamp", "user", "bot", "minor", "patrolled",
+    "length", "revision", "server_url", "server_name", "server_script_path", "wiki", "log_id", "log_type",
+    "log_action",
+})
+KEPT_META_FIELDS = frozenset({"id", "dt", "domain", "stream", "topic", "partition", "offset"})
+TRUNCATED_FIELD = "wikitide_truncated"
 CUT_TO_CHARS = 2048
+# The recentchange schema nests four levels at most (log_params); the limit leaves room for odd log_params.
+MAX_DEPTH = 32
+
+_decode = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +53,30 @@ class Entry:
     sse_id: str | None = None
     marks: tuple[Mark, ...] = ()
     gaps: tuple[Gap, ...] = ()
+    truncated: tuple[str, ...] = ()  # the fields `shrink` cut, as named in `wikitide_truncated`
 
     @property
     def size(self) -> int:
         return len(self.data) + len(self.partition_key.encode("utf-8"))
+
+    @property
+    def rejected(self) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """A frame read but not sent (skipped, or rejected for `rejected`): it still moves the position, in arrival
+    order, so a restart resumes after it rather than reading it again."""
+
+    sse_id: str | None
+    marks: tuple[Mark, ...] = ()
+    gaps: tuple[Gap, ...] = ()
+    rejected: str | None = None
+
+    @property
+    def truncated(self) -> tuple[str, ...]:
+        return ()
 
 
 class Rejected(Exception):
@@ -80,63 +118,112 @@ class Skipped(Exception):
         self.reason = reason
 
 
-def to_entry(data: str, sse_id: str | None, keep: ChangeFilter = KEEP_ALL) -> Entry:
+def to_entry(data: bytes | str, sse_id: str | None, keep: ChangeFilter = KEEP_ALL) -> Entry:
     """The Kinesis entry for one `data:` payload, exactly as received unless it is too large for one record.
 
     Raises `Rejected` for unusable input and `Skipped` for canaries and filtered-out changes.
     """
-    return entry_for(parse_payload(data), data, sse_id, keep)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    return entry_for(parse_payload(payload), payload, sse_id, keep)
 
 
-def parse_payload(data: str) -> dict[str, Any]:
-    """The `data:` payload as a JSON object, or `Rejected`."""
+def parse_payload(data: bytes) -> dict[str, Any]:
+    """The `data:` payload as a JSON object, or `Rejected` (`invalid_utf8`, `not_json`, `too_deep`, `not_an_object`)."""
     try:
-        raw = json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise Rejected("not_json") from exc
-    if not isinstance(raw, dict):
+        raw = _decode(data)
+    except msgspec.DecodeError as exc:
+        raise Rejected("not_json" if _is_utf8(data) else "invalid_utf8") from exc
+    except RecursionError as exc:
+        raise Rejected("too_deep") from exc
+    if type(raw) is not dict:
         raise Rejected("not_an_object")
+    # Counting brackets is cheap and bounds the depth from above: only a payload with many is walked.
+    if data.count(b"{") + data.count(b"[") > MAX_DEPTH and _is_deeper(raw, MAX_DEPTH):
+        raise Rejected("too_deep")
     return raw
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _is_deeper(value: object, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in node.values() if isinstance(node, dict) else node:  # type: ignore[attr-defined]
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+    return False
 
 
 def entry_for(
     raw: dict[str, Any],
-    data: str,
+    data: bytes,
     sse_id: str | None,
     keep: ChangeFilter = KEEP_ALL,
     marks: tuple[Mark, ...] = (),
     gaps: tuple[Gap, ...] = (),
 ) -> Entry:
-    """`to_entry` for a payload already parsed into `raw`; raises `Skipped` for canaries and filtered changes."""
+    """`to_entry` for a payload already parsed into `raw`; raises `Skipped` for canaries and filtered changes,
+    `Rejected("oversized")` for an event that cannot be cut to fit a record."""
     if is_canary(raw):
         raise Skipped("canary")
     if not keep.keeps(raw):
         raise Skipped("filtered")
-    encoded = data.encode("utf-8")
-    if len(encoded) > MAX_DATA_BYTES:
-        encoded = shrink(raw)
-    return Entry(data=encoded, partition_key=partition_key_for(raw), sse_id=sse_id, marks=marks, gaps=gaps)
+    truncated: tuple[str, ...] = ()
+    if len(data) > MAX_DATA_BYTES:
+        data, truncated = shrink(raw)
+    return Entry(data=data, partition_key=partition_key_for(raw), sse_id=sse_id, marks=marks, gaps=gaps,
+                 truncated=truncated)
 
 
-def shrink(raw: dict[str, Any]) -> bytes:
-    """Cut the largest free-text fields until the event fits one Kinesis record, naming them in
-    `wikitide_truncated`, so an oversized change (a huge `log_params`) is stored, never dropped."""
+def shrink(raw: dict[str, Any]) -> tuple[bytes, tuple[str, ...]]:
+    """The event cut to fit one Kinesis record, and the fields cut (also named in `wikitide_truncated`).
+
+    Fields outside `KEPT_FIELDS` (and `meta` fields outside `KEPT_META_FIELDS`) are cut largest first until the
+    event fits: a string keeps its first `CUT_TO_CHARS` characters, any other value becomes the start of its JSON
+    text. Each value is encoded once, so the work stays proportional to the event's size whatever its shape.
+    Raises `Rejected("oversized")` when cutting every such field is not enough.
+    """
     event = dict(raw)
-    cut: list[str] = []
+    event.pop(TRUNCATED_FIELD, None)
+    meta = event.get("meta")
+    containers: list[tuple[dict[str, Any], str, frozenset[str]]] = [(event, "", KEPT_FIELDS)]
+    if isinstance(meta, dict):
+        event["meta"] = meta = dict(meta)
+        containers.append((meta, "meta.", KEPT_META_FIELDS))
     candidates = sorted(
-        (name for name in CUTTABLE_FIELDS if name in event),
-        key=lambda name: len(json.dumps(event[name], ensure_ascii=False)),
+        ((len(_encode(value)), prefix + key, container, key)
+         for container, prefix, kept in containers for key, value in container.items() if key not in kept),
+        key=lambda candidate: candidate[0],
         reverse=True,
     )
-    for name in candidates:
-        text = event[name] if isinstance(event[name], str) else json.dumps(event[name], ensure_ascii=False)
-        event[name] = text[:CUT_TO_CHARS]
+    size = len(_encode(event))
+    cut: list[str] = []
+    for old_size, name, container, key in candidates:
+        if size + len(_encode(cut)) + len(TRUNCATED_FIELD) + 4 <= MAX_DATA_BYTES:
+            break
+        value = container[key]
+        short = value[:CUT_TO_CHARS] if isinstance(value, str) else _encode(value)[:CUT_TO_CHARS].decode(
+            "utf-8", "ignore")
+        new_size = len(_encode(short))
+        if new_size >= old_size:
+            continue
+        container[key] = short
+        size += new_size - old_size
         cut.append(name)
-        event["wikitide_truncated"] = cut
-        encoded = json.dumps(event, ensure_ascii=False).encode("utf-8")
-        if len(encoded) <= MAX_DATA_BYTES:
-            return encoded
-    raise Rejected("oversized")
+    event[TRUNCATED_FIELD] = cut
+    encoded = _encode(event)
+    if len(encoded) > MAX_DATA_BYTES:
+        raise Rejected("oversized")
+    return encoded, tuple(cut)
 
 
 def split_rounds(entries: Sequence[Entry]) -> list[list[Entry]]:

@@ -64,9 +64,9 @@ def run_producer(
         reporter = threading.Thread(target=_report, args=(producer, stop), daemon=True)
         reporter.start()
         stats = producer.run(stop)
-    logger.info("stopped: read %d, wrote %d in %d calls, skipped %s, rejected %s, gaps %d (%d offsets missed),"
-                " position %s", stats.read, stats.written, stats.batches, dict(stats.skipped), dict(stats.rejected),
-                stats.gaps, stats.missed, stats.last_id)
+    logger.info("stopped: read %d, wrote %d in %d calls, skipped %s, rejected %s, cut to fit %d, gaps %d"
+                " (%d offsets missed), position %s", stats.read, stats.written, stats.batches, dict(stats.skipped),
+                dict(stats.rejected), stats.truncated, stats.gaps, stats.missed, stats.last_id)
     return stats
 
 
@@ -85,5 +85,5 @@ def _reporting_cold_start_gap(events: Iterator[SourceEvent], since: datetime) ->
 def _report(producer: Producer, stop: threading.Event, every: float = 10.0) -> None:
     while not stop.wait(every):
         s = producer.stats
-        logger.info("read %d, wrote %d, skipped %s, rejected %s, gaps %d (%d offsets missed)",
-                    s.read, s.written, dict(s.skipped), dict(s.rejected), s.gaps, s.missed)
+        logger.info("read %d, wrote %d, skipped %s, rejected %s, cut to fit %d, gaps %d (%d offsets missed)",
+                    s.read, s.written, dict(s.skipped), dict(s.rejected), s.truncated, s.gaps, s.missed)

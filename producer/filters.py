@@ -15,11 +15,12 @@ class ChangeFilter:
     bots: bool | None = None  # None: both; True: bots only; False: humans only
 
     def keeps(self, raw: Mapping[str, Any]) -> bool:
-        if self.wikis and raw.get("wiki") not in self.wikis:
+        """Whether the change goes to Kinesis. Values of the wrong JSON type never match (and never raise)."""
+        if self.wikis and not _is_in(raw.get("wiki"), str, self.wikis):
             return False
-        if self.types and str(raw.get("type")) not in self.types:
+        if self.types and not _is_in(raw.get("type"), str, self.types):
             return False
-        if self.namespaces and raw.get("namespace") not in self.namespaces:
+        if self.namespaces and not _is_in(raw.get("namespace"), int, self.namespaces):
             return False
         return self.bots is None or (raw.get("bot") is True) == self.bots
 
@@ -29,3 +30,8 @@ class ChangeFilter:
 
 
 KEEP_ALL = ChangeFilter()
+
+
+def _is_in(value: object, kind: type, allowed: frozenset[Any]) -> bool:
+    # `type(...) is`: a bool is not a namespace, and a list would make `in` raise (unhashable).
+    return type(value) is kind and value in allowed

@@ -6,7 +6,9 @@ written in full (`written`), so a page's later change never overtakes an earlier
 while other pages fill the rest of the call: a hot page no longer splits every batch into many small calls.
 
 The checkpoint follows arrival order: `written` returns the entries that now have every earlier entry
-written too, so the durable position never passes an unwritten entry.
+written too, so the durable position never passes an unwritten entry. A frame that is not sent (skipped or
+rejected) is a `Passage`: it takes its place in that order as if already written, and `passable` returns it
+once everything before it is in Kinesis, so the position moves past it without a PutRecords call.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 
-from producer.batcher import MAX_BATCH_BYTES, MAX_BATCH_RECORDS, Entry
+from producer.batcher import MAX_BATCH_BYTES, MAX_BATCH_RECORDS, Entry, Passage
 
 
 class Pending:
@@ -22,11 +24,11 @@ class Pending:
     holding an entry costs no extra object for the garbage collector to trace."""
 
     def __init__(self) -> None:
-        self._entries: dict[int, Entry] = {}  # every entry held, by arrival number
+        self._entries: dict[int, Entry | Passage] = {}  # every entry and passage held, by arrival number
         self._arrived: dict[int, float] = {}
         self._pages: dict[str, deque[int]] = {}
         self._heads: list[tuple[int, str]] = []  # (number, page) of every page head not in the current call
-        self._call: list[int] = []
+        self._call: list[tuple[int, str]] = []  # (number, page) of each entry in the current call
         self._written: set[int] = set()  # written, but behind an unwritten entry in arrival order
         self._next = 0  # the number of the next entry to arrive
         self._low = 0  # the oldest entry held
@@ -46,6 +48,13 @@ class Pending:
             heapq.heappush(self._heads, (seq, page))
         else:
             queue.append(seq)
+
+    def add_passage(self, passage: Passage, now: float) -> None:
+        seq = self._next
+        self._next += 1
+        self._entries[seq] = passage
+        self._arrived[seq] = now
+        self._written.add(seq)
 
     @property
     def has_heads(self) -> bool:
@@ -70,26 +79,30 @@ class Pending:
         entries: list[Entry] = []
         while self._heads and len(entries) < MAX_BATCH_RECORDS:
             entry = self._entries[self._heads[0][0]]
+            assert isinstance(entry, Entry)
             if entries and size + entry.size > MAX_BATCH_BYTES:
                 break
-            self._call.append(heapq.heappop(self._heads)[0])
+            self._call.append(heapq.heappop(self._heads))
             entries.append(entry)
             size += entry.size
         return entries
 
-    def written(self) -> list[Entry]:
-        """Mark the current call written; return the entries the durable position may now pass, in order."""
-        for seq in self._call:
-            page = self._entries[seq].partition_key
+    def written(self) -> list[Entry | Passage]:
+        """Mark the current call written; return what the durable position may now pass, in order."""
+        for _, page in self._call:
             queue = self._pages[page]
             queue.popleft()
             if queue:
                 heapq.heappush(self._heads, (queue[0], page))
             else:
                 del self._pages[page]
-        self._written.update(self._call)
+        self._written.update(seq for seq, _ in self._call)
         self._call = []
-        passed: list[Entry] = []
+        return self.passable()
+
+    def passable(self) -> list[Entry | Passage]:
+        """What the durable position may pass now, in arrival order (passages with nothing unwritten before them)."""
+        passed: list[Entry | Passage] = []
         while self._low in self._written:
             self._written.discard(self._low)
             del self._arrived[self._low]

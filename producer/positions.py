@@ -1,10 +1,15 @@
-"""DynamoDB adapter for the producer's checkpoint: the SSE `id:` of the last event known to be in Kinesis, the
-topic/partition offsets up to it, and the gap counters (one item per `--source` in `ProducerStateTable`).
+"""DynamoDB adapter for the producer's checkpoint: the SSE `id:` of the last frame behind which every event is
+in Kinesis, the topic/partition offsets up to it, and the counters (one item per `--source` in
+`ProducerStateTable`).
 
-Saved only after the PutRecords that carried that event succeeded, so resuming from it can repeat events
-(the consumer absorbs duplicates) but never skips one. Item attributes: `last_event_id` (S), `partitions`
-(S, JSON list of {topic, partition, offset, dt}), `gaps` (N, gaps reported so far), `missed_offsets`
-(N, offsets those gaps missed), `last_gap` (S, JSON of the latest gap), `saved_at` (N, epoch seconds).
+Saved only once every event up to that frame is in Kinesis (the frame itself may be one that was skipped or
+rejected), so resuming from it can repeat events (the consumer absorbs duplicates) but never skips one.
+
+Item attributes: `last_event_id` (S), `partitions` (S, JSON list of {topic, partition, offset, dt}), `gaps`
+(N, gaps reported so far), `missed_offsets` (N, offsets those gaps missed), `last_gap` (S, JSON of the latest
+gap), `rejected` (S, JSON of frames rejected so far by reason), `truncated` (N, events cut to fit a record so
+far), `saved_at` (N, epoch seconds). The item stays small whatever the stream holds: `progress` bounds the
+partitions and the reasons are our own few.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ class PositionStore:
         if not item:
             return None
         plain = {name: (int(value["N"]) if "N" in value else value["S"]) for name, value in item.items()}
-        for name in ("partitions", "last_gap"):
+        for name in ("partitions", "last_gap", "rejected"):
             if name in plain:
                 plain[name] = json.loads(plain[name])
         return plain
@@ -56,6 +61,8 @@ class PositionStore:
             "partitions": {"S": checkpoint.partitions_json()},
             "gaps": {"N": str(checkpoint.gaps)},
             "missed_offsets": {"N": str(checkpoint.missed)},
+            "rejected": {"S": json.dumps(dict(sorted(checkpoint.rejected.items())), separators=(",", ":"))},
+            "truncated": {"N": str(checkpoint.truncated)},
             "saved_at": {"N": str(int(time.time()))},
         }
         if checkpoint.last_gap is not None:
@@ -76,4 +83,6 @@ def _checkpoint(item: dict[str, Any]) -> Checkpoint:
         gaps=int(item.get("gaps", {}).get("N", "0")),
         missed=int(item.get("missed_offsets", {}).get("N", "0")),
         last_gap=Gap.from_json(json.loads(item["last_gap"]["S"])) if "last_gap" in item else None,
+        rejected=json.loads(item["rejected"]["S"]) if "rejected" in item else {},
+        truncated=int(item.get("truncated", {}).get("N", "0")),
     )

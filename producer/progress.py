@@ -10,16 +10,27 @@ payloads without `meta` coordinates (bare recordings replayed with `replay_id`).
 A gap is reported wherever it shows: after a reconnect, after a resume from the saved position, or inside one
 connection (the service restarting from its oldest retained event does that). Repeats (offsets at or below
 the highest seen, as a timestamp resume gives) are not gaps.
+
+What is kept stays bounded whatever a server sends: at most `MAX_PARTITIONS` partitions (the least recently
+moved are forgotten first; EventStreams has two), topics of at most `MAX_TOPIC_CHARS`, Kafka's int32 partitions
+and int64 offsets, and a `dt` only when it is short enough to be a time.
 """
 
 from __future__ import annotations
 
-import json
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol, TypeGuard
+from typing import Any, NamedTuple, Protocol
+
+import msgspec
 
 PartitionKey = tuple[str, int]
+MAX_PARTITIONS = 64
+MAX_TOPIC_CHARS = 255  # Kafka's own limit is 249
+MAX_DT_CHARS = 40  # `2021-08-27T10:00:00.123456+00:00` is 32
+_MAX_PARTITION = 2**31 - 1
+_MAX_OFFSET = 2**63 - 1
 
 
 class Mark(NamedTuple):
@@ -68,29 +79,41 @@ class Gap:
 def marks_of(raw: Mapping[str, Any] | None, sse_id: str | None) -> tuple[Mark, ...]:
     """The positions one event proves: its `meta` coordinates, else the offsets of its SSE `id:` list."""
     meta = raw.get("meta") if raw is not None else None
+    dt = meta.get("dt") if isinstance(meta, dict) else None
+    if type(dt) is not str or len(dt) > MAX_DT_CHARS:
+        dt = None
     if isinstance(meta, dict):
-        topic, partition, offset = meta.get("topic"), meta.get("partition"), meta.get("offset")
-        # `type(...) is int` rather than `_is_count`: this runs once per event on the reader's hot path.
-        if type(topic) is str and type(partition) is int and type(offset) is int and partition >= 0 and offset >= 0:
-            dt = meta.get("dt")
-            return (Mark(topic, partition, offset, dt if isinstance(dt, str) else None),)
+        mark = _mark(meta.get("topic"), meta.get("partition"), meta.get("offset"), dt)
+        if mark is not None:
+            return (mark,)
     if not sse_id or not sse_id.startswith("["):
         return ()
     try:
-        positions = json.loads(sse_id)
-    except ValueError:
+        positions = msgspec.json.decode(sse_id)
+    except (msgspec.DecodeError, RecursionError):
         return ()
-    dt = meta.get("dt") if isinstance(meta, dict) else None
-    return tuple(
-        Mark(p["topic"], p["partition"], p["offset"], dt if isinstance(dt, str) else None)
-        for p in positions
-        if isinstance(p, dict) and isinstance(p.get("topic"), str) and _is_count(p.get("partition"))
-        and _is_count(p.get("offset"))
-    )
+    if type(positions) is not list:
+        return ()
+    marks = (_mark(p.get("topic"), p.get("partition"), p.get("offset"), dt) for p in positions if type(p) is dict)
+    return tuple(mark for mark in marks if mark is not None)
 
 
-def _is_count(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+def _mark(topic: object, partition: object, offset: object, dt: str | None) -> Mark | None:
+    # `type(...) is`: a bool is not an offset; this runs once per event on the reader's hot path.
+    if (type(topic) is str and type(partition) is int and type(offset) is int and len(topic) <= MAX_TOPIC_CHARS
+            and 0 <= partition <= _MAX_PARTITION and 0 <= offset <= _MAX_OFFSET):
+        return Mark(topic, partition, offset, dt)
+    return None
+
+
+def remember(positions: dict[PartitionKey, Mark], mark: Mark) -> None:
+    """Record `mark` as its partition's latest; past `MAX_PARTITIONS`, forget the least recently moved."""
+    key = mark.key
+    if key in positions:
+        del positions[key]  # re-inserted below: dict order is the order of the last move
+    elif len(positions) >= MAX_PARTITIONS:
+        del positions[next(iter(positions))]
+    positions[key] = mark
 
 
 class PartitionTracker:
@@ -102,7 +125,9 @@ class PartitionTracker:
     """
 
     def __init__(self, known: Mapping[PartitionKey, Mark] | None = None) -> None:
-        self._last: dict[PartitionKey, Mark] = dict(known or {})
+        self._last: dict[PartitionKey, Mark] = {}
+        for mark in (known or {}).values():
+            remember(self._last, mark)
         self._seen_on: dict[PartitionKey, int | None] = dict.fromkeys(self._last)  # None: from the checkpoint
 
     def observe(self, marks: tuple[Mark, ...], connection: int = 0) -> tuple[Gap, ...]:
@@ -113,8 +138,11 @@ class PartitionTracker:
             last = self._last.get(key)
             if last is not None and mark.offset <= last.offset:
                 continue
-            seen_on = self._seen_on.get(key)
-            self._last[key], self._seen_on[key] = mark, connection
+            seen_on = self._seen_on.pop(key, None)
+            remember(self._last, mark)
+            self._seen_on[key] = connection
+            if len(self._seen_on) > len(self._last):
+                self._seen_on = {k: self._seen_on.get(k) for k in self._last}
             if last is not None and mark.offset > last.offset + 1:
                 after = "stream" if seen_on == connection else "reconnect" if seen_on is not None else "resume"
                 gaps += (Gap(last=last, next=mark, after=after),)
@@ -126,7 +154,8 @@ class PartitionTracker:
 
 
 class Written(Protocol):
-    """An entry now in Kinesis, as the checkpoint sees it."""
+    """A frame now behind the durable position, as the checkpoint sees it: an entry in Kinesis, or a frame
+    that was skipped or rejected (`rejected` names why) once every earlier entry is in Kinesis."""
 
     @property
     def sse_id(self) -> str | None: ...
@@ -134,38 +163,56 @@ class Written(Protocol):
     def marks(self) -> tuple[Mark, ...]: ...
     @property
     def gaps(self) -> tuple[Gap, ...]: ...
+    @property
+    def rejected(self) -> str | None: ...
+    @property
+    def truncated(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True)
 class Checkpoint:
     """What is durably in Kinesis: the SSE id to resume after, the partition offsets up to that point, and
-    the gaps reported so far (cumulative over restarts: `gaps` counts them, `missed` adds up their offsets)."""
+    what was reported so far, cumulative over restarts: gaps (`gaps` counts them, `missed` adds up their
+    offsets), frames rejected (by reason) and events cut to fit a record (`truncated`)."""
 
     last_event_id: str | None = None
     partitions: Mapping[PartitionKey, Mark] = field(default_factory=dict)
     gaps: int = 0
     missed: int = 0
     last_gap: Gap | None = None
+    rejected: Mapping[str, int] = field(default_factory=dict)
+    truncated: int = 0
 
     def advanced(self, written: Iterable[Written]) -> Checkpoint:
-        """The checkpoint once `written` (entries in arrival order, all earlier ones already counted) is in Kinesis."""
+        """The checkpoint once `written` (frames in arrival order, all earlier ones already counted) is behind
+        the durable position."""
         last_id, partitions = self.last_event_id, dict(self.partitions)
         gaps, missed, last_gap = self.gaps, self.missed, self.last_gap
+        rejected: Counter[str] | None = None
+        truncated = self.truncated
         for entry in written:
             last_id = entry.sse_id or last_id
             for mark in entry.marks:
                 known = partitions.get(mark.key)
                 if known is None or mark.offset > known.offset:
-                    partitions[mark.key] = mark
+                    remember(partitions, mark)
             for gap in entry.gaps:
                 gaps, missed, last_gap = gaps + 1, missed + gap.missed, gap
-        return Checkpoint(last_id, partitions, gaps, missed, last_gap)
+            if entry.rejected is not None:
+                rejected = rejected if rejected is not None else Counter(self.rejected)
+                rejected[entry.rejected] += 1
+            if entry.truncated:
+                truncated += 1
+        return Checkpoint(last_id, partitions, gaps, missed, last_gap,
+                          self.rejected if rejected is None else dict(rejected), truncated)
 
     def partitions_json(self) -> str:
-        return json.dumps([{"topic": m.topic, "partition": m.partition, "offset": m.offset, "dt": m.dt}
-                           for m in self.partitions.values()], separators=(",", ":"))
+        return msgspec.json.encode([{"topic": m.topic, "partition": m.partition, "offset": m.offset, "dt": m.dt}
+                                    for m in self.partitions.values()]).decode()
 
     @staticmethod
     def partitions_from_json(text: str) -> dict[PartitionKey, Mark]:
-        marks = (Mark(p["topic"], p["partition"], p["offset"], p.get("dt")) for p in json.loads(text))
-        return {mark.key: mark for mark in marks}
+        positions: dict[PartitionKey, Mark] = {}
+        for p in msgspec.json.decode(text):
+            remember(positions, Mark(p["topic"], p["partition"], p["offset"], p.get("dt")))
+        return positions

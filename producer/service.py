@@ -3,6 +3,11 @@
 Backpressure is a budget of entries and bytes read but not yet durably in Kinesis: when Kinesis is slow the
 reader waits (and the server holds the stream for us), so memory stays bounded at any backlog. A call goes
 out when it would be full or when its oldest entry has waited `linger` seconds.
+
+Every frame read ends as exactly one of: sent (an `Entry`), skipped (a canary or a filtered change) or rejected
+(counted by reason, logged, and kept in the saved position's tallies). Skipped and rejected frames are
+`Passage`s that move the durable position in arrival order, so a restart never reads them again and never
+stops on them. Only a failure of a dependency (Kinesis, the source giving up) ends `run` with an exception.
 """
 
 from __future__ import annotations
@@ -16,10 +21,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from producer.batcher import Entry, Rejected, Skipped, entry_for, parse_payload
+from producer.batcher import Entry, Passage, Rejected, Skipped, entry_for, parse_payload
 from producer.filters import KEEP_ALL, ChangeFilter
 from producer.pending import Pending
-from producer.progress import Checkpoint, Gap, PartitionTracker, marks_of
+from producer.progress import Checkpoint, Gap, Mark, PartitionTracker, marks_of
 from producer.sse_source import SourceEvent
 
 logger = logging.getLogger(__name__)
@@ -28,6 +33,9 @@ _END = object()
 # Python's own cost of one queued entry (objects, partition key, SSE id, marks) on top of its data, for the byte
 # budget: an estimate, generous for the recorded events' keys and ids (a few hundred bytes each).
 ENTRY_OVERHEAD_BYTES = 1024
+# Rejections are logged one line each up to this many per reason in a process, then one in every thousand:
+# a hostile stream must not fill the disk with log lines.
+LOGGED_REJECTIONS = 100
 
 
 class EntryWriter(Protocol):
@@ -39,15 +47,16 @@ class ProducerStats:
     read: int = 0
     written: int = 0
     batches: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)  # by reason, this run
     skipped: Counter[str] = field(default_factory=Counter)
+    truncated: int = 0  # events cut to fit a Kinesis record, this run
     last_id: str | None = None
     gaps: int = 0  # gaps reported, cumulative over restarts once their entries are durable
     missed: int = 0  # offsets those gaps missed
 
 
-def footprint(entry: Entry) -> int:
-    return len(entry.data) + ENTRY_OVERHEAD_BYTES
+def footprint(item: Entry | Passage) -> int:
+    return len(item.data) + ENTRY_OVERHEAD_BYTES if isinstance(item, Entry) else ENTRY_OVERHEAD_BYTES
 
 
 class Budget:
@@ -108,8 +117,9 @@ class Producer:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`checkpoint` is the saved position this run resumes from (its partition offsets seed the gap check).
-        `on_flushed(checkpoint)` runs after each PutRecords call that moved the durable position: a restarted
-        producer may resume from `checkpoint.last_event_id` without losing anything."""
+        `on_flushed(checkpoint)` runs after each PutRecords call that moved the durable position, after skipped or
+        rejected frames moved it (at most once per `linger`), and once at the end: a restarted producer may
+        resume from `checkpoint.last_event_id` without losing anything."""
         self._events = events
         self._writer = writer
         self._linger = linger
@@ -123,6 +133,7 @@ class Producer:
         self.stats = ProducerStats(last_id=self._checkpoint.last_event_id, gaps=self._checkpoint.gaps,
                                    missed=self._checkpoint.missed)
         self.reader_error: BaseException | None = None
+        self._is_unsaved = False
 
     @property
     def checkpoint(self) -> Checkpoint:
@@ -138,54 +149,88 @@ class Producer:
         return self.stats
 
     def _read(self, stop: threading.Event) -> None:
-        found: tuple[Gap, ...] = ()
         try:
             for event in self._events:
                 if stop.is_set():
                     break
                 self.stats.read += 1
-                try:
-                    raw = parse_payload(event.data)
-                except Rejected as exc:
-                    self.stats.rejected[exc.reason] += 1
-                    logger.warning("dropped event %s (%s): %.160r", event.id, exc.reason, event.data)
-                    raw = None
-                marks = marks_of(raw, event.id)
-                if marks:
-                    gaps = self._tracker.observe(marks, event.connection)
-                    for gap in gaps:
-                        logger.warning("GAP: %s", gap.describe())
-                    found += gaps
-                if raw is None:
-                    continue
-                try:
-                    entry = entry_for(raw, event.data, event.id, self._keep, marks, found)
-                except Skipped as exc:
-                    self.stats.skipped[exc.reason] += 1
-                    continue
-                found = ()
-                if not self._budget.acquire(footprint(entry), stop):
+                item = self._handle(event)
+                if not self._budget.acquire(footprint(item), stop):
                     break
-                self._queue.put(entry)
+                self._queue.put(item)
         except BaseException as exc:  # noqa: BLE001 - handed to the writer thread, which re-raises it
             self.reader_error = exc
         finally:
             self._queue.put(_END)
 
+    def _handle(self, event: SourceEvent) -> Entry | Passage:
+        """The entry to send for one frame, or the passage that moves the position past it. Never raises for
+        what the frame holds: an unforeseen error on one frame rejects that frame (`processing_error`)."""
+        raw = None
+        marks: tuple[Mark, ...] = ()
+        gaps: tuple[Gap, ...] = ()
+        reason = event.rejected
+        try:
+            if reason is None:
+                try:
+                    raw = parse_payload(event.data)
+                except Rejected as exc:
+                    reason = exc.reason
+            marks = marks_of(raw, event.id)
+            if marks:
+                gaps = self._tracker.observe(marks, event.connection)
+                for gap in gaps:
+                    logger.warning("GAP: %s", gap.describe())
+            if raw is not None:
+                try:
+                    entry = entry_for(raw, event.data, event.id, self._keep, marks, gaps)
+                except Skipped as exc:
+                    self.stats.skipped[exc.reason] += 1
+                    return Passage(event.id, marks, gaps)
+                except Rejected as exc:
+                    reason = exc.reason
+                else:
+                    if entry.truncated:
+                        self.stats.truncated += 1
+                        logger.warning("event %s cut to fit a Kinesis record: %s", event.id, ", ".join(entry.truncated))
+                    return entry
+        except Exception:  # noqa: BLE001 - one frame must never stop the producer; the traceback is logged
+            logger.exception("frame %.200s could not be handled; rejecting it", event.id)
+            reason = "processing_error"
+        assert reason is not None
+        self._count_rejection(event, reason)
+        return Passage(event.id, marks, gaps, rejected=reason)
+
+    def _count_rejection(self, event: SourceEvent, reason: str) -> None:
+        self.stats.rejected[reason] += 1
+        count = self.stats.rejected[reason]
+        if count <= LOGGED_REJECTIONS or count % 1000 == 0:
+            logger.warning("rejected frame %.200s (%s, %d so far in this run): %.160r",
+                           event.id, reason, count, event.data[:160])
+
     def _write(self, stop: threading.Event) -> None:
         pending = Pending()
+        saved_at = self._clock()
         while True:
             now = self._clock()
             deadline = pending.deadline(self._linger)
             # Wake at least every half second: the reader may be blocked in a quiet stream when stop comes.
             timeout = 0.5 if deadline is None else min(0.5, max(0.0, deadline - now))
             is_ended = self._take(pending, 0.0 if stop.is_set() else timeout)
+            # Passages with nothing unwritten before them move the position at once; saving it waits for the
+            # next call or `linger`, so a stream of skipped frames does not become a stream of saves.
+            self._advance(pending.passable(), save=False)
             if is_ended or stop.is_set():
                 while pending.has_heads:
                     self._send(pending)
+                self._save()
                 return
             if pending.is_ready(self._clock(), self._linger):
                 self._send(pending)
+                saved_at = self._clock()
+            elif self._is_unsaved and self._clock() - saved_at >= self._linger:
+                self._save()
+                saved_at = self._clock()
 
     def _take(self, pending: Pending, timeout: float) -> bool:
         """Move what the reader queued into `pending`, waiting up to `timeout` for the first; True at the end."""
@@ -197,8 +242,11 @@ class Producer:
         while True:
             if item is _END:
                 return True
-            assert isinstance(item, Entry)
-            pending.add(item, now)
+            if isinstance(item, Entry):
+                pending.add(item, now)
+            else:
+                assert isinstance(item, Passage)
+                pending.add_passage(item, now)
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
@@ -207,14 +255,22 @@ class Producer:
     def _send(self, pending: Pending) -> None:
         call = pending.next_call()
         self._writer.put(call)
-        passed = pending.written()
         self.stats.written += len(call)
         self.stats.batches += 1
+        self._advance(pending.written(), save=True)
+
+    def _advance(self, passed: list[Entry | Passage], *, save: bool) -> None:
         if not passed:
             return
-        self._budget.release(len(passed), sum(footprint(entry) for entry in passed))
+        self._budget.release(len(passed), sum(footprint(item) for item in passed))
         self._checkpoint = self._checkpoint.advanced(passed)
         self.stats.last_id = self._checkpoint.last_event_id
         self.stats.gaps, self.stats.missed = self._checkpoint.gaps, self._checkpoint.missed
-        if self._on_flushed is not None:
+        self._is_unsaved = True
+        if save:
+            self._save()
+
+    def _save(self) -> None:
+        if self._is_unsaved and self._on_flushed is not None:
             self._on_flushed(self._checkpoint)
+        self._is_unsaved = False

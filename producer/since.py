@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime, timedelta
+
+import msgspec
 
 from wikitide.errors import ConfigError
 
@@ -26,13 +27,14 @@ def parse_since(value: str, now: datetime) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def cold_start_gap(since: datetime, first_event_data: str) -> timedelta | None:
+def cold_start_gap(since: datetime, first_event_data: bytes | str) -> timedelta | None:
     """How much of the requested history is missing: EventStreams silently starts from "now" when
-    `since` is older than its retention. None when the stream did go back far enough (or cannot tell)."""
+    `since` is older than its retention. None when the stream did go back far enough (or cannot tell, as
+    for a first frame that is not a readable event)."""
     try:
-        dt = json.loads(first_event_data)["meta"]["dt"]
-        first = datetime.fromisoformat(str(dt).replace("Z", "+00:00"))
-    except (ValueError, KeyError, TypeError):
+        dt = msgspec.json.decode(first_event_data)["meta"]["dt"]
+        first = datetime.fromisoformat(dt.replace("Z", "+00:00"))
+    except (msgspec.DecodeError, RecursionError, ValueError, KeyError, TypeError, AttributeError):
         return None
     if first.tzinfo is None:
         first = first.replace(tzinfo=UTC)

@@ -92,7 +92,8 @@ def produce(source: str, speed: float, linger: float, since: str | None, wikis: 
 @cli.command("producer-status")
 @click.option("--source", default="live", show_default=True, help="The --source the producer runs with.")
 def producer_status(source: str) -> None:
-    """Print the producer's saved checkpoint as JSON: position, partition offsets, gaps and missed offsets."""
+    """Print the producer's saved checkpoint as JSON: position, partition offsets, gaps and missed offsets,
+    frames rejected by reason and events cut to fit a Kinesis record (all cumulative over restarts)."""
     import json
 
     from producer.positions import PositionStore

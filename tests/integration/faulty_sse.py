@@ -1,12 +1,14 @@
 """An SSE server that misbehaves on purpose, one scripted behaviour per connection, like the real
 EventStreams does now and then: error statuses, drops between frames and in the middle of one, and a
-resume that silently skips events (the position asked for is no longer retained)."""
+resume that silently skips events (the position asked for is no longer retained). A hostile one may also
+send a line that never ends (`EndlessLine`)."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from producer.frames import Frame
 
@@ -30,9 +32,18 @@ class CutAfter:
 SERVE_ALL = CutAfter(frames=10**9)
 
 
+@dataclass(frozen=True)
+class EndlessLine:
+    """A frame with an `id:` whose `data:` line never ends: the server writes to it until the client hangs up."""
+
+    id: str
+    chunk: bytes = b"A" * 65536
+
+
 class FaultySSE:
-    def __init__(self, frames: list[Frame], script: list[Status | CutAfter], retry_ms: int = 50) -> None:
+    def __init__(self, frames: list[Frame | EndlessLine], script: list[Status | CutAfter], retry_ms: int = 50) -> None:
         self.frames = frames
+        self.endless_bytes = 0  # bytes written into endless lines, over all connections
         self.script = list(script)
         self.retry_ms = retry_ms
         self.connections: list[str | None] = []  # the Last-Event-ID of each connection
@@ -90,9 +101,12 @@ class FaultySSE:
             out.write(f":ok\n\nretry: {self.retry_ms}\n\n".encode())
             chunk = self.frames[start : start + behaviour.frames]
             for frame in chunk:
+                if isinstance(frame, EndlessLine):
+                    self._write_endless(out, frame)
+                    return
                 out.write(frame.encode())
             rest = self.frames[start + len(chunk) :]
-            if behaviour.mid_frame and rest:
+            if behaviour.mid_frame and rest and isinstance(rest[0], Frame):
                 encoded = rest[0].encode()
                 out.write(encoded[: len(encoded) // 2])
             out.flush()
@@ -102,3 +116,9 @@ class FaultySSE:
                     out.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+    def _write_endless(self, out: Any, frame: EndlessLine) -> None:
+        out.write(f"event: message\nid: {frame.id}\ndata: ".encode())
+        while not self._stop.is_set():
+            out.write(frame.chunk)
+            self.endless_bytes += len(frame.chunk)

@@ -41,7 +41,14 @@ def test_sigkill_at_random_points_loses_nothing(provisioned) -> None:
         while _saved_position(provisioned.producer_state_table, source) != frames[-1].id:
             process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             if kills < 4:
-                time.sleep(rng.uniform(1.5, 3.0))  # start-up takes about a second; then mid-stream
+                # Kill mid-stream: once this process has saved a position of its own (start-up takes one to several
+                # seconds, depending on the machine's load), at a random moment after that.
+                before = _saved_position(provisioned.producer_state_table, source)
+                deadline = time.monotonic() + 60
+                while _saved_position(provisioned.producer_state_table, source) == before and process.poll() is None:
+                    assert time.monotonic() < deadline, "the producer saved no position within 60 s"
+                    time.sleep(0.05)
+                time.sleep(rng.uniform(0.0, 1.0))
                 process.send_signal(signal.SIGKILL)
                 process.wait(timeout=10)
                 kills += 1

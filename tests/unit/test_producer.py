@@ -24,7 +24,7 @@ from wikitide.errors import DependencyUnavailable
 def _event(n: int, title: str = "Page") -> SourceEvent:
     data = {"meta": {"id": f"m{n}", "dt": "2024-01-01T00:00:00Z", "domain": "en.wikipedia.org"},
             "type": "edit", "wiki": "enwiki", "title": title, "revision": {"new": n}}
-    return SourceEvent(data=json.dumps(data), id=f"id-{n}")
+    return SourceEvent(data=json.dumps(data).encode(), id=f"id-{n}")
 
 
 def test_the_partition_key_is_the_page() -> None:
@@ -64,7 +64,7 @@ def test_every_event_is_written_in_source_order() -> None:
 
 
 def test_bad_frames_are_counted_and_skipped() -> None:
-    source = [_event(1), SourceEvent(data="not json", id="x"), _event(2)]
+    source = [_event(1), SourceEvent(data=b"not json", id="x"), _event(2)]
     kinesis = FakeKinesis()
     stats = Producer(iter(source), kinesis, linger=0.01).run(threading.Event())
     assert len(kinesis.records) == 2
@@ -237,7 +237,7 @@ def test_the_backlog_is_bounded_in_bytes_as_well_as_in_entries() -> None:
             read["count"] += 1
             n += 1
             yield SourceEvent(data=json.dumps({"meta": {"id": f"m{n}"}, "wiki": "enwiki", "title": f"P{n}",
-                                               "comment": padding}), id=f"id-{n}")
+                                               "comment": padding}).encode(), id=f"id-{n}")
 
     class StuckKinesis(FakeKinesis):
         def put(self, entries):
@@ -258,8 +258,8 @@ def test_the_backlog_is_bounded_in_bytes_as_well_as_in_entries() -> None:
     # About 100 kB each: at most 10 fit the 1 MB budget, plus the one the reader waits to queue.
     assert held <= 11
     # An event larger than the whole budget still goes through when nothing else is held.
-    big = SourceEvent(data=json.dumps({"meta": {"id": "big"}, "wiki": "enwiki", "title": "B", "comment": padding}),
-                      id="big")
+    big = SourceEvent(data=json.dumps({"meta": {"id": "big"}, "wiki": "enwiki", "title": "B",
+                                       "comment": padding}).encode(), id="big")
     tiny = FakeKinesis()
     Producer(iter([big]), tiny, linger=0.01, max_backlog_bytes=1000).run(threading.Event())
     assert len(tiny.records) == 1
