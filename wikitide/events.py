@@ -239,7 +239,8 @@ def _reason_of(message: str) -> str:
 def _change_of(raw: _Change, arrival_ms: int | None) -> RecentChange:
     meta = raw.meta
     dt = meta.dt
-    dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    if dt.tzinfo is not UTC:  # msgspec gives `Z` as UTC itself
+        dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
     if dt < EARLIEST_DT:
         raise InvalidChange("out_of_range", f"meta.dt {dt:%Y-%m-%dT%H:%M:%SZ} is before 2001")
     if arrival_ms is not None:

@@ -17,7 +17,7 @@ def _payloads() -> list[bytes]:
 
 
 def _records(payloads: list[bytes], shard: str = SHARD, first: int = 1000) -> list[StreamRecord]:
-    return [StreamRecord(p, shard, first + i, 1_630_000_000_000 + i) for i, p in enumerate(payloads)]
+    return [StreamRecord(p, shard, first + i, 1_630_070_400_000 + i) for i, p in enumerate(payloads)]
 
 
 def test_a_duplicate_revision_counts_once() -> None:
@@ -85,7 +85,7 @@ def test_poison_records_go_to_dead_letters_and_count_once() -> None:
 
 
 def test_canaries_are_dropped() -> None:
-    canary = json.dumps({"meta": {"id": "c", "dt": "2024-01-01T00:00:00Z", "domain": "canary"},
+    canary = json.dumps({"meta": {"id": "c", "dt": "2021-08-27T13:20:00Z", "domain": "canary"},
                          "type": "edit", "wiki": "enwiki", "title": "X", "revision": {"new": 1}})
     stores, events, _, _, _ = fake_stores()
     outcome = process_batch(_records([canary.encode()]), stores)
