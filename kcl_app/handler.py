@@ -167,7 +167,8 @@ def prepare(records: Sequence[StreamRecord], outcome: BatchOutcome) -> tuple[lis
         except InvalidChange as exc:
             outcome.rejected[exc.reason] += 1
             letters.append(DeadLetter(record, exc.reason, exc.detail))
-            logger.warning("rejected record %s (%s): %s | %.200r", record.position, exc.reason, exc.detail, record.data[:200])
+            logger.warning("rejected record %s (%s): %s | %.200r",
+                           record.position, exc.reason, exc.detail, record.data[:200])
             continue
         if change.is_canary:
             outcome.canaries += 1

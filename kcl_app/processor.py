@@ -19,11 +19,10 @@ import sys
 import time
 from typing import Any
 
+import redis
 from amazon_kclpy import kcl
 from amazon_kclpy.checkpoint_error import CheckpointError
 from amazon_kclpy.v3 import processor
-
-import redis
 
 from kcl_app.bootstrap import BatchHandler, bootstrap, progress_reporter
 from kcl_app.handler import BatchOutcome, StreamRecord

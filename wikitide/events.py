@@ -246,7 +246,8 @@ def _change_of(raw: _Change, arrival_ms: int | None) -> RecentChange:
     if arrival_ms is not None:
         ahead_ms = dt.timestamp() * 1000 - arrival_ms
         if ahead_ms > MAX_FUTURE_MS:
-            raise InvalidChange("future_dt", f"meta.dt {dt:%Y-%m-%dT%H:%M:%SZ} is {ahead_ms / 1000:.0f} s after arrival")
+            detail = f"meta.dt {dt:%Y-%m-%dT%H:%M:%SZ} is {ahead_ms / 1000:.0f} s after arrival"
+            raise InvalidChange("future_dt", detail)
     title = raw.title
     if title is UNSET:
         if raw.type in REVISION_TYPES:
@@ -254,10 +255,8 @@ def _change_of(raw: _Change, arrival_ms: int | None) -> RecentChange:
         title = ""
     elif len(title) > TITLE_MAX_BYTES // 4 and len(title.encode("utf-8")) > TITLE_MAX_BYTES:
         raise InvalidChange("too_long", f"title of {len(title.encode('utf-8'))} bytes")
-    user = raw.user
-    if user is UNSET or not user:
-        user = None
-    elif len(user) > TITLE_MAX_BYTES // 4 and len(user.encode("utf-8")) > TITLE_MAX_BYTES:
+    user = raw.user or None  # absent, or empty: a suppressed user
+    if user is not None and len(user) > TITLE_MAX_BYTES // 4 and len(user.encode("utf-8")) > TITLE_MAX_BYTES:
         raise InvalidChange("too_long", f"user of {len(user.encode('utf-8'))} bytes")
     log_params = raw.log_params
     if log_params is not UNSET and bytes(log_params)[:1] not in (b"[", b"{", b'"'):

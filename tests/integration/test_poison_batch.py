@@ -103,9 +103,8 @@ def _source() -> tuple[list[bytes], list[dict], dict[int, str]]:
     ]
     payloads = [json.dumps(event).encode() for event in good]
     expected: dict[int, str] = {}
-    for n, (payload, reason) in enumerate(poison):
-        at = 5 + n * 11  # spread between good records
-        payloads.insert(at, payload)
+    for n, (payload, _) in enumerate(poison):
+        payloads.insert(5 + n * 11, payload)  # spread between good records
     for index, payload in enumerate(payloads):
         for bad, reason in poison:
             if payload is bad:

@@ -8,8 +8,8 @@ from collections.abc import Iterable, Sequence
 from kcl_app import ledger
 from kcl_app.handler import DeadLetter, ProcessedChange, Stores
 from kcl_app.ledger import CellKey, CellState, Contribution
-from producer.batcher import Entry
 from kcl_app.redelivery import Delivery, next_delivery
+from producer.batcher import Entry
 from wikitide.errors import DependencyUnavailable, RequestRefused
 
 
