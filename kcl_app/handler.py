@@ -23,6 +23,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Protocol
 
 from kcl_app import ledger
@@ -133,13 +134,19 @@ def change_fields(change: RecentChange, doc: dict[str, Any]) -> dict[str, int]:
     return fields
 
 
+@lru_cache(maxsize=8192)
+def _cell(minute: int, scope: str) -> CellKey:
+    """Cells of the totals and of a wiki recur across a batch: built once (a frozen dataclass is slow to make)."""
+    return CellKey(minute, scope)
+
+
 def contributions_of(item: ProcessedChange) -> list[Contribution]:
     change, sequence = item.change, item.record.sequence
     minute = keys.epoch_minute(change.dt)
     fields = change_fields(change, item.doc)
     result = [
-        Contribution(CellKey(minute, ledger.TOTAL), sequence, fields),
-        Contribution(CellKey(minute, ledger.wiki_scope(change.wiki)), sequence, fields),
+        Contribution(_cell(minute, ledger.TOTAL), sequence, fields),
+        Contribution(_cell(minute, ledger.wiki_scope(change.wiki)), sequence, fields),
     ]
     if change.is_revision:
         page = ledger.page_scope(keys.page_member(change.wiki, change.title))
