@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from kcl_app.dynamo_ledger import DynamoCounterLedger
 from kcl_app.dynamo_store import DynamoDeadLetterStore, DynamoEventStore, WritePool
-from kcl_app.handler import BatchOutcome, Stores, StreamRecord, process_batch
+from kcl_app.handler import BatchOutcome, Stores, StreamRecord, give_up, process_batch
 from kcl_app.progress import RedisProgress
 from kcl_app.redis_mirror import Rebuilder, RedisMirror
 from wikitide.aws import make_client
 from wikitide.settings import Settings
 from wikitide.stack import StackResources, read_outputs
 
-BatchHandler = Callable[[Sequence[StreamRecord]], BatchOutcome]
+
+@dataclass(frozen=True)
+class BatchHandler:
+    """Processes one shard's batch (`kcl_app.handler.process_batch`), or gives up one record unprocessed."""
+
+    stores: Stores
+
+    def __call__(self, records: Sequence[StreamRecord]) -> BatchOutcome:
+        return process_batch(records, self.stores)
+
+    def give_up(self, record: StreamRecord, detail: str) -> BatchOutcome:
+        return give_up(record, detail, self.stores)
 
 
 def build_stores(
@@ -45,11 +57,7 @@ def bootstrap(settings: Settings) -> BatchHandler:
     stores, _ = build_stores(
         make_client(settings, "dynamodb"), redis_client, resources, fast_retries=settings.fast_retries
     )
-
-    def handle(records: Sequence[StreamRecord]) -> BatchOutcome:
-        return process_batch(records, stores)
-
-    return handle
+    return BatchHandler(stores)
 
 
 def progress_reporter(settings: Settings) -> RedisProgress:

@@ -8,6 +8,7 @@ forward; a dead letter is an overwrite keyed by the record's stream position.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -23,7 +24,10 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 BATCH_LIMIT = 25  # BatchWriteItem's own limit
-DEAD_LETTER_PAYLOAD_LIMIT = 350_000  # an item may hold 400 KB in all
+# An item holds 400 KB in all: a payload keeps at most 300,000 bytes of text, or of base64 (4 characters for 3
+# bytes) when it is not UTF-8, beside a detail of at most 2,000 characters (8,000 bytes) and a few numbers.
+DEAD_LETTER_PAYLOAD_LIMIT = 300_000
+DETAIL_LIMIT = 2000
 DEAD_LETTER_TTL_SECONDS = 14 * 86400
 
 
@@ -166,22 +170,30 @@ def change_order(change: ProcessedChange) -> str:
 
 
 def dead_letter_item(letter: DeadLetter) -> dict[str, Any]:
+    """The item of a dead letter, within DynamoDB's 400 KB whatever the payload: the payload as text when it is
+    UTF-8, else as base64, cut to `DEAD_LETTER_PAYLOAD_LIMIT` characters (`payload_truncated`), with the length
+    (`payload_bytes`) and SHA-256 (`payload_sha256`) of the whole payload."""
     payload = letter.record.data
+    detail = letter.detail[:DETAIL_LIMIT].encode("utf-8", "backslashreplace").decode("utf-8")
     item: dict[str, Any] = {
         "pk": {"S": letter.record.position},
         "reason": {"S": letter.reason},
-        "detail": {"S": letter.detail[:2000] or "-"},
+        "detail": {"S": detail or "-"},
         "arrival_ms": {"N": str(letter.record.arrival_ms)},
         "payload_bytes": {"N": str(len(payload))},
+        "payload_sha256": {"S": hashlib.sha256(payload).hexdigest()},
         "expires_at": {"N": str(letter.record.arrival_ms // 1000 + DEAD_LETTER_TTL_SECONDS)},
     }
-    kept = payload[:DEAD_LETTER_PAYLOAD_LIMIT]
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        kept = payload[: DEAD_LETTER_PAYLOAD_LIMIT // 4 * 3]
+        item["payload_base64"] = {"S": base64.b64encode(kept).decode("ascii")}
+    else:
+        kept = payload[:DEAD_LETTER_PAYLOAD_LIMIT]
+        if kept:
+            # A cut can split the last character; the whole payload is UTF-8, so only that one is dropped.
+            item["payload"] = {"S": kept.decode("utf-8", "ignore") if len(kept) < len(payload) else text}
     if len(kept) < len(payload):
         item["payload_truncated"] = {"BOOL": True}
-    try:
-        item["payload"] = {"S": kept.decode("utf-8")}
-    except UnicodeDecodeError:
-        item["payload_base64"] = {"S": base64.b64encode(kept).decode("ascii")}
-    if not kept:
-        item.pop("payload", None)
     return item

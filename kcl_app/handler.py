@@ -7,6 +7,13 @@ Pure: the stores are ports. The KCL delivers at least once; effects are exactly 
   (`kcl_app/ledger.py`), so a redelivered, replayed or zombie batch adds nothing;
 - a poison record is stored under its own stream position in the dead-letter store and counted like any
   record, through the ledger.
+
+Nothing about one record's content can fail a batch: a record the strict parse refuses is a dead letter with
+its reason (`wikitide.events.REASONS`). What fails later is told apart by its kind: a transient store failure
+(`DependencyUnavailable`) leaves the batch for redelivery; a store's permanent refusal (`RequestRefused`) or an
+unexpected exception splits the batch in halves, as AWS Lambda's BisectBatchOnFunctionError does, down to the
+single records that fail, and each of those becomes a dead letter with reason `processing_error`. Every effect
+is idempotent and the halves run in stream order, so what the failed attempt already wrote is not written twice.
 """
 
 from __future__ import annotations
@@ -16,16 +23,20 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Protocol
 
 from kcl_app import ledger
 from kcl_app.enrich import enrich
 from kcl_app.ledger import CellKey, CellState, Contribution
 from wikitide import keys
-from wikitide.errors import InvalidChange
+from wikitide.errors import DependencyUnavailable, InvalidChange, RequestRefused
 from wikitide.events import RecentChange, parse_change
 
 logger = logging.getLogger(__name__)
+
+PROCESSING_ERROR = "processing_error"
+DETAIL_LIMIT = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +76,14 @@ class BatchOutcome:
     canaries: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     cells: int = 0
+
+    def add(self, other: BatchOutcome) -> None:
+        self.records += other.records
+        self.claimed += other.claimed
+        self.duplicates += other.duplicates
+        self.canaries += other.canaries
+        self.rejected.update(other.rejected)
+        self.cells += other.cells
 
 
 class EventStore(Protocol):
@@ -115,13 +134,19 @@ def change_fields(change: RecentChange, doc: dict[str, Any]) -> dict[str, int]:
     return fields
 
 
+@lru_cache(maxsize=8192)
+def _cell(minute: int, scope: str) -> CellKey:
+    """Cells of the totals and of a wiki recur across a batch: built once (a frozen dataclass is slow to make)."""
+    return CellKey(minute, scope)
+
+
 def contributions_of(item: ProcessedChange) -> list[Contribution]:
     change, sequence = item.change, item.record.sequence
     minute = keys.epoch_minute(change.dt)
     fields = change_fields(change, item.doc)
     result = [
-        Contribution(CellKey(minute, ledger.TOTAL), sequence, fields),
-        Contribution(CellKey(minute, ledger.wiki_scope(change.wiki)), sequence, fields),
+        Contribution(_cell(minute, ledger.TOTAL), sequence, fields),
+        Contribution(_cell(minute, ledger.wiki_scope(change.wiki)), sequence, fields),
     ]
     if change.is_revision:
         page = ledger.page_scope(keys.page_member(change.wiki, change.title))
@@ -145,11 +170,12 @@ def prepare(records: Sequence[StreamRecord], outcome: BatchOutcome) -> tuple[lis
     letters: list[DeadLetter] = []
     for record in records:
         try:
-            change = parse_change(record.data)
+            change = parse_change(record.data, record.arrival_ms)
         except InvalidChange as exc:
             outcome.rejected[exc.reason] += 1
             letters.append(DeadLetter(record, exc.reason, exc.detail))
-            logger.warning("rejected record %s (%s): %s | %.200r", record.position, exc.reason, exc.detail, record.data)
+            logger.warning("rejected record %s (%s): %s | %.200r",
+                           record.position, exc.reason, exc.detail, record.data[:200])
             continue
         if change.is_canary:
             outcome.canaries += 1
@@ -164,8 +190,43 @@ def prepare(records: Sequence[StreamRecord], outcome: BatchOutcome) -> tuple[lis
 
 
 def process_batch(records: Sequence[StreamRecord], stores: Stores) -> BatchOutcome:
-    """Apply one shard's batch, in order. Returns only when every effect is durable; raises
-    DependencyUnavailable otherwise, and the caller must not checkpoint past this batch."""
+    """Apply one shard's batch, in order, isolating the records that cannot be stored (see the module docstring).
+
+    Returns only when every effect is durable; raises `DependencyUnavailable` (not `RequestRefused`) when a store
+    is unavailable, and the caller must not checkpoint past this batch."""
+    try:
+        return apply_batch(records, stores)
+    except RequestRefused as exc:
+        failure: Exception = exc
+    except DependencyUnavailable:
+        raise
+    except Exception as exc:  # a bug or an unforeseen input: isolate it rather than lose or block the batch
+        failure = exc
+    if len(records) == 1:
+        logger.error("record %s cannot be processed, stored as a dead letter", records[0].position, exc_info=failure)
+        return give_up(records[0], f"{type(failure).__name__}: {failure}", stores)
+    logger.warning("batch of %d from %s failed (%s: %.300s), splitting it", len(records),
+                   records[0].position, type(failure).__name__, failure)
+    middle = len(records) // 2
+    outcome = process_batch(records[:middle], stores)
+    outcome.add(process_batch(records[middle:], stores))
+    return outcome
+
+
+def give_up(record: StreamRecord, detail: str, stores: Stores) -> BatchOutcome:
+    """Store `record` as a dead letter with reason `processing_error` and count it, without processing it."""
+    letter = DeadLetter(record, PROCESSING_ERROR, detail[:DETAIL_LIMIT])
+    stores.dead_letters.put([letter])
+    states = stores.ledger.apply(record.shard, [rejection_of(letter)])
+    stores.mirror.publish(states, [])
+    outcome = BatchOutcome(records=1, cells=len(states))
+    outcome.rejected[PROCESSING_ERROR] += 1
+    return outcome
+
+
+def apply_batch(records: Sequence[StreamRecord], stores: Stores) -> BatchOutcome:
+    """Apply one shard's batch, in order. Returns only when every effect is durable; raises whatever a store
+    raises, and the caller must not checkpoint past this batch."""
     outcome = BatchOutcome(records=len(records))
     if not records:
         return outcome

@@ -1,5 +1,11 @@
 """The amazon_kclpy v3 record processor that the MultiLangDaemon starts, one process per shard lease.
 
+No exception crosses `process_records` unhandled: amazon_kclpy would log it and the next checkpoint would pass the
+batch. A record's content never fails a batch (`kcl_app/handler.py` makes it a dead letter); a store that is
+unavailable, or anything unforeseen here, exits with `EXIT_REDELIVER` after logging the traceback, and the batch
+is delivered again. A batch that kills the process again and again is worked through in smaller runs and, at
+last, its fatal record given up (`kcl_app/redelivery.py`).
+
 Stdout is the daemon's protocol channel: nothing here prints. Logs go to the file named by
 WIKITIDE_PROCESSOR_LOG (every line); stderr gets errors only when that file is set, else warnings too
 (the daemon logs each stderr line as an ERROR of its own).
@@ -13,12 +19,14 @@ import sys
 import time
 from typing import Any
 
+import redis
 from amazon_kclpy import kcl
 from amazon_kclpy.checkpoint_error import CheckpointError
 from amazon_kclpy.v3 import processor
 
 from kcl_app.bootstrap import BatchHandler, bootstrap, progress_reporter
-from kcl_app.handler import StreamRecord
+from kcl_app.handler import BatchOutcome, StreamRecord
+from kcl_app.redelivery import DeliveryLog, Plan, RedisDeliveryLog, plan
 from wikitide.errors import DependencyUnavailable
 from wikitide.settings import Settings
 
@@ -33,9 +41,17 @@ CHECKPOINT_ATTEMPTS = 5
 class ChangeProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
     """Processes one shard. Checkpoints a batch only after `handle` made all its effects durable."""
 
-    def __init__(self, handle: BatchHandler, *, checkpoint_backoff: float = 0.5, progress: Any = None) -> None:
+    def __init__(
+        self,
+        handle: BatchHandler,
+        *,
+        checkpoint_backoff: float = 0.5,
+        progress: Any = None,
+        deliveries: DeliveryLog | None = None,
+    ) -> None:
         self._handle = handle
         self._progress = progress
+        self._deliveries = deliveries
         self._backoff = checkpoint_backoff
         self.shard_id = "?"
 
@@ -44,6 +60,15 @@ class ChangeProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
         logger.info("shard %s: starting at %s", self.shard_id, initialize_input.sequence_number)
 
     def process_records(self, process_records_input: Any) -> None:
+        try:
+            self._process(process_records_input)
+        except SystemExit:
+            raise
+        except Exception as exc:  # the KCL boundary: anything unforeseen is redelivered, never skipped
+            logger.exception("shard %s: batch failed outside the handler, redelivery", self.shard_id)
+            raise SystemExit(EXIT_REDELIVER) from exc
+
+    def _process(self, process_records_input: Any) -> None:
         records = process_records_input.records
         if not records:
             return
@@ -51,11 +76,15 @@ class ChangeProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
             StreamRecord(record.binary_data, self.shard_id, int(record.sequence_number), record.timestamp_millis)
             for record in records
         ]
+        todo = self._plan(batch)
+        checkpointer = process_records_input.checkpointer
         try:
-            outcome = self._handle(batch)
+            outcome = self._run(todo, batch, records, checkpointer)
         except DependencyUnavailable as exc:
+            self._end_delivery()
             logger.error("shard %s: batch of %d not stored, redelivery: %s", self.shard_id, len(records), exc)
             raise SystemExit(EXIT_REDELIVER) from exc
+        self._end_delivery()
         logger.info(
             "shard %s: %d records, %d claimed, %d duplicates, %d rejected, %d canaries, %d counter cells",
             self.shard_id, len(records), outcome.claimed, outcome.duplicates,
@@ -64,7 +93,39 @@ class ChangeProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
         if self._progress is not None:
             self._progress.batch_done(self.shard_id, records, process_records_input.millis_behind_latest)
         last = records[-1]
-        self._checkpoint(process_records_input.checkpointer, last.sequence_number, last.sub_sequence_number)
+        self._checkpoint(checkpointer, last.sequence_number, last.sub_sequence_number)
+
+    def _plan(self, batch: list[StreamRecord]) -> Plan:
+        if self._deliveries is None:
+            return Plan(False, len(batch))
+        delivery = self._deliveries.begin(self.shard_id, batch[0].sequence)
+        todo = plan(len(batch), delivery)
+        if not todo.is_whole(len(batch)):
+            logger.warning("shard %s: batch at %s began %d times before without ending: runs of %d%s",
+                           self.shard_id, batch[0].sequence, delivery.deaths, todo.run,
+                           ", giving up its first record" if todo.give_up_first else "")
+        return todo
+
+    def _end_delivery(self) -> None:
+        if self._deliveries is not None:
+            self._deliveries.end(self.shard_id)
+
+    def _run(self, todo: Plan, batch: list[StreamRecord], records: list[Any], checkpointer: Any) -> BatchOutcome:
+        """The batch as planned: whole, or in runs with a checkpoint after each (the first record given up)."""
+        if todo.is_whole(len(batch)):
+            return self._handle(batch)
+        outcome = BatchOutcome()
+        start = 0
+        if todo.give_up_first:
+            detail = "the processor died every time it processed this record alone"
+            outcome.add(self._handle.give_up(batch[0], detail))
+            self._checkpoint(checkpointer, records[0].sequence_number, records[0].sub_sequence_number)
+            start = 1
+        for first in range(start, len(batch), todo.run):
+            outcome.add(self._handle(batch[first : first + todo.run]))
+            last = records[min(first + todo.run, len(batch)) - 1]
+            self._checkpoint(checkpointer, last.sequence_number, last.sub_sequence_number)
+        return outcome
 
     def lease_lost(self, lease_lost_input: Any) -> None:
         logger.info("shard %s: lease lost", self.shard_id)
@@ -121,7 +182,10 @@ def main() -> None:
     configure_logging()
     settings = Settings.from_env()
     handle = bootstrap(settings)
-    kcl.KCLProcess(ChangeProcessor(handle, progress=progress_reporter(settings))).run()
+    deliveries = RedisDeliveryLog(
+        redis.Redis.from_url(settings.require_redis_url(), socket_timeout=2, socket_connect_timeout=2)
+    )
+    kcl.KCLProcess(ChangeProcessor(handle, progress=progress_reporter(settings), deliveries=deliveries)).run()
 
 
 if __name__ == "__main__":

@@ -1,21 +1,113 @@
 """The recentchange event, parsed once into a frozen value, and its de-duplication key.
 
-Everything downstream reads `RecentChange`, never the raw JSON keys. Both the current schema
-(`mediawiki/recentchange/1.x`) and the 2018 one (`meta.schema_uri`, no `meta.stream`) parse.
+Everything downstream reads `RecentChange`, never the raw JSON keys. One strict parse (`parse_change`) decodes and
+validates in one pass with msgspec, against the published schema `mediawiki/recentchange` (1.0.x and current):
+every property the schema names must have the schema's JSON type (no numeric strings, no floats or booleans for
+integers), ids, lengths and revisions are integers in [0, 2^53), `namespace` and `timestamp` in (-2^53, 2^53).
+On top of the schema, what processing needs: `meta.id`, `meta.dt`, `type` and `wiki` are required, an `edit` or
+`new` needs a `title`, a title is at most 255 bytes of UTF-8 (MediaWiki's own limit, as for user names), the names
+that become keys are at most 255 characters, nesting is at most `MAX_DEPTH` deep, and `meta.dt` is at most
+`MAX_FUTURE_MS` after the record's arrival in Kinesis.
+
+Properties the schema does not name are accepted and ignored: the schema says `additionalProperties: true`, and the
+stream adds fields over time (`title_url`, `notify_url` since 2023). Both the current schema and the 2018 one
+(`meta.schema_uri`, no `meta.stream`, no `$schema`) parse; the schema's own required `$schema` and `meta.stream`
+are therefore not required. Every rejection is an `InvalidChange` whose `reason` is one of `REASONS`.
 """
 
 from __future__ import annotations
 
-import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated
+
+import msgspec
 
 from wikitide.errors import InvalidChange
 
 REVISION_TYPES = frozenset({"edit", "new"})
 KNOWN_TYPES = ("edit", "new", "log", "categorize")
 CANARY_DOMAIN = "canary"
+
+MAX_SAFE_INTEGER = 2**53 - 1
+TITLE_MAX_BYTES = 255  # MediaWiki's page title limit; user names have the same
+NAME_MAX_CHARS = 255  # wiki, type, meta.id, hosts: they end up in DynamoDB keys (2,048 bytes at most)
+MAX_DEPTH = 16  # the recordings nest 3 deep (root, log_params, a list in it)
+MAX_FUTURE_MS = 10 * 60 * 1000
+EARLIEST_DT = datetime(2001, 1, 1, tzinfo=UTC)  # before Wikipedia: a broken clock, not a change
+
+# The stable reasons a record is rejected for (the dead-letter table's `reason`, the `wt:rejected` fields).
+REASONS = {
+    "not_json": "not UTF-8 JSON text",
+    "not_an_object": "JSON, but not an object",
+    "too_deep": f"arrays or objects nested more than {MAX_DEPTH} deep",
+    "missing_field": "a required field is absent or empty",
+    "wrong_type": "a field has another JSON type than the schema's (a numeric string for an integer, ...)",
+    "out_of_range": "an integer outside the schema's range (negative id, length or revision, or >= 2^53), "
+    "or meta.dt before 2001",
+    "too_long": "a title or user name over 255 bytes of UTF-8, or a name over 255 characters",
+    "bad_field": "a value of the right type that is still unusable (meta.dt not an RFC 3339 date-time)",
+    "future_dt": "meta.dt more than 10 minutes after the record reached Kinesis",
+}
+
+Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_SAFE_INTEGER)]
+SignedCount = Annotated[int, msgspec.Meta(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX_CHARS)]
+OptionalName = Annotated[str, msgspec.Meta(max_length=NAME_MAX_CHARS)]
+UNSET = msgspec.UNSET
+Unset = msgspec.UnsetType
+
+
+class _Meta(msgspec.Struct):
+    id: Name
+    dt: Annotated[datetime, msgspec.Meta(tz=None)]
+    domain: OptionalName | Unset = UNSET
+    stream: OptionalName | Unset = UNSET
+    uri: Annotated[str, msgspec.Meta(max_length=8192)] | Unset = UNSET
+    request_id: str | Unset = UNSET
+
+
+class _Pair(msgspec.Struct):
+    """`length` and `revision`: old and new, each an integer or null."""
+
+    old: Count | None = None
+    new: Count | None = None
+
+
+class _Change(msgspec.Struct, rename={"schema": "$schema"}):
+    # Absent and null differ: the schema allows null only where it says so ([integer, "null"]).
+    meta: _Meta
+    type: Name
+    wiki: Name
+    schema: str | Unset = UNSET
+    id: Count | None = None
+    title: str | Unset = UNSET
+    namespace: SignedCount | Unset = UNSET
+    comment: str | Unset = UNSET
+    parsedcomment: str | Unset = UNSET
+    timestamp: SignedCount | Unset = UNSET
+    user: str | Unset = UNSET
+    bot: bool = False
+    server_url: OptionalName | Unset = UNSET
+    server_name: OptionalName | Unset = UNSET
+    server_script_path: OptionalName | Unset = UNSET
+    minor: bool | Unset = UNSET
+    patrolled: bool | Unset = UNSET
+    length: _Pair | Unset = UNSET
+    revision: _Pair | Unset = UNSET
+    log_id: Count | None = None
+    log_type: str | None = None
+    log_action: str | Unset = UNSET
+    # [array, object, string]: checked by its first byte, never built (it can be large and deep).
+    log_params: msgspec.Raw | Unset = UNSET
+    log_action_comment: str | None = None
+
+
+_DECODER = msgspec.json.Decoder(_Change)
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_INNERMOST = re.compile(rb"\[\]|\{\}")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,91 +173,116 @@ def revision_key(wiki: str, rev_id: int) -> str:
     return f"{wiki}#rev#{rev_id}"
 
 
-def parse_change(payload: bytes | str) -> RecentChange:
-    """Parse one `data:` payload. Raises `InvalidChange` with a short reason for anything unusable."""
+def parse_change(payload: bytes | str, arrival_ms: int | None = None) -> RecentChange:
+    """Parse and validate one `data:` payload; `arrival_ms` (the Kinesis arrival time) bounds `meta.dt`.
+
+    Raises `InvalidChange` (reason in `REASONS`, detail naming the field) for anything unusable; never anything
+    else, whatever the input (a nesting 100,000 deep included).
+    """
+    data = payload if isinstance(payload, bytes) else _utf8(payload)
+    if not data.isascii():
+        try:
+            data.decode("utf-8")  # msgspec checks the strings it keeps; the rest must be UTF-8 too
+        except UnicodeDecodeError as exc:
+            raise InvalidChange("not_json", f"invalid UTF-8 at byte {exc.start}") from exc
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH:
+        _check_depth(data)
     try:
-        raw = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidChange("not_json", str(exc)[:120]) from exc
-    if not isinstance(raw, dict):
-        raise InvalidChange("not_an_object", type(raw).__name__)
-    return change_from_dict(raw)
+        raw = _DECODER.decode(data)
+    except msgspec.ValidationError as exc:
+        raise InvalidChange(_reason_of(str(exc)), str(exc)[:200]) from exc
+    except msgspec.DecodeError as exc:
+        raise InvalidChange("not_json", str(exc)[:200]) from exc
+    except RecursionError as exc:  # unreachable after _check_depth; kept so the promise holds regardless
+        raise InvalidChange("too_deep", "nesting exceeded the interpreter's limit") from exc
+    return _change_of(raw, arrival_ms)
 
 
-def change_from_dict(raw: dict[str, Any]) -> RecentChange:
-    meta = raw.get("meta")
-    if not isinstance(meta, dict):
-        raise InvalidChange("missing_field", "meta")
-    change_type = _required_str(raw, "type")
-    wiki = _required_str(raw, "wiki")
-    event_id = _required_str(meta, "id", "meta.id")
-    dt = _parse_dt(meta.get("dt"))
-    title = raw.get("title")
-    if not isinstance(title, str):
-        if change_type in REVISION_TYPES:
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidChange("not_json", f"unpaired surrogate at character {exc.start}") from exc
+
+
+def _check_depth(data: bytes) -> None:
+    """Raise `too_deep` when arrays and objects nest more than `MAX_DEPTH` deep.
+
+    Brackets inside strings are dropped, then each round removes the innermost empty pairs (one level per
+    round): whatever is left after `MAX_DEPTH` rounds is nested deeper (or unbalanced, which is not JSON either).
+    All in C-speed passes, so a 1 MB `[[[...]]]` costs milliseconds and no recursion.
+    """
+    brackets = _STRINGS.sub(b"", data).translate(None, _NOT_BRACKETS)
+    for _ in range(MAX_DEPTH):
+        if not brackets:
+            return
+        brackets = _INNERMOST.sub(b"", brackets)
+    if brackets:
+        raise InvalidChange("too_deep", f"nested more than {MAX_DEPTH} deep")
+
+
+def _reason_of(message: str) -> str:
+    """msgspec's validation message (stable within its pinned version) as one of `REASONS`."""
+    if message.startswith("Object missing required field") or "of length >= 1" in message:
+        return "missing_field"
+    if message.startswith("Expected `object`, got") and " - at " not in message:
+        return "not_an_object"
+    if "of length <=" in message:
+        return "too_long"
+    if message.startswith("Expected `int` >=") or message.startswith("Expected `int` <="):
+        return "out_of_range"
+    if message.startswith("Expected"):
+        return "wrong_type"
+    return "bad_field"
+
+
+def _change_of(raw: _Change, arrival_ms: int | None) -> RecentChange:
+    meta = raw.meta
+    dt = meta.dt
+    if dt.tzinfo is not UTC:  # msgspec gives `Z` as UTC itself
+        dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    if dt < EARLIEST_DT:
+        raise InvalidChange("out_of_range", f"meta.dt {dt:%Y-%m-%dT%H:%M:%SZ} is before 2001")
+    if arrival_ms is not None:
+        ahead_ms = dt.timestamp() * 1000 - arrival_ms
+        if ahead_ms > MAX_FUTURE_MS:
+            detail = f"meta.dt {dt:%Y-%m-%dT%H:%M:%SZ} is {ahead_ms / 1000:.0f} s after arrival"
+            raise InvalidChange("future_dt", detail)
+    title = raw.title
+    if title is UNSET:
+        if raw.type in REVISION_TYPES:
             raise InvalidChange("missing_field", "title")
         title = ""
-    length = _object(raw.get("length"))
-    revision = _object(raw.get("revision"))
-    user = raw.get("user")
+    elif len(title) > TITLE_MAX_BYTES // 4 and len(title.encode("utf-8")) > TITLE_MAX_BYTES:
+        raise InvalidChange("too_long", f"title of {len(title.encode('utf-8'))} bytes")
+    user = raw.user or None  # absent, or empty: a suppressed user
+    if user is not None and len(user) > TITLE_MAX_BYTES // 4 and len(user.encode("utf-8")) > TITLE_MAX_BYTES:
+        raise InvalidChange("too_long", f"user of {len(user.encode('utf-8'))} bytes")
+    log_params = raw.log_params
+    if log_params is not UNSET and bytes(log_params)[:1] not in (b"[", b"{", b'"'):
+        raise InvalidChange("wrong_type", "Expected `array | object | str` - at `$.log_params`")
+    length = raw.length
+    revision = raw.revision
+    server_name = raw.server_name or ""
     return RecentChange(
-        event_id=event_id,
+        event_id=meta.id,
         dt=dt,
-        type=change_type,
-        wiki=wiki,
+        type=raw.type,
+        wiki=raw.wiki,
         title=title,
-        domain=str(meta.get("domain") or raw.get("server_name") or ""),
-        stream=str(meta.get("stream") or "mediawiki.recentchange"),
-        rc_id=_optional_int(raw.get("id")),
-        namespace=_optional_int(raw.get("namespace")),
-        user=user if isinstance(user, str) and user else None,
-        is_bot=raw.get("bot") is True,
-        is_minor=_optional_bool(raw.get("minor")),
-        is_patrolled=_optional_bool(raw.get("patrolled")),
-        comment=comment if isinstance(comment := raw.get("comment"), str) else "",
-        server_name=str(raw.get("server_name") or ""),
-        server_url=str(raw.get("server_url") or ""),
-        length_old=_optional_int(length.get("old")),
-        length_new=_optional_int(length.get("new")),
-        rev_old=_optional_int(revision.get("old")),
-        rev_new=_optional_int(revision.get("new")),
+        domain=meta.domain or server_name,
+        stream=meta.stream or "mediawiki.recentchange",
+        rc_id=raw.id,
+        namespace=None if raw.namespace is UNSET else raw.namespace,
+        user=user,
+        is_bot=raw.bot,
+        is_minor=None if raw.minor is UNSET else raw.minor,
+        is_patrolled=None if raw.patrolled is UNSET else raw.patrolled,
+        comment=raw.comment or "",
+        server_name=server_name,
+        server_url=raw.server_url or "",
+        length_old=None if length is UNSET else length.old,
+        length_new=None if length is UNSET else length.new,
+        rev_old=None if revision is UNSET else revision.old,
+        rev_new=None if revision is UNSET else revision.new,
     )
-
-
-def _required_str(container: dict[str, Any], key: str, name: str | None = None) -> str:
-    value = container.get(key)
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or not value:
-        raise InvalidChange("missing_field", name or key)
-    return value
-
-
-def _object(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _parse_dt(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise InvalidChange("missing_field", "meta.dt")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InvalidChange("bad_field", f"meta.dt={value[:40]!r}") from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def _optional_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.lstrip("-").isdigit():
-        return int(value)
-    return None
-
-
-def _optional_bool(value: Any) -> bool | None:
-    return value if isinstance(value, bool) else None

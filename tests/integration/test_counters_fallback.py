@@ -33,7 +33,7 @@ QUERIES = [
 def _records() -> list[StreamRecord]:
     path = RECENTCHANGE / "ndjson" / "kirajano_recentchange_2021-08-27.ndjson"
     payloads = [line.encode() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [StreamRecord(p, "shardId-000000000000", 5000 + i, 1_630_000_000_000 + i) for i, p in enumerate(payloads)]
+    return [StreamRecord(p, "shardId-000000000000", 5000 + i, 1_630_070_400_000 + i) for i, p in enumerate(payloads)]
 
 
 def _api(redis_url: str, stack_name: str) -> FlaskClient:

@@ -26,7 +26,7 @@ SHARD = "shardId-000000000001"
 def _records(limit: int | None = None, shard: str = SHARD, first: int = 10**20) -> list[StreamRecord]:
     path = RECENTCHANGE / "ndjson" / "kirajano_recentchange_2021-08-27.ndjson"
     payloads = [line.encode() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [StreamRecord(p, shard, first + i, 1_630_000_000_000 + i) for i, p in enumerate(payloads[:limit])]
+    return [StreamRecord(p, shard, first + i, 1_630_070_400_000 + i) for i, p in enumerate(payloads[:limit])]
 
 
 def _prepared(limit: int | None = None, **kwargs):

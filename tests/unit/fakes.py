@@ -8,8 +8,13 @@ from collections.abc import Iterable, Sequence
 from kcl_app import ledger
 from kcl_app.handler import DeadLetter, ProcessedChange, Stores
 from kcl_app.ledger import CellKey, CellState, Contribution
+from kcl_app.redelivery import Delivery, next_delivery
 from producer.batcher import Entry
-from wikitide.errors import DependencyUnavailable
+from wikitide.errors import DependencyUnavailable, RequestRefused
+
+
+class ProcessDied(BaseException):  # noqa: N818 - a stand-in for SIGKILL, not an error
+    """What a fake raises to play a process killed mid-batch: no `except Exception` stops it."""
 
 
 class FakeEventStore:
@@ -18,11 +23,21 @@ class FakeEventStore:
         self.holders: dict[str, str] = {}
         self.latest: dict[str, dict] = {}
         self.fail_next = 0
+        self.refused: set[str] = set()  # keys whose item DynamoDB refuses (ValidationException)
+        self.broken: set[str] = set()  # keys that make the adapter raise an unforeseen error
+        self.fatal: set[str] = set()  # keys that kill the process
 
     def claim(self, changes: Sequence[ProcessedChange]) -> list[ProcessedChange]:
         if self.fail_next:
             self.fail_next -= 1
             raise DependencyUnavailable("fake DynamoDB is down")
+        for change in changes:
+            if change.key in self.fatal:
+                raise ProcessDied(change.key)
+            if change.key in self.refused:
+                raise RequestRefused(f"claim in events: ValidationException: item of {change.key} too large")
+            if change.key in self.broken:
+                raise TypeError(f"unforeseen: {change.key}")
         held = []
         for change in changes:
             holder = self.holders.setdefault(change.key, change.record.position)
@@ -107,6 +122,21 @@ class FakeMirror:
 def fake_stores() -> tuple[Stores, FakeEventStore, FakeLedger, FakeMirror, FakeDeadLetters]:
     events, counters, mirror, letters = FakeEventStore(), FakeLedger(), FakeMirror(), FakeDeadLetters()
     return Stores(events, letters, counters, mirror), events, counters, mirror, letters
+
+
+class MemoryDeliveryLog:
+    """The delivery counts of `kcl_app.redelivery.RedisDeliveryLog` in a dict (it survives a "process")."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, str] = {}
+
+    def begin(self, shard: str, first_sequence: int) -> Delivery:
+        delivery, begun = next_delivery(self.stored.get(shard), first_sequence)
+        self.stored[shard] = f"{first_sequence}:{begun}"
+        return delivery
+
+    def end(self, shard: str) -> None:
+        self.stored.pop(shard, None)
 
 
 class FakeKinesis:

@@ -17,7 +17,7 @@ def _payloads() -> list[bytes]:
 
 
 def _records(payloads: list[bytes], shard: str = SHARD, first: int = 1000) -> list[StreamRecord]:
-    return [StreamRecord(p, shard, first + i, 1_630_000_000_000 + i) for i, p in enumerate(payloads)]
+    return [StreamRecord(p, shard, first + i, 1_630_070_400_000 + i) for i, p in enumerate(payloads)]
 
 
 def test_a_duplicate_revision_counts_once() -> None:
@@ -85,7 +85,7 @@ def test_poison_records_go_to_dead_letters_and_count_once() -> None:
 
 
 def test_canaries_are_dropped() -> None:
-    canary = json.dumps({"meta": {"id": "c", "dt": "2024-01-01T00:00:00Z", "domain": "canary"},
+    canary = json.dumps({"meta": {"id": "c", "dt": "2021-08-27T13:20:00Z", "domain": "canary"},
                          "type": "edit", "wiki": "enwiki", "title": "X", "revision": {"new": 1}})
     stores, events, _, _, _ = fake_stores()
     outcome = process_batch(_records([canary.encode()]), stores)
@@ -127,3 +127,33 @@ def test_latest_change_per_page_keeps_the_newest() -> None:
         page = f"{change['wiki']}#{change['title']}"
         by_page[page] = max(by_page.get(page, ""), change["meta"]["dt"][:19])
     assert {page: doc["dt"][:19] for page, doc in events.latest.items()} == by_page
+
+
+def test_a_refused_or_failing_record_is_isolated_and_the_rest_stored_once() -> None:
+    payloads = _payloads()[:64]
+    records = _records(payloads)
+    stores, events, counters, mirror, letters = fake_stores()
+    keys_of = [_raw_key(json.loads(p)) for p in payloads]
+    events.refused.add(keys_of[5])
+    events.broken.add(keys_of[40])
+    outcome = process_batch(records, stores)
+    assert outcome.rejected == {"processing_error": 2}
+    assert outcome.claimed + outcome.duplicates == 62
+    assert set(letters.letters) == {records[5].position, records[40].position}
+    assert counters.totals()["events"] == len(set(keys_of) - {keys_of[5], keys_of[40]}) == mirror.totals()["events"]
+    assert counters.totals(ledger.REJECTED) == {"processing_error": 2}
+
+
+def test_a_transient_failure_is_not_isolated_but_raised() -> None:
+    stores, events, _, _, letters = fake_stores()
+    events.fail_next = 1
+    with pytest.raises(DependencyUnavailable):
+        process_batch(_records(_payloads()[:10]), stores)
+    assert not letters.letters
+
+
+def _raw_key(event: dict) -> str:
+    revision = event.get("revision") or {}
+    if event["type"] in ("edit", "new") and revision.get("new") is not None:
+        return f"{event['wiki']}#rev#{revision['new']}"
+    return f"{event['wiki']}#rc#{event['id']}" if event.get("id") is not None else f"meta#{event['meta']['id']}"
