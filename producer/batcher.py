@@ -16,6 +16,7 @@ import msgspec
 
 from producer.filters import KEEP_ALL, ChangeFilter
 from producer.progress import Gap, Mark
+from wikitide.limits import MAX_DEPTH
 
 # PutRecords limits: 500 entries, 5 MiB per call (data + partition keys), 1 MiB per record.
 MAX_BATCH_RECORDS = 500
@@ -33,8 +34,6 @@ KEPT_FIELDS = frozenset({
 KEPT_META_FIELDS = frozenset({"id", "dt", "domain", "stream", "topic", "partition", "offset"})
 TRUNCATED_FIELD = "wikitide_truncated"
 CUT_TO_CHARS = 2048
-# The recentchange schema nests four levels at most (log_params); the limit leaves room for odd log_params.
-MAX_DEPTH = 32
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode

@@ -25,15 +25,13 @@ from typing import Annotated
 import msgspec
 
 from wikitide.errors import InvalidChange
+from wikitide.limits import MAX_DEPTH, MAX_SAFE_INTEGER, MAX_TITLE_BYTES
 
 REVISION_TYPES = frozenset({"edit", "new"})
 KNOWN_TYPES = ("edit", "new", "log", "categorize")
 CANARY_DOMAIN = "canary"
 
-MAX_SAFE_INTEGER = 2**53 - 1
-TITLE_MAX_BYTES = 255  # MediaWiki's page title limit; user names have the same
 NAME_MAX_CHARS = 255  # wiki, type, meta.id, hosts: they end up in DynamoDB keys (2,048 bytes at most)
-MAX_DEPTH = 16  # the recordings nest 3 deep (root, log_params, a list in it)
 MAX_FUTURE_MS = 10 * 60 * 1000
 EARLIEST_DT = datetime(2001, 1, 1, tzinfo=UTC)  # before Wikipedia: a broken clock, not a change
 
@@ -253,10 +251,10 @@ def _change_of(raw: _Change, arrival_ms: int | None) -> RecentChange:
         if raw.type in REVISION_TYPES:
             raise InvalidChange("missing_field", "title")
         title = ""
-    elif len(title) > TITLE_MAX_BYTES // 4 and len(title.encode("utf-8")) > TITLE_MAX_BYTES:
+    elif len(title) > MAX_TITLE_BYTES // 4 and len(title.encode("utf-8")) > MAX_TITLE_BYTES:
         raise InvalidChange("too_long", f"title of {len(title.encode('utf-8'))} bytes")
     user = raw.user or None  # absent, or empty: a suppressed user
-    if user is not None and len(user) > TITLE_MAX_BYTES // 4 and len(user.encode("utf-8")) > TITLE_MAX_BYTES:
+    if user is not None and len(user) > MAX_TITLE_BYTES // 4 and len(user.encode("utf-8")) > MAX_TITLE_BYTES:
         raise InvalidChange("too_long", f"user of {len(user.encode('utf-8'))} bytes")
     log_params = raw.log_params
     if log_params is not UNSET and bytes(log_params)[:1] not in (b"[", b"{", b'"'):
