@@ -1,16 +1,73 @@
-"""Shared fixtures: the real local services (kinesis-mock, moto, redis-server) on free ports, once per session."""
+"""Shared fixtures: the real local services (kinesis-mock, moto, redis-server) on free ports, once per session
+(with pytest-xdist: once per worker process, each on its own ports), and how the suite is split over workers.
+
+`make test` runs the suite with pytest-xdist (`--dist loadgroup`). A test file is the unit of distribution: its
+tests run in one worker, in order, so module fixtures stay shared; a folder whose tests share a package-scoped
+stack (`tests/fleet`: one stream, one KCL fleet) is one unit. New test files need no configuration.
+"""
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
 RECENTCHANGE = Path(__file__).resolve().parents[2] / "shared" / "data" / "recentchange"
+TESTS = Path(__file__).resolve().parent
+# Folders whose tests share package-scoped state (ports, streams, running daemons): one xdist unit each.
+ONE_UNIT_FOLDERS = ("fleet",)
+
+
+def distribution_group(path: Path) -> str:
+    """The xdist group of a test file: its folder when that folder is one unit, else the file itself."""
+    try:
+        relative = path.resolve().relative_to(TESTS)
+    except ValueError:  # a test file outside tests/ (given on the command line)
+        return str(path)
+    if relative.parts[0] in ONE_UNIT_FOLDERS:
+        return relative.parts[0]
+    return relative.as_posix()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group every test by `distribution_group`, before xdist's loadgroup reads the groups."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(distribution_group(item.path)))
+
+
+MEASURED: list[tuple[str, str]] = []
+MEASURED_PREFIX = "measured: "
+
+
+@pytest.fixture
+def measure(request: pytest.FixtureRequest) -> Callable[[str, object], None]:
+    """Record a figure a test measured; printed at the end of the run under "measurements". It travels in the
+    test's report (`user_properties`), so it reaches the terminal from pytest-xdist workers too."""
+
+    def record(name: str, value: object) -> None:
+        request.node.user_properties.append((MEASURED_PREFIX + name, str(value)))
+
+    return record
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "teardown":
+        MEASURED.extend((name[len(MEASURED_PREFIX):], value) for name, value in report.user_properties
+                        if isinstance(name, str) and name.startswith(MEASURED_PREFIX))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if MEASURED:
+        terminalreporter.section("measurements")
+        for name, value in MEASURED:
+            terminalreporter.write_line(f"{name}: {value}")
 
 
 @pytest.fixture(scope="session")
