@@ -55,7 +55,8 @@ def shard_states(sent: Iterable[Sent], leases: Sequence[LeaseInfo], shards: Mapp
                  ) -> list[ShardState]:
     last: dict[str, int] = {}
     for record in sent:
-        last[record.shard_id] = max(last.get(record.shard_id, 0), int(record.sequence))
+        if record.shard_id:  # records another source put have no known shard
+            last[record.shard_id] = max(last.get(record.shard_id, 0), int(record.sequence))
     checkpoints = {lease.shard_id: lease.checkpoint for lease in leases}
     states = []
     for shard_id, last_sent in sorted(last.items()):

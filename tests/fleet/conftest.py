@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from kcl_app.progress import read_journal
 from tests.conftest import RECENTCHANGE
 from tests.fleet import caught_up, checker
 from tests.fleet.harness import Fleet, LeaseTable, wait_until, write_fleet_properties
-from tests.fleet.traffic import Traffic, load_events
+from tests.fleet.traffic import Sent, Traffic, load_events
 
 RECORDING = RECENTCHANGE / "ndjson" / "kirajano_recentchange_2021-08-27.ndjson"
 REDIS_DB = 3  # the fleet's own database: other tests flush db 0
@@ -32,6 +32,7 @@ class FleetStack:
     stream: str
     events_table: str
     counters_table: str
+    producer_state_table: str
     application: str
     kinesis: Any
     dynamodb: Any
@@ -57,7 +58,8 @@ def fleet_stack(local_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> F
     env = {**local_stack.env, "WIKITIDE_STACK": name, "REDIS_URL": redis_url, "WIKITIDE_KCL_JOURNAL": "1"}
     return FleetStack(
         env=env, stream=resources.stream_name, events_table=resources.events_table,
-        counters_table=resources.counters_table, application=f"{name}-kcl",
+        counters_table=resources.counters_table, producer_state_table=resources.producer_state_table,
+        application=f"{name}-kcl",
         kinesis=make_client(settings, "kinesis"), dynamodb=make_client(settings, "dynamodb"), redis=client,
         state_dir=tmp_path_factory.mktemp("fleet"),
     )
@@ -125,13 +127,15 @@ def exactly_once(
         checker.ApiStatsView(get_json),
     ]
 
-    def run(timeout: float = CATCH_UP_TIMEOUT, hold: bool = False) -> checker.Report:
+    def run(timeout: float = CATCH_UP_TIMEOUT, hold: bool = False, also: Sequence[Sent] = ()) -> checker.Report:
+        """`also`: records another source (the real producer) put on the stream, without shard or sequence;
+        they are covered by the wait when the traffic put records on every shard after them."""
         traffic.pause()
         resume = True
         try:
             assert not traffic.errors, traffic.errors[:5]
             sent = traffic.sent
-            expected = checker.Expected.of(sent)
+            expected = checker.Expected.of([*sent, *also])
             states: list[caught_up.ShardState] = []
 
             def all_caught_up() -> bool:
@@ -149,7 +153,7 @@ def exactly_once(
                 held = events_view.held()
                 lost = [key for key in expected.minutes if not held[key]]
                 raise AssertionError(f"{report}\nLOST (checkpoints passed them): " + caught_up.explain_lost(
-                    lost, sent, read_journal(fleet_stack.redis), states))
+                    lost, [*sent, *also], read_journal(fleet_stack.redis), states))
             resume = not hold
             return report
         finally:
