@@ -117,10 +117,9 @@ def exactly_once(
         return response.get_json()
 
     events_view = checker.DynamoEventsView(fleet_stack.dynamodb, fleet_stack.events_table)
-    views = [
+    views: list[checker.StoreView | checker.MultiStoreView] = [
         events_view,
-        *(checker.DynamoCountersView(fleet_stack.dynamodb, fleet_stack.counters_table, per)
-          for per in ("minute", "wiki", "page")),
+        checker.DynamoCountersView(fleet_stack.dynamodb, fleet_stack.counters_table),
         checker.RedisMinutesView(fleet_stack.redis),
         checker.RedisWikiMinutesView(fleet_stack.redis),
         checker.RedisPagesView(fleet_stack.redis),

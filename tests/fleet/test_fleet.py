@@ -34,7 +34,7 @@ from tests.recorded import counted_page, event_minute, events_table_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-BALANCE_TIMEOUT = 240.0  # KCL 3 balances by measured load, every few assignment rounds
+BALANCE_TIMEOUT = 360.0  # KCL 3 balances by measured load, every few assignment rounds
 FAILOVER_TIMEOUT = 120.0  # failoverTimeMillis 10 s + assignment every 5 s, with room for a loaded machine
 
 
