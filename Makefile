@@ -42,7 +42,7 @@ $(BIN)/.lint-tools: $(BIN)/.installed Makefile
 
 # `make test ARGS="tests/unit"` runs a part; `make test TEST_WORKERS=0` runs in one process.
 test: install $(BIN)/.test-tools
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 lint: install $(BIN)/.lint-tools
 	$(BIN)/ruff check .

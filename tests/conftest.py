@@ -1,7 +1,8 @@
 """Shared fixtures: the real local services (kinesis-mock, moto, redis-server) on free ports, once per session
 (with pytest-xdist: once per worker process, each on its own ports), and how the suite is split over workers.
 
-`make test` runs the suite with pytest-xdist (`--dist loadgroup`). A test file is the unit of distribution: its
+`make test` runs the suite with pytest-xdist (`--dist loadfile`, scheduled by `pytest_xdist_make_scheduler`
+below). A test file is the unit of distribution: its
 tests run in one worker, in order, so module fixtures stay shared; a folder whose tests share a package-scoped
 stack (`tests/fleet`: one stream, one KCL fleet) is one unit. New test files need no configuration.
 """
@@ -18,28 +19,52 @@ import pytest
 import redis
 
 RECENTCHANGE = Path(__file__).resolve().parents[2] / "shared" / "data" / "recentchange"
-TESTS = Path(__file__).resolve().parent
 # Folders whose tests share package-scoped state (ports, streams, running daemons): one xdist unit each.
 ONE_UNIT_FOLDERS = ("fleet",)
+# The longest units (minutes of real daemons): started first, each alone on its worker, so the run is as long as
+# the longest of them rather than that plus whatever was queued behind it.
+LONG_FOLDERS = ("fleet", "e2e")
 
 
-def distribution_group(path: Path) -> str:
-    """The xdist group of a test file: its folder when that folder is one unit, else the file itself."""
-    try:
-        relative = path.resolve().relative_to(TESTS)
-    except ValueError:  # a test file outside tests/ (given on the command line)
-        return str(path)
-    if relative.parts[0] in ONE_UNIT_FOLDERS:
-        return relative.parts[0]
-    return relative.as_posix()
+def distribution_group(nodeid: str) -> str:
+    """The xdist unit of a test: its folder under tests/ when that folder is one unit, else its file."""
+    path = nodeid.split("::", 1)[0]
+    parts = path.split("/")
+    if len(parts) > 2 and parts[0] == "tests" and parts[1] in ONE_UNIT_FOLDERS:
+        return parts[1]
+    return path
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Group every test by `distribution_group`, before xdist's loadgroup reads the groups."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(distribution_group(item.path)))
+def is_long_group(group: str) -> bool:
+    parts = group.split("/")
+    return group in LONG_FOLDERS or (len(parts) > 2 and parts[0] == "tests" and parts[1] in LONG_FOLDERS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With `--dist loadfile` (what `make test` passes): one unit per test file, `ONE_UNIT_FOLDERS` as one unit
+    each, and the long units (`LONG_FOLDERS`) first with nothing queued behind them. (xdist's own `loadgroup`
+    marks do not reach its scheduler under pytest 9, which no longer takes a changed `item._nodeid`.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SuiteScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return distribution_group(nodeid)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            for group in [g for g in self.workqueue if is_long_group(g)][::-1]:
+                self.workqueue.move_to_end(group, last=False)
+            super()._assign_work_unit(node)
+
+        def _reschedule(self, node: Any) -> None:
+            running = self.assigned_work.get(node, {})
+            if any(is_long_group(group) and not all(tests.values()) for group, tests in running.items()):
+                return
+            super()._reschedule(node)
+
+    return SuiteScheduling(config, log)
 
 
 MEASURED: list[tuple[str, str]] = []
