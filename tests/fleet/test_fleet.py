@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from kcl_app.progress import read_journal, shard_key
+from kcl_app.progress import read_journal, read_progress, shard_key
 from producer.batcher import partition_key_for
 from tests.fleet.conftest import CATCH_UP_TIMEOUT, RECORDING, SHARDS, FleetStack
 from tests.fleet.harness import REPO, SHARD_END, Fleet, LeaseTable, Worker, wait_until
@@ -216,7 +216,15 @@ def test_workers_command_shows_owners_checkpoints_and_lag(
 ) -> None:
     workers = fleet.running() or ["w1", "w2", "w3"]
     _settled(fleet, leases, workers)
-    time.sleep(3.0)  # every shard has processed batches since its lease settled
+    settled_ms = int(time.time() * 1000)
+
+    def every_open_shard_processed_since() -> bool:
+        progress = read_progress(fleet_stack.redis)
+        return all(shard in progress and progress[shard].processed_at_ms > settled_ms
+                   for shard in leases.open_owners())
+
+    wait_until(every_open_shard_processed_since, timeout=FAILOVER_TIMEOUT, interval=0.5,
+               describe=lambda: str(read_progress(fleet_stack.redis)))
 
     answer = _workers_command(fleet_stack, "--json")
     assert answer.returncode == 0, answer.stderr
