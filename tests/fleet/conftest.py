@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ class FleetStack:
     dynamodb: Any
     redis: redis.Redis
     state_dir: Path
+    # Records other sources (the real producer) put on the stream: every later check expects them too.
+    other_sources: list[Sent] = field(default_factory=list)
 
 
 @pytest.fixture(scope="package")
@@ -128,13 +130,16 @@ def exactly_once(
 
     def run(timeout: float = CATCH_UP_TIMEOUT, hold: bool = False, also: Sequence[Sent] = ()) -> checker.Report:
         """`also`: records another source (the real producer) put on the stream, without shard or sequence;
-        they are covered by the wait when the traffic put records on every shard after them."""
+        they are covered by the wait when the traffic put records on every shard after them, and every later
+        check of the session expects them too."""
         traffic.pause()
         resume = True
         try:
             assert not traffic.errors, traffic.errors[:5]
+            fleet_stack.other_sources.extend(also)
             sent = traffic.sent
-            expected = checker.Expected.of([*sent, *also])
+            others = list(fleet_stack.other_sources)
+            expected = checker.Expected.of([*sent, *others])
             states: list[caught_up.ShardState] = []
 
             def all_caught_up() -> bool:
@@ -152,7 +157,7 @@ def exactly_once(
                 held = events_view.held()
                 lost = [key for key in expected.minutes if not held[key]]
                 raise AssertionError(f"{report}\nLOST (checkpoints passed them): " + caught_up.explain_lost(
-                    lost, [*sent, *also], read_journal(fleet_stack.redis), states))
+                    lost, [*sent, *others], read_journal(fleet_stack.redis), states))
             resume = not hold
             return report
         finally:
