@@ -7,6 +7,11 @@ LOCAL := .local
 KINESIS_LOCAL_VERSION := 0.6.2
 KINESIS_LOCAL := $(LOCAL)/kinesis-mock/node_modules/kinesis-local/main.js
 ARGS ?=
+# Parallel test processes (pytest-xdist, one test file per unit, tests/fleet as one unit; see tests/conftest.py).
+# Most of the suite waits on JVMs and emulators rather than computing, so three fit a 2-core machine.
+TEST_WORKERS ?= 3
+TEST_TOOLS := pytest-xdist==3.8.0
+LINT_TOOLS := ruff==0.17.6 mypy==2.4.1 cfn-lint==1.58.0
 
 .PHONY: install up test lint clean system-deps
 
@@ -27,11 +32,19 @@ $(KINESIS_LOCAL):
 up: install
 	$(BIN)/wikitide local up $(ARGS)
 
-test: install
-	$(BIN)/pytest $(ARGS)
+$(BIN)/.test-tools: $(BIN)/.installed Makefile
+	$(BIN)/pip install --quiet $(TEST_TOOLS)
+	touch $@
 
-lint: install
-	$(BIN)/pip install --quiet ruff==0.17.6 mypy==2.4.1 cfn-lint==1.58.0
+$(BIN)/.lint-tools: $(BIN)/.installed Makefile
+	$(BIN)/pip install --quiet $(LINT_TOOLS)
+	touch $@
+
+# `make test ARGS="tests/unit"` runs a part; `make test TEST_WORKERS=0` runs in one process.
+test: install $(BIN)/.test-tools
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
+
+lint: install $(BIN)/.lint-tools
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/cfn-lint cloudformation/*.yaml

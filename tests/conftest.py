@@ -1,16 +1,98 @@
-"""Shared fixtures: the real local services (kinesis-mock, moto, redis-server) on free ports, once per session."""
+"""Shared fixtures: the real local services (kinesis-mock, moto, redis-server) on free ports, once per session
+(with pytest-xdist: once per worker process, each on its own ports), and how the suite is split over workers.
+
+`make test` runs the suite with pytest-xdist (`--dist loadfile`, scheduled by `pytest_xdist_make_scheduler`
+below). A test file is the unit of distribution: its
+tests run in one worker, in order, so module fixtures stay shared; a folder whose tests share a package-scoped
+stack (`tests/fleet`: one stream, one KCL fleet) is one unit. New test files need no configuration.
+"""
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
 RECENTCHANGE = Path(__file__).resolve().parents[2] / "shared" / "data" / "recentchange"
+# Folders whose tests share package-scoped state (ports, streams, running daemons): one xdist unit each.
+ONE_UNIT_FOLDERS = ("fleet",)
+# The longest units (minutes of real daemons): started first, each alone on its worker, so the run is as long as
+# the longest of them rather than that plus whatever was queued behind it.
+LONG_FOLDERS = ("fleet", "e2e")
+
+
+def distribution_group(nodeid: str) -> str:
+    """The xdist unit of a test: its folder under tests/ when that folder is one unit, else its file."""
+    path = nodeid.split("::", 1)[0]
+    parts = path.split("/")
+    if len(parts) > 2 and parts[0] == "tests" and parts[1] in ONE_UNIT_FOLDERS:
+        return parts[1]
+    return path
+
+
+def is_long_group(group: str) -> bool:
+    parts = group.split("/")
+    return group in LONG_FOLDERS or (len(parts) > 2 and parts[0] == "tests" and parts[1] in LONG_FOLDERS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With `--dist loadfile` (what `make test` passes): one unit per test file, `ONE_UNIT_FOLDERS` as one unit
+    each, and the long units (`LONG_FOLDERS`) first with nothing queued behind them. (xdist's own `loadgroup`
+    marks do not reach its scheduler under pytest 9, which no longer takes a changed `item._nodeid`.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SuiteScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return distribution_group(nodeid)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            for group in [g for g in self.workqueue if is_long_group(g)][::-1]:
+                self.workqueue.move_to_end(group, last=False)
+            super()._assign_work_unit(node)
+
+        def _reschedule(self, node: Any) -> None:
+            running = self.assigned_work.get(node, {})
+            if any(is_long_group(group) and not all(tests.values()) for group, tests in running.items()):
+                return
+            super()._reschedule(node)
+
+    return SuiteScheduling(config, log)
+
+
+MEASURED: list[tuple[str, str]] = []
+MEASURED_PREFIX = "measured: "
+
+
+@pytest.fixture
+def measure(request: pytest.FixtureRequest) -> Callable[[str, object], None]:
+    """Record a figure a test measured; printed at the end of the run under "measurements". It travels in the
+    test's report (`user_properties`), so it reaches the terminal from pytest-xdist workers too."""
+
+    def record(name: str, value: object) -> None:
+        request.node.user_properties.append((MEASURED_PREFIX + name, str(value)))
+
+    return record
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "teardown":
+        MEASURED.extend((name[len(MEASURED_PREFIX):], value) for name, value in report.user_properties
+                        if isinstance(name, str) and name.startswith(MEASURED_PREFIX))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if MEASURED:
+        terminalreporter.section("measurements")
+        for name, value in MEASURED:
+            terminalreporter.write_line(f"{name}: {value}")
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 """The KCL ignores a property key it does not know, silently. This asks KCL 3.1.3's own configurator (through
-jshell, on the installed jars) what each numeric key of the fleet's properties became."""
+jshell, on the installed jars) what each numeric or boolean key of the fleet's properties became."""
 
 from __future__ import annotations
 
@@ -42,13 +42,15 @@ def _bound_values(properties: Path, keys: list[str]) -> dict[str, str]:
     return dict(re.findall(r"^BOUND (\w+)=(\S+)$", done.stdout, flags=re.MULTILINE))
 
 
-def test_every_numeric_fleet_key_is_bound_by_the_kcl(tmp_path: Path) -> None:
+def test_every_numeric_or_boolean_fleet_key_is_bound_by_the_kcl(tmp_path: Path) -> None:
     path = write_fleet_properties(tmp_path / "fleet.properties")
     with path.open("a", encoding="utf-8") as extra:
         extra.write(f"applicationName = check\nstreamName = check\n{MISSPELLED} = 777\n")
-    wanted = {k: v for k, v in read_properties(path).items() if v.isdigit() and k not in DAEMON_KEYS}
+    wanted = {k: v for k, v in read_properties(path).items() 
+              if (v.isdigit() or v in ("true", "false")) and k not in DAEMON_KEYS}
     bound = _bound_values(path, list(wanted))
     assert MISSPELLED not in bound  # the control: a key the KCL does not have has no getter either
     del wanted[MISSPELLED]
-    assert {"leaseAssignmentIntervalMillis", "workerMetricsReporterFreqInMillis", "failoverTimeMillis"} <= set(wanted)
+    assert {"leaseAssignmentIntervalMillis", "workerMetricsReporterFreqInMillis", "failoverTimeMillis",
+            "isGracefulLeaseHandoffEnabled"} <= set(wanted)
     assert bound == wanted

@@ -1,10 +1,14 @@
 """Steady traffic of real recorded events into the fleet's stream, keyed by page as the producer keys them.
 
-The recording is looped; each pass after the first re-keys the ids (revision, recent-change id, meta.id) so
-every pass adds new distinct events on the same pages. A share of the events is sent a second time a little
-later, as producer retries and the source's repeats do. `PutRecord` is used (kinesis-mock's `PutRecords`
-slows down as a stream grows); pages are spread over a few sender lanes, one page always on the same lane,
-so one page's records reach Kinesis in the order they were generated.
+The recording is looped; each pass after the first re-keys the ids (revision, recent-change id, meta.id) and
+moves the event time on by `RETIME_MINUTES`, so every pass adds new distinct events on the same pages and the
+stream spans more event time than the recording (a minute): 36 minutes after 6 passes. A share of the
+events is sent a second time a little later, as producer retries and the source's repeats do. `PutRecord` is
+used (kinesis-mock's `PutRecords` slows down as a stream grows); pages are spread over a few sender lanes, one
+page always on the same lane, so one page's records reach Kinesis in the order they were generated.
+
+What was sent, and so what the stores must hold, is read from the events' JSON by `tests.recorded` (plain
+json and datetime), never by wikitide's own parser.
 """
 
 from __future__ import annotations
@@ -16,17 +20,20 @@ import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from producer.batcher import partition_key_for
-from wikitide.errors import InvalidChange
-from wikitide.events import parse_change
-from wikitide.keys import epoch_minute
+from tests.recorded import counted_page, event_minute, events_table_key, is_canary
 
 REKEY_STEP = 10**10
+# Records generated but not yet accepted, per lane: when a loaded machine slows Kinesis down the rate drops
+# instead of a backlog growing that a pause would then wait for.
+LANE_DEPTH = 20
+RETIME_MINUTES = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,22 +46,24 @@ class Sent:
     shard_id: str
     sequence: str
     is_copy: bool
+    wiki: str = ""
+    counted_page: tuple[str, str] | None = None  # (wiki, title) when it counts as a page edit
 
 
 def load_events(path: Path) -> list[dict[str, Any]]:
-    """The recording's events that the processor accepts (valid, not canaries)."""
+    """The recording's events (an NDJSON file of real recent changes), canaries left out."""
     events = []
     for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        raw = json.loads(line)
-        try:
-            change = parse_change(line)
-        except InvalidChange:
-            continue
-        if not change.is_canary:
-            events.append(raw)
+        if line.strip():
+            event = json.loads(line)
+            if not is_canary(event):
+                events.append(event)
     return events
+
+
+def _later(dt: str, minutes: int) -> str:
+    moved = datetime.fromisoformat(dt.replace("Z", "+00:00")) + timedelta(minutes=minutes)
+    return moved.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def rekeyed(event: dict[str, Any], loop: int) -> dict[str, Any]:
@@ -62,6 +71,9 @@ def rekeyed(event: dict[str, Any], loop: int) -> dict[str, Any]:
         return event
     copy = json.loads(json.dumps(event))
     copy["meta"]["id"] = f"{copy['meta']['id']}-{loop}"
+    copy["meta"]["dt"] = _later(copy["meta"]["dt"], loop * RETIME_MINUTES)
+    if isinstance(copy.get("timestamp"), int):
+        copy["timestamp"] += loop * RETIME_MINUTES * 60
     if isinstance(copy.get("id"), int):
         copy["id"] += loop * REKEY_STEP
     revision = copy.get("revision")
@@ -95,8 +107,11 @@ class Traffic:
         self._stream = stream
         self._source = endless(events, copy_every, copy_lag)
         self._interval = 1.0 / rate
-        self._queues: list[queue.Queue[tuple[dict[str, Any], bool] | None]] = [queue.Queue() for _ in range(lanes)]
+        self._queues: list[queue.Queue[tuple[dict[str, Any], bool] | None]] = [
+            queue.Queue(maxsize=LANE_DEPTH) for _ in range(lanes)
+        ]
         self._lock = threading.Lock()
+        self._generating = threading.Lock()
         self._sent: list[Sent] = []
         self._errors: list[str] = []
         self._running = threading.Event()
@@ -113,9 +128,11 @@ class Traffic:
         for thread in self._threads:
             thread.start()
 
-    def pause(self, timeout: float = 30.0) -> None:
+    def pause(self, timeout: float = 60.0) -> None:
         """Stop generating and wait until every generated record was accepted by Kinesis."""
         self._running.clear()
+        with self._generating:  # a record being handed to a lane is in it once this is free
+            pass
         deadline = time.monotonic() + timeout
         for lane in self._queues:
             while lane.unfinished_tasks and time.monotonic() < deadline:
@@ -130,7 +147,7 @@ class Traffic:
         self._stopped.set()
         self._running.set()
         for lane in self._queues:
-            lane.put(None)
+            lane.put(None)  # the lane skips what is left once stopped, so there is room soon
         for thread in self._threads:
             thread.join(timeout=30)
 
@@ -150,9 +167,18 @@ class Traffic:
             self._running.wait()
             if self._stopped.is_set():
                 return
-            event, is_copy = next(self._source)
-            page = partition_key_for(event)
-            self._queues[zlib.crc32(page.encode("utf-8")) % len(self._queues)].put((event, is_copy))
+            with self._generating:
+                if not self._running.is_set():
+                    continue
+                event, is_copy = next(self._source)
+                page = partition_key_for(event)
+                lane = self._queues[zlib.crc32(page.encode("utf-8")) % len(self._queues)]
+                while not self._stopped.is_set():
+                    try:
+                        lane.put((event, is_copy), timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
             next_at = max(next_at + self._interval, time.monotonic() - 1.0)
             time.sleep(max(0.0, next_at - time.monotonic()))
 
@@ -162,7 +188,8 @@ class Traffic:
             try:
                 if item is None:
                     return
-                self._put(*item)
+                if not self._stopped.is_set():
+                    self._put(*item)
             finally:
                 lane.task_done()
 
@@ -179,9 +206,9 @@ class Traffic:
                         self._errors.append(f"{page}: {exc}")
                     return
                 time.sleep(0.2 * attempt)
-        change = parse_change(data)
         sent = Sent(
-            change.dedup_key, epoch_minute(change.dt), page, answer["ShardId"], answer["SequenceNumber"], is_copy
+            events_table_key(event), event_minute(event), page, answer["ShardId"], answer["SequenceNumber"],
+            is_copy, wiki=event["wiki"], counted_page=counted_page(event),
         )
         with self._lock:
             self._sent.append(sent)
