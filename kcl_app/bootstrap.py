@@ -13,6 +13,7 @@ from kcl_app.handler import BatchOutcome, Stores, StreamRecord, process_batch
 from kcl_app.progress import RedisProgress
 from kcl_app.redis_mirror import Rebuilder, RedisMirror
 from wikitide.aws import make_client
+from wikitide.redis_client import make_redis
 from wikitide.settings import Settings
 from wikitide.stack import StackResources, read_outputs
 
@@ -41,7 +42,8 @@ def build_stores(
 
 def bootstrap(settings: Settings) -> BatchHandler:
     resources = read_outputs(make_client(settings, "cloudformation"), settings.stack_name)
-    redis_client = redis.Redis.from_url(settings.require_redis_url(), socket_timeout=5, socket_connect_timeout=3)
+    # One attempt per command: RedisMirror retries under retry.PROCESSOR_REDIS.
+    redis_client = make_redis(settings.require_redis_url())
     stores, _ = build_stores(
         make_client(settings, "dynamodb"), redis_client, resources, fast_retries=settings.fast_retries
     )
@@ -54,5 +56,6 @@ def bootstrap(settings: Settings) -> BatchHandler:
 
 def progress_reporter(settings: Settings) -> RedisProgress:
     """Per-shard progress (and, when enabled, the processing journal) in the counters' Redis."""
-    client = redis.Redis.from_url(settings.require_redis_url(), socket_timeout=2, socket_connect_timeout=2)
+    # Progress is best effort (logged, never raised, never retried): a hung Redis costs a batch one short timeout.
+    client = make_redis(settings.require_redis_url(), socket_timeout=1.0, connect_timeout=1.0)
     return RedisProgress(client, journal=settings.kcl_journal)

@@ -11,13 +11,13 @@ import base64
 import json
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
 from kcl_app.handler import DeadLetter, ProcessedChange
-from wikitide import aws
+from wikitide import aws, retry
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ T = TypeVar("T")
 BATCH_LIMIT = 25  # BatchWriteItem's own limit
 DEAD_LETTER_PAYLOAD_LIMIT = 350_000  # an item may hold 400 KB in all
 DEAD_LETTER_TTL_SECONDS = 14 * 86400
+POLICY = retry.PROCESSOR_DYNAMODB
 
 
 def is_condition_failure(exc: ClientError) -> bool:
@@ -38,9 +39,20 @@ class WritePool:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dynamodb")
 
     def map(self, call: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
+        """Results in `items`' order. On the first failure the writes not yet started are cancelled and the
+        error raised: a batch that will be redelivered must not keep a hung store busy (nor its process alive)
+        for every item left in the queue."""
         if len(items) <= 1:
             return [call(item) for item in items]
-        return list(self._executor.map(call, items))
+        futures = [self._executor.submit(call, item) for item in items]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in futures:
+            error = future.exception() if future in done else None
+            if error is not None:
+                for other in futures:
+                    other.cancel()
+                raise error
+        return [future.result() for future in futures]
 
 
 class DynamoEventStore:
@@ -51,7 +63,7 @@ class DynamoEventStore:
         latest_table: str,
         *,
         pool: WritePool | None = None,
-        attempts: int = 6,
+        attempts: int | None = None,
         fast_retries: bool = False,
     ) -> None:
         self._client = client
@@ -81,7 +93,9 @@ class DynamoEventStore:
                 raise
             return True
 
-        return aws.call(attempt, what=f"claim in {self._events}", attempts=self._attempts, fast=self._fast)
+        return aws.call(
+            attempt, what=f"claim in {self._events}", policy=POLICY, attempts=self._attempts, fast=self._fast
+        )
 
     def remember_latest(self, changes: Sequence[ProcessedChange]) -> None:
         newest: dict[str, ProcessedChange] = {}
@@ -111,11 +125,13 @@ class DynamoEventStore:
                 if not is_condition_failure(exc):  # a newer change of the page is already there
                     raise
 
-        aws.call(attempt, what=f"write to {self._latest}", attempts=self._attempts, fast=self._fast)
+        aws.call(
+            attempt, what=f"write to {self._latest}", policy=POLICY, attempts=self._attempts, fast=self._fast
+        )
 
 
 class DynamoDeadLetterStore:
-    def __init__(self, client: Any, table: str, *, attempts: int = 6, fast_retries: bool = False) -> None:
+    def __init__(self, client: Any, table: str, *, attempts: int | None = None, fast_retries: bool = False) -> None:
         self._client = client
         self._table = table
         self._attempts = attempts
@@ -128,7 +144,7 @@ class DynamoDeadLetterStore:
             batch_write(self._client, self._table, requests, attempts=self._attempts, fast=self._fast)
 
 
-def batch_write(client: Any, table: str, requests: list[dict[str, Any]], *, attempts: int, fast: bool) -> None:
+def batch_write(client: Any, table: str, requests: list[dict[str, Any]], *, attempts: int | None, fast: bool) -> None:
     pending = {table: requests}
 
     def attempt() -> None:
@@ -138,7 +154,7 @@ def batch_write(client: Any, table: str, requests: list[dict[str, Any]], *, atte
             pending = left
             raise aws.Retryable(f"{len(left.get(table, []))} unprocessed items")
 
-    aws.call(attempt, what=f"DynamoDB write to {table}", attempts=attempts, fast=fast)
+    aws.call(attempt, what=f"DynamoDB write to {table}", policy=POLICY, attempts=attempts, fast=fast)
 
 
 def event_item(change: ProcessedChange) -> dict[str, Any]:
