@@ -27,7 +27,7 @@ from wikitide.stack import StackResources, read_outputs
 # asking Redis again. The clients' own retries are the only ones here (no loop around them).
 REDIS_TIMEOUT_SECONDS = 1.0
 REDIS_RETRIES = 1  # a dropped connection only, never a timeout (wikitide.redis_client)
-AWS_READ_ATTEMPTS = 2
+AWS_READ_ATTEMPTS = 3  # in all: botocore retries twice
 AWS_CONNECT_TIMEOUT_SECONDS = 1.0
 AWS_READ_TIMEOUT_SECONDS = 3.0
 HEALTH_TIMEOUT_SECONDS = 2.0

@@ -12,7 +12,7 @@ from kcl_app.dynamo_store import DynamoDeadLetterStore, DynamoEventStore, WriteP
 from kcl_app.handler import BatchOutcome, Stores, StreamRecord, process_batch
 from kcl_app.progress import RedisProgress
 from kcl_app.redis_mirror import Rebuilder, RedisMirror
-from wikitide.aws import make_client
+from wikitide.aws import make_adapter_client, make_client
 from wikitide.redis_client import make_redis
 from wikitide.settings import Settings
 from wikitide.stack import StackResources, read_outputs
@@ -45,7 +45,7 @@ def bootstrap(settings: Settings) -> BatchHandler:
     # One attempt per command: RedisMirror retries under retry.PROCESSOR_REDIS.
     redis_client = make_redis(settings.require_redis_url())
     stores, _ = build_stores(
-        make_client(settings, "dynamodb"), redis_client, resources, fast_retries=settings.fast_retries
+        make_adapter_client(settings, "dynamodb"), redis_client, resources, fast_retries=settings.fast_retries
     )
 
     def handle(records: Sequence[StreamRecord]) -> BatchOutcome:

@@ -1,7 +1,9 @@
 """boto3 clients and calls, in one place. No endpoint is passed here: boto3 reads AWS_ENDPOINT_URL[_SERVICE] itself.
 
-A client makes one attempt per call (botocore's own retries off) with connect and read timeouts: the retries
-are `call`'s, under the call site's `retry.Policy`, so a hung or throttling service costs a bounded time.
+Two kinds of client, both with connect and read timeouts, so that a call is retried by one loop only:
+`make_adapter_client` for an adapter that sends every call through `call` (one attempt per call: the retries
+are `call`'s, under the call site's `retry.Policy`), and `make_client` for calls made directly (reading the
+stack's outputs, deploying, the CLI, tests), where botocore's own standard retries are the policy.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from wikitide.settings import Settings
 
 T = TypeVar("T")
 
-# For a call made once, outside any `call` loop (deploying the local stack): botocore's own standard retries.
-SDK_RETRY_ATTEMPTS = 4
+# For calls made directly, outside any `call` loop: botocore's standard retries, this many tries in all.
+SDK_RETRY_ATTEMPTS = 5
+SDK_READ_TIMEOUT = 10.0
 DEFAULT_POLICY = retry.Policy("AWS call", attempts=5, deadline=15.0)
 
 
@@ -28,15 +31,21 @@ def make_session(settings: Settings) -> boto3.session.Session:
     return boto3.session.Session(region_name=settings.region)
 
 
+def make_adapter_client(settings: Settings, service: str, *, read_timeout: float = retry.AWS_READ_TIMEOUT) -> Any:
+    """A client that makes one attempt per call, for an adapter that wraps every call in `call`."""
+    return make_client(settings, service, max_attempts=1, read_timeout=read_timeout)
+
+
 def make_client(
     settings: Settings,
     service: str,
     *,
-    max_attempts: int = 1,
-    read_timeout: float = retry.AWS_READ_TIMEOUT,
+    max_attempts: int = SDK_RETRY_ATTEMPTS,
+    read_timeout: float = SDK_READ_TIMEOUT,
     connect_timeout: float = retry.AWS_CONNECT_TIMEOUT,
 ) -> Any:
-    """A client whose every request is one attempt (unless `max_attempts` says otherwise) within the timeouts."""
+    """A client whose requests make at most `max_attempts` tries in all (botocore's standard retries), each
+    within the timeouts (seconds). Never wrap its calls in `call`: that would multiply the tries."""
     config = Config(
         retries={"mode": "standard", "total_max_attempts": max_attempts},
         connect_timeout=connect_timeout,

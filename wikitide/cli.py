@@ -96,13 +96,14 @@ def producer_status(source: str) -> None:
     import json
 
     from producer.positions import PositionStore
-    from wikitide.aws import make_client
+    from wikitide.aws import make_adapter_client, make_client
     from wikitide.errors import ConfigError
     from wikitide.stack import read_outputs
 
     settings = Settings.from_env()
     resources = read_outputs(make_client(settings, "cloudformation"), settings.stack_name)
-    item = PositionStore(make_client(settings, "dynamodb"), resources.producer_state_table, source).load_item()
+    positions = PositionStore(make_adapter_client(settings, "dynamodb"), resources.producer_state_table, source)
+    item = positions.load_item()
     if item is None:
         raise ConfigError(f"no saved producer position for --source {source} in {resources.producer_state_table}")
     click.echo(json.dumps(item, indent=2, ensure_ascii=False))

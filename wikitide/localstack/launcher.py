@@ -12,7 +12,7 @@ from types import FrameType
 
 from kcl_app.daemon import read_properties
 from wikitide import stack
-from wikitide.aws import SDK_RETRY_ATTEMPTS, make_client
+from wikitide.aws import make_client
 from wikitide.localstack import services
 from wikitide.localstack.supervisor import ServiceSpec, Supervisor
 from wikitide.settings import Settings
@@ -54,10 +54,8 @@ class LocalStack:
         os.environ.update(self.env)
         settings = Settings.from_env()
         parameters = {"ShardCount": str(shard_count)} if shard_count else None
-        # Deploying is a sequence of single calls outside any retry loop: botocore's own retries are its policy.
         return stack.deploy_local(
-            make_client(settings, "cloudformation", max_attempts=SDK_RETRY_ATTEMPTS),
-            make_client(settings, "kinesis", max_attempts=SDK_RETRY_ATTEMPTS), self.stack_name,
+            make_client(settings, "cloudformation"), make_client(settings, "kinesis"), self.stack_name,
             parameters=parameters,
         )
 
