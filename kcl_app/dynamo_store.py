@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
@@ -39,20 +40,32 @@ class WritePool:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dynamodb")
 
     def map(self, call: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
-        """Results in `items`' order. On the first failure the writes not yet started are cancelled and the
-        error raised: a batch that will be redelivered must not keep a hung store busy (nor its process alive)
-        for every item left in the queue."""
+        """Results in `items`' order. After the first failure no further write starts (a worker that is free
+        skips the rest of the queue) and that failure is raised: a batch that will be redelivered must not keep
+        a hung store busy, nor its process alive, for every item left in the queue."""
         if len(items) <= 1:
             return [call(item) for item in items]
-        futures = [self._executor.submit(call, item) for item in items]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        for future in futures:
-            error = future.exception() if future in done else None
-            if error is not None:
-                for other in futures:
-                    other.cancel()
-                raise error
+        failed = threading.Event()
+
+        def guarded(item: Any) -> T:
+            if failed.is_set():
+                raise _Skipped
+            try:
+                return call(item)
+            except BaseException:
+                failed.set()
+                raise
+
+        futures = [self._executor.submit(guarded, item) for item in items]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        if failed.is_set():
+            wait(futures)
+            raise next(e for f in futures if (e := f.exception()) is not None and not isinstance(e, _Skipped))
         return [future.result() for future in futures]
+
+
+class _Skipped(Exception):
+    """A write not started because another write of the same batch had failed."""
 
 
 class DynamoEventStore:
