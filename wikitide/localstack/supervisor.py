@@ -144,6 +144,9 @@ def _reap(child: _Child, deadline: float) -> None:
     process = child.process
     try:
         process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        left = deadline - time.monotonic()
+        logger.info("%s stopped (%s) %.1fs after it was asked", child.spec.name, process.returncode,
+                    child.spec.stop_timeout - left)
     except subprocess.TimeoutExpired:
         logger.warning("%s did not stop within %.0fs; killing it", child.spec.name, child.spec.stop_timeout)
     with contextlib.suppress(ProcessLookupError, PermissionError):
