@@ -108,7 +108,9 @@ def moto(ports: Ports) -> ServiceSpec:
         name="moto",
         command=[_venv_script("moto_server"), "-H", "127.0.0.1", "-p", str(ports.moto)],
         ready=lambda: http_answers(f"http://127.0.0.1:{ports.moto}/moto-api/"),
-        stop_timeout=3,
+        # In memory: nothing to save. On SIGTERM it took over 3 s with the pipeline's connections open (measured).
+        stop_signal=signal.SIGKILL,
+        stop_timeout=2,
     )
 
 

@@ -125,13 +125,30 @@ class Supervisor:
 
     def stop_all(self) -> None:
         for tier in sorted({c.spec.tier for c in self._children}, reverse=True):
-            group = [c for c in self._children if c.spec.tier == tier]
-            started = time.monotonic()
-            for child in group:
-                _terminate(child)
-            for child in group:
-                _reap(child, started + child.spec.stop_timeout)
+            _stop_together([c for c in self._children if c.spec.tier == tier])
         self._children.clear()
+
+
+def _stop_together(group: list[_Child]) -> None:
+    """Signal every child of a tier at once, then end each one's process group as soon as its leader exits or
+    its `stop_timeout` has passed, whichever comes first."""
+    started = time.monotonic()
+    for child in group:
+        _terminate(child)
+    pending = list(group)
+    while pending:
+        now = time.monotonic()
+        for child in list(pending):
+            code = child.process.poll()
+            if code is not None:
+                logger.info("%s stopped (%s) in %.1fs", child.spec.name, code, now - started)
+            elif now - started >= child.spec.stop_timeout:
+                logger.warning("%s did not stop within %.0fs; killing it", child.spec.name, child.spec.stop_timeout)
+            else:
+                continue
+            _kill_group(child)
+            pending.remove(child)
+        time.sleep(0.05)
 
 
 def _terminate(child: _Child) -> None:
@@ -140,15 +157,9 @@ def _terminate(child: _Child) -> None:
             os.kill(child.process.pid, child.spec.stop_signal)
 
 
-def _reap(child: _Child, deadline: float) -> None:
+def _kill_group(child: _Child) -> None:
+    """SIGKILL whatever is left of the child's process group (the KCL daemon's processors, gunicorn's workers)."""
     process = child.process
-    try:
-        process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        left = deadline - time.monotonic()
-        logger.info("%s stopped (%s) %.1fs after it was asked", child.spec.name, process.returncode,
-                    child.spec.stop_timeout - left)
-    except subprocess.TimeoutExpired:
-        logger.warning("%s did not stop within %.0fs; killing it", child.spec.name, child.spec.stop_timeout)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
     try:
