@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from kcl_app import ledger
 from kcl_app.dynamo_store import POLICY, WritePool, is_condition_failure
 from kcl_app.ledger import CellKey, CellState, Contribution
-from wikitide import aws
+from wikitide import aws, retry
 from wikitide.errors import DependencyUnavailable
 
 logger = logging.getLogger(__name__)
@@ -177,5 +177,6 @@ class DynamoCounterLedger:
             return [state_of(item) for page in pages for item in page.get("Items", []) if "seq" in item]
 
         return aws.call(
-            attempt, what=f"scan of {self._table}", policy=POLICY, attempts=self._attempts, fast=self._fast
+            attempt, what=f"scan of {self._table}", policy=retry.PROCESSOR_REBUILD_SCAN, attempts=self._attempts,
+            fast=self._fast,
         )
