@@ -12,6 +12,7 @@ from kcl_app.dynamo_store import DynamoDeadLetterStore, DynamoEventStore, WriteP
 from kcl_app.handler import BatchOutcome, Stores, StreamRecord, process_batch
 from kcl_app.progress import RedisProgress
 from kcl_app.redis_mirror import Rebuilder, RedisMirror
+from wikitide import retry
 from wikitide.aws import make_adapter_client, make_client
 from wikitide.redis_client import make_redis
 from wikitide.settings import Settings
@@ -21,14 +22,21 @@ BatchHandler = Callable[[Sequence[StreamRecord]], BatchOutcome]
 
 
 def build_stores(
-    dynamodb: Any, redis_client: redis.Redis, resources: StackResources, *, fast_retries: bool = False
+    dynamodb: Any,
+    redis_client: redis.Redis,
+    resources: StackResources,
+    *,
+    fast_retries: bool = False,
+    scan_client: Any = None,
 ) -> tuple[Stores, Rebuilder]:
-    """The real adapters; an empty Redis (no `wt:ready`) starts a background rebuild from the ledger."""
+    """The real adapters; an empty Redis (no `wt:ready`) starts a background rebuild from the ledger, which
+    scans with `scan_client` (default `dynamodb`; a longer read timeout suits a background scan)."""
     pool = WritePool()
     counter_ledger = DynamoCounterLedger(dynamodb, resources.counters_table, pool=pool, fast_retries=fast_retries)
+    scanner = DynamoCounterLedger(scan_client or dynamodb, resources.counters_table, pool=pool, fast_retries=fast_retries)
     rebuilders: list[Rebuilder] = []
     mirror = RedisMirror(redis_client, on_empty=lambda: rebuilders[0].start_in_background(), fast_retries=fast_retries)
-    rebuilders.append(Rebuilder(redis_client, mirror, counter_ledger.scan))
+    rebuilders.append(Rebuilder(redis_client, mirror, scanner.scan))
     stores = Stores(
         events=DynamoEventStore(
             dynamodb, resources.events_table, resources.latest_page_table, pool=pool, fast_retries=fast_retries
@@ -45,7 +53,8 @@ def bootstrap(settings: Settings) -> BatchHandler:
     # One attempt per command: RedisMirror retries under retry.PROCESSOR_REDIS.
     redis_client = make_redis(settings.require_redis_url())
     stores, _ = build_stores(
-        make_adapter_client(settings, "dynamodb"), redis_client, resources, fast_retries=settings.fast_retries
+        make_adapter_client(settings, "dynamodb"), redis_client, resources, fast_retries=settings.fast_retries,
+        scan_client=make_adapter_client(settings, "dynamodb", read_timeout=retry.REBUILD_SCAN_READ_TIMEOUT),
     )
 
     def handle(records: Sequence[StreamRecord]) -> BatchOutcome:

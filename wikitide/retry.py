@@ -55,6 +55,8 @@ PROCESSOR_REDIS = Policy("processor Redis pipelines", attempts=5, deadline=10.0)
 # The rebuild of an empty Redis scans the counters in a background thread: no batch waits on it, and a failed
 # rebuild is tried again only by the next batch, so it may take longer than a batch's writes.
 PROCESSOR_REBUILD_SCAN = Policy("rebuild scan of the counters", attempts=6, deadline=60.0, max_delay=5.0)
+# A Scan page competes with the fleet's writes on the same emulator: every try of one timed out at 10 s at load 20.
+REBUILD_SCAN_READ_TIMEOUT = 30.0
 # The producer keeps events in memory while Kinesis throttles: it can afford to wait longer. A PutRecords of
 # 500 records takes seconds on an emulator whose stream has grown (see LOCAL_STACK_FINDINGS): its read
 # timeout is longer, so slowness is not turned into a failure (and a resend of records already stored).
