@@ -33,7 +33,9 @@ def build_stores(
     scans with `scan_client` (default `dynamodb`; a longer read timeout suits a background scan)."""
     pool = WritePool()
     counter_ledger = DynamoCounterLedger(dynamodb, resources.counters_table, pool=pool, fast_retries=fast_retries)
-    scanner = DynamoCounterLedger(scan_client or dynamodb, resources.counters_table, pool=pool, fast_retries=fast_retries)
+    scanner = DynamoCounterLedger(
+        scan_client or dynamodb, resources.counters_table, pool=pool, fast_retries=fast_retries
+    )
     rebuilders: list[Rebuilder] = []
     mirror = RedisMirror(redis_client, on_empty=lambda: rebuilders[0].start_in_background(), fast_retries=fast_retries)
     rebuilders.append(Rebuilder(redis_client, mirror, scanner.scan))
