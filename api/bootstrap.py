@@ -10,8 +10,6 @@ from functools import cached_property
 from typing import Any
 
 import redis
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.retry import Retry
 
 from api.dynamo_edits import DynamoEdits
 from api.dynamo_stats import DynamoStats
@@ -20,13 +18,17 @@ from api.health import dynamodb_check, kinesis_check, redis_check
 from api.ports import HealthChecks
 from api.redis_stats import RedisStats, is_ready
 from wikitide.aws import make_client
+from wikitide.redis_client import make_redis
 from wikitide.settings import Settings
 from wikitide.stack import StackResources, read_outputs
 
-REDIS_TIMEOUT_SECONDS = 2
-# A request that waits long helps nobody: the dashboard asks again in two seconds.
-REDIS_RETRIES = 2
-AWS_READ_ATTEMPTS = 2
+# A request that waits long helps nobody: the dashboard asks again in two seconds. A Redis that does not answer
+# costs one REDIS_TIMEOUT_SECONDS, then FallbackStats reads DynamoDB for FallbackStats.COOLOFF_SECONDS without
+# asking Redis again. The clients' own retries are the only ones here (no loop around them).
+REDIS_TIMEOUT_SECONDS = 1.0
+REDIS_RETRIES = 1  # a dropped connection only, never a timeout (wikitide.redis_client)
+AWS_READ_ATTEMPTS = 3  # in all: botocore retries twice
+AWS_CONNECT_TIMEOUT_SECONDS = 1.0
 AWS_READ_TIMEOUT_SECONDS = 3.0
 HEALTH_TIMEOUT_SECONDS = 2.0
 
@@ -38,11 +40,12 @@ class Adapters:
     @cached_property
     def redis_client(self) -> redis.Redis:
         retries = 0 if self._settings.fast_retries else REDIS_RETRIES
-        return redis.Redis.from_url(
+        return make_redis(
             self._settings.require_redis_url(),
+            retries=retries,
             socket_timeout=REDIS_TIMEOUT_SECONDS,
+            connect_timeout=REDIS_TIMEOUT_SECONDS,
             decode_responses=True,
-            retry=Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), retries),
         )
 
     @cached_property
@@ -60,7 +63,8 @@ class Adapters:
     @cached_property
     def _dynamodb(self) -> Any:
         return make_client(
-            self._settings, "dynamodb", max_attempts=AWS_READ_ATTEMPTS, read_timeout=AWS_READ_TIMEOUT_SECONDS
+            self._settings, "dynamodb", max_attempts=AWS_READ_ATTEMPTS, read_timeout=AWS_READ_TIMEOUT_SECONDS,
+            connect_timeout=AWS_CONNECT_TIMEOUT_SECONDS,
         )
 
     @cached_property
@@ -77,4 +81,7 @@ class Adapters:
         }
 
     def _probe(self, service: str) -> Any:
-        return make_client(self._settings, service, max_attempts=1, read_timeout=HEALTH_TIMEOUT_SECONDS)
+        return make_client(
+            self._settings, service, max_attempts=1, read_timeout=HEALTH_TIMEOUT_SECONDS,
+            connect_timeout=HEALTH_TIMEOUT_SECONDS,
+        )

@@ -8,6 +8,8 @@ to the counters in DynamoDB, so the API keeps giving the same answers, only slow
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -19,14 +21,26 @@ T = TypeVar("T")
 
 
 class FallbackStats:
+    COOLOFF_SECONDS = 5.0
+
     def __init__(
-        self, primary: StatsStore, fallback: Callable[[], StatsStore], is_primary_ready: Callable[[], bool]
+        self,
+        primary: StatsStore,
+        fallback: Callable[[], StatsStore],
+        is_primary_ready: Callable[[], bool],
+        *,
+        cooloff: float = COOLOFF_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`fallback` is built on first use: an API whose Redis is always ready never needs it."""
         self._primary = primary
         self._make_fallback = fallback
         self._fallback: StatsStore | None = None
         self._is_primary_ready = is_primary_ready
+        self._cooloff = cooloff
+        self._clock = clock
+        self._skip_primary_until = 0.0
+        self._lock = threading.Lock()
 
     def latest_minute(self) -> int | None:
         return self._read(lambda store: store.latest_minute())
@@ -41,11 +55,14 @@ class FallbackStats:
         return self._read(lambda store: store.recent_edits(wiki, limit))
 
     def _read(self, call: Callable[[StatsStore], T]) -> T:
-        try:
-            if self._is_primary_ready():
-                return call(self._primary)
-        except DependencyUnavailable as exc:
-            logger.warning("Redis unavailable, reading counters from DynamoDB: %s", exc)
-        if self._fallback is None:
-            self._fallback = self._make_fallback()
+        if self._clock() >= self._skip_primary_until:
+            try:
+                if self._is_primary_ready():
+                    return call(self._primary)
+            except DependencyUnavailable as exc:
+                self._skip_primary_until = self._clock() + self._cooloff
+                logger.warning("Redis unavailable, reading counters from DynamoDB for %gs: %s", self._cooloff, exc)
+        with self._lock:
+            if self._fallback is None:
+                self._fallback = self._make_fallback()
         return call(self._fallback)

@@ -13,7 +13,9 @@ from kcl_app.dynamo_store import DynamoDeadLetterStore, DynamoEventStore, WriteP
 from kcl_app.handler import BatchOutcome, Stores, StreamRecord, give_up, process_batch
 from kcl_app.progress import RedisProgress
 from kcl_app.redis_mirror import Rebuilder, RedisMirror
-from wikitide.aws import make_client
+from wikitide import retry
+from wikitide.aws import make_adapter_client, make_client
+from wikitide.redis_client import make_redis
 from wikitide.settings import Settings
 from wikitide.stack import StackResources, read_outputs
 
@@ -32,14 +34,23 @@ class BatchHandler:
 
 
 def build_stores(
-    dynamodb: Any, redis_client: redis.Redis, resources: StackResources, *, fast_retries: bool = False
+    dynamodb: Any,
+    redis_client: redis.Redis,
+    resources: StackResources,
+    *,
+    fast_retries: bool = False,
+    scan_client: Any = None,
 ) -> tuple[Stores, Rebuilder]:
-    """The real adapters; an empty Redis (no `wt:ready`) starts a background rebuild from the ledger."""
+    """The real adapters; an empty Redis (no `wt:ready`) starts a background rebuild from the ledger, which
+    scans with `scan_client` (default `dynamodb`; a longer read timeout suits a background scan)."""
     pool = WritePool()
     counter_ledger = DynamoCounterLedger(dynamodb, resources.counters_table, pool=pool, fast_retries=fast_retries)
+    scanner = DynamoCounterLedger(
+        scan_client or dynamodb, resources.counters_table, pool=pool, fast_retries=fast_retries
+    )
     rebuilders: list[Rebuilder] = []
     mirror = RedisMirror(redis_client, on_empty=lambda: rebuilders[0].start_in_background(), fast_retries=fast_retries)
-    rebuilders.append(Rebuilder(redis_client, mirror, counter_ledger.scan))
+    rebuilders.append(Rebuilder(redis_client, mirror, scanner.scan))
     stores = Stores(
         events=DynamoEventStore(
             dynamodb, resources.events_table, resources.latest_page_table, pool=pool, fast_retries=fast_retries
@@ -53,14 +64,17 @@ def build_stores(
 
 def bootstrap(settings: Settings) -> BatchHandler:
     resources = read_outputs(make_client(settings, "cloudformation"), settings.stack_name)
-    redis_client = redis.Redis.from_url(settings.require_redis_url(), socket_timeout=5, socket_connect_timeout=3)
+    # One attempt per command: RedisMirror retries under retry.PROCESSOR_REDIS.
+    redis_client = make_redis(settings.require_redis_url())
     stores, _ = build_stores(
-        make_client(settings, "dynamodb"), redis_client, resources, fast_retries=settings.fast_retries
+        make_adapter_client(settings, "dynamodb"), redis_client, resources, fast_retries=settings.fast_retries,
+        scan_client=make_adapter_client(settings, "dynamodb", read_timeout=retry.REBUILD_SCAN_READ_TIMEOUT),
     )
     return BatchHandler(stores)
 
 
 def progress_reporter(settings: Settings) -> RedisProgress:
     """Per-shard progress (and, when enabled, the processing journal) in the counters' Redis."""
-    client = redis.Redis.from_url(settings.require_redis_url(), socket_timeout=2, socket_connect_timeout=2)
+    # Progress is best effort (logged, never raised, never retried): a hung Redis costs a batch one short timeout.
+    client = make_redis(settings.require_redis_url(), socket_timeout=1.0, connect_timeout=1.0)
     return RedisProgress(client, journal=settings.kcl_journal)

@@ -18,9 +18,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from kcl_app import ledger
-from kcl_app.dynamo_store import WritePool, is_condition_failure
+from kcl_app.dynamo_store import POLICY, WritePool, is_condition_failure
 from kcl_app.ledger import CellKey, CellState, Contribution
-from wikitide import aws
+from wikitide import aws, retry
 from wikitide.errors import DependencyUnavailable
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,13 @@ def state_of(item: dict[str, Any]) -> CellState:
 
 class DynamoCounterLedger:
     def __init__(
-        self, client: Any, table: str, *, pool: WritePool | None = None, attempts: int = 6, fast_retries: bool = False
+        self,
+        client: Any,
+        table: str,
+        *,
+        pool: WritePool | None = None,
+        attempts: int | None = None,
+        fast_retries: bool = False,
     ) -> None:
         self._client = client
         self._table = table
@@ -83,7 +89,9 @@ class DynamoCounterLedger:
                 if not is_condition_failure(exc):  # a newer minute is already there
                     raise
 
-        aws.call(attempt, what=f"latest minute in {self._table}", attempts=self._attempts, fast=self._fast)
+        aws.call(
+            attempt, what=f"latest minute in {self._table}", policy=POLICY, attempts=self._attempts, fast=self._fast
+        )
 
     def _apply_cell(
         self, shard: str, cell: CellKey, contributions: list[Contribution], state: CellState | None
@@ -134,7 +142,9 @@ class DynamoCounterLedger:
                 raise
             return state_of(response["Attributes"])
 
-        return aws.call(attempt, what=f"count in {self._table}", attempts=self._attempts, fast=self._fast)
+        return aws.call(
+            attempt, what=f"count in {self._table}", policy=POLICY, attempts=self._attempts, fast=self._fast
+        )
 
     def _read(self, shard: str, cells: list[CellKey]) -> dict[CellKey, CellState]:
         found: dict[CellKey, CellState] = {}
@@ -156,7 +166,7 @@ class DynamoCounterLedger:
                     pending = left
                     raise aws.Retryable(f"{len(left[self._table]['Keys'])} unprocessed keys")
 
-            aws.call(attempt, what=f"read of {self._table}", attempts=self._attempts, fast=self._fast)
+            aws.call(attempt, what=f"read of {self._table}", policy=POLICY, attempts=self._attempts, fast=self._fast)
         return found
 
     def scan(self) -> list[CellState]:
@@ -166,4 +176,7 @@ class DynamoCounterLedger:
             pages = paginator.paginate(TableName=self._table, ConsistentRead=True)
             return [state_of(item) for page in pages for item in page.get("Items", []) if "seq" in item]
 
-        return aws.call(attempt, what=f"scan of {self._table}", attempts=self._attempts, fast=self._fast)
+        return aws.call(
+            attempt, what=f"scan of {self._table}", policy=retry.PROCESSOR_REBUILD_SCAN, attempts=self._attempts,
+            fast=self._fast,
+        )

@@ -11,14 +11,15 @@ import base64
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
 from kcl_app.handler import DeadLetter, ProcessedChange
-from wikitide import aws
+from wikitide import aws, retry
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ BATCH_LIMIT = 25  # BatchWriteItem's own limit
 DEAD_LETTER_PAYLOAD_LIMIT = 300_000
 DETAIL_LIMIT = 2000
 DEAD_LETTER_TTL_SECONDS = 14 * 86400
+POLICY = retry.PROCESSOR_DYNAMODB
 
 
 def is_condition_failure(exc: ClientError) -> bool:
@@ -42,9 +44,32 @@ class WritePool:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dynamodb")
 
     def map(self, call: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
+        """Results in `items`' order. After the first failure no further write starts (a worker that is free
+        skips the rest of the queue) and that failure is raised: a batch that will be redelivered must not keep
+        a hung store busy, nor its process alive, for every item left in the queue."""
         if len(items) <= 1:
             return [call(item) for item in items]
-        return list(self._executor.map(call, items))
+        failed = threading.Event()
+
+        def guarded(item: Any) -> T:
+            if failed.is_set():
+                raise _Skipped
+            try:
+                return call(item)
+            except BaseException:
+                failed.set()
+                raise
+
+        futures = [self._executor.submit(guarded, item) for item in items]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        if failed.is_set():
+            wait(futures)
+            raise next(e for f in futures if (e := f.exception()) is not None and not isinstance(e, _Skipped))
+        return [future.result() for future in futures]
+
+
+class _Skipped(Exception):
+    """A write not started because another write of the same batch had failed."""
 
 
 class DynamoEventStore:
@@ -55,7 +80,7 @@ class DynamoEventStore:
         latest_table: str,
         *,
         pool: WritePool | None = None,
-        attempts: int = 6,
+        attempts: int | None = None,
         fast_retries: bool = False,
     ) -> None:
         self._client = client
@@ -85,7 +110,9 @@ class DynamoEventStore:
                 raise
             return True
 
-        return aws.call(attempt, what=f"claim in {self._events}", attempts=self._attempts, fast=self._fast)
+        return aws.call(
+            attempt, what=f"claim in {self._events}", policy=POLICY, attempts=self._attempts, fast=self._fast
+        )
 
     def remember_latest(self, changes: Sequence[ProcessedChange]) -> None:
         newest: dict[str, ProcessedChange] = {}
@@ -115,11 +142,13 @@ class DynamoEventStore:
                 if not is_condition_failure(exc):  # a newer change of the page is already there
                     raise
 
-        aws.call(attempt, what=f"write to {self._latest}", attempts=self._attempts, fast=self._fast)
+        aws.call(
+            attempt, what=f"write to {self._latest}", policy=POLICY, attempts=self._attempts, fast=self._fast
+        )
 
 
 class DynamoDeadLetterStore:
-    def __init__(self, client: Any, table: str, *, attempts: int = 6, fast_retries: bool = False) -> None:
+    def __init__(self, client: Any, table: str, *, attempts: int | None = None, fast_retries: bool = False) -> None:
         self._client = client
         self._table = table
         self._attempts = attempts
@@ -132,7 +161,7 @@ class DynamoDeadLetterStore:
             batch_write(self._client, self._table, requests, attempts=self._attempts, fast=self._fast)
 
 
-def batch_write(client: Any, table: str, requests: list[dict[str, Any]], *, attempts: int, fast: bool) -> None:
+def batch_write(client: Any, table: str, requests: list[dict[str, Any]], *, attempts: int | None, fast: bool) -> None:
     pending = {table: requests}
 
     def attempt() -> None:
@@ -142,7 +171,7 @@ def batch_write(client: Any, table: str, requests: list[dict[str, Any]], *, atte
             pending = left
             raise aws.Retryable(f"{len(left.get(table, []))} unprocessed items")
 
-    aws.call(attempt, what=f"DynamoDB write to {table}", attempts=attempts, fast=fast)
+    aws.call(attempt, what=f"DynamoDB write to {table}", policy=POLICY, attempts=attempts, fast=fast)
 
 
 def event_item(change: ProcessedChange) -> dict[str, Any]:

@@ -81,7 +81,7 @@ class RedisMirror:
         client: redis.Redis,
         *,
         on_empty: Callable[[], None] | None = None,
-        attempts: int = 6,
+        attempts: int | None = None,
         fast_retries: bool = False,
     ) -> None:
         self._client = client
@@ -128,7 +128,9 @@ class RedisMirror:
 
     def _bounded(self, call: Any) -> Any:
         try:
-            return retry.bounded(call, retry_on=_TRANSIENT, attempts=self._attempts, fast=self._fast)
+            return retry.bounded(
+                call, retry_on=_TRANSIENT, policy=retry.PROCESSOR_REDIS, attempts=self._attempts, fast=self._fast
+            )
         except (redis.RedisError, OSError) as exc:
             raise DependencyUnavailable(f"Redis failed after retries: {exc}") from exc
 

@@ -16,7 +16,8 @@ from producer.service import Producer, ProducerStats
 from producer.since import cold_start_gap
 from producer.sources import open_source, user_agent
 from producer.sse_source import SourceEvent, read_events
-from wikitide.aws import make_client
+from wikitide import retry
+from wikitide.aws import make_adapter_client, make_client
 from wikitide.settings import Settings
 from wikitide.stack import read_outputs
 
@@ -37,10 +38,10 @@ def run_producer(
     On start it resumes from the position saved for `source`; `since` applies only when there is none.
     """
     resources = read_outputs(make_client(settings, "cloudformation"), settings.stack_name)
-    writer = KinesisWriter(make_client(settings, "kinesis"), resources.stream_name, fast_retries=settings.fast_retries)
-    positions = PositionStore(
-        make_client(settings, "dynamodb"), resources.producer_state_table, source, fast_retries=settings.fast_retries
-    )
+    kinesis = make_adapter_client(settings, "kinesis", read_timeout=retry.PRODUCER_KINESIS_READ_TIMEOUT)
+    writer = KinesisWriter(kinesis, resources.stream_name, fast_retries=settings.fast_retries)
+    dynamodb = make_adapter_client(settings, "dynamodb")
+    positions = PositionStore(dynamodb, resources.producer_state_table, source, fast_retries=settings.fast_retries)
     checkpoint = positions.load()
     resume_from = checkpoint.last_event_id
     stop = threading.Event()

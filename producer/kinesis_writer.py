@@ -7,13 +7,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from producer.batcher import Entry, split_rounds
-from wikitide import aws
+from wikitide import aws, retry
 
 logger = logging.getLogger(__name__)
 
 
 class KinesisWriter:
-    def __init__(self, client: Any, stream_name: str, *, attempts: int = 8, fast_retries: bool = False) -> None:
+    def __init__(
+        self, client: Any, stream_name: str, *, attempts: int | None = None, fast_retries: bool = False
+    ) -> None:
         self._client = client
         self._stream = stream_name
         self._attempts = attempts
@@ -44,4 +46,5 @@ class KinesisWriter:
                 codes = sorted({r["ErrorCode"] for r in results if "ErrorCode" in r})
                 raise aws.Retryable(f"{len(pending)} failed entries ({', '.join(codes)})")
 
-        aws.call(attempt, what=f"PutRecords to {self._stream}", attempts=self._attempts, fast=self._fast)
+        what = f"PutRecords to {self._stream}"
+        aws.call(attempt, what=what, policy=retry.PRODUCER_KINESIS, attempts=self._attempts, fast=self._fast)

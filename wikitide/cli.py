@@ -97,13 +97,14 @@ def producer_status(source: str) -> None:
     import json
 
     from producer.positions import PositionStore
-    from wikitide.aws import make_client
+    from wikitide.aws import make_adapter_client, make_client
     from wikitide.errors import ConfigError
     from wikitide.stack import read_outputs
 
     settings = Settings.from_env()
     resources = read_outputs(make_client(settings, "cloudformation"), settings.stack_name)
-    item = PositionStore(make_client(settings, "dynamodb"), resources.producer_state_table, source).load_item()
+    positions = PositionStore(make_adapter_client(settings, "dynamodb"), resources.producer_state_table, source)
+    item = positions.load_item()
     if item is None:
         raise ConfigError(f"no saved producer position for --source {source} in {resources.producer_state_table}")
     click.echo(json.dumps(item, indent=2, ensure_ascii=False))
@@ -143,19 +144,16 @@ def consume(properties: Path, worker_id: str | None, heap: str, state_dir: Path)
 @click.option("--json", "as_json", is_flag=True, help="Rows as JSON, with full sequence numbers.")
 def workers(application: str | None, as_json: bool) -> None:
     """Show each shard: parents, open/closed, lease owner, checkpoint, and lag from the records' arrival times."""
-    import redis
-
     from kcl_app.status import format_table, summary, to_json
     from kcl_app.status_reader import read_status
     from wikitide.aws import make_client
+    from wikitide.redis_client import make_redis
     from wikitide.stack import read_outputs
 
     settings = Settings.from_env()
     resources = read_outputs(make_client(settings, "cloudformation"), settings.stack_name)
-    progress = (
-        redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=3)
-        if settings.redis_url else None
-    )
+    # Lag figures are optional: one try per read (redis-py would otherwise retry a hung server 10 times).
+    progress = make_redis(settings.redis_url, decode_responses=True) if settings.redis_url else None
     rows = read_status(
         make_client(settings, "kinesis"), make_client(settings, "dynamodb"), progress, resources.stream_name,
         application or f"{settings.stack_name}-kcl",

@@ -18,6 +18,7 @@ from tests.conftest import RECENTCHANGE
 from wikitide import keys
 from wikitide.errors import DependencyUnavailable
 from wikitide.events import revision_key
+from wikitide.redis_client import make_redis
 
 pytestmark = pytest.mark.integration
 SHARD = "shardId-000000000001"
@@ -133,8 +134,8 @@ def test_a_rebuild_beside_live_processing_converges(provisioned, redis_url: str)
 
 
 def test_redis_down_becomes_dependency_unavailable() -> None:
-    mirror = RedisMirror(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2), attempts=2,
-                         fast_retries=True)
+    # The processor's own client (one try per command): redis-py's default would retry 10 times with backoff.
+    mirror = RedisMirror(make_redis("redis://127.0.0.1:1/0", connect_timeout=0.2), attempts=2, fast_retries=True)
     with pytest.raises(DependencyUnavailable):
         mirror.publish([], _prepared(1))
 

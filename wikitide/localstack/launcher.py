@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from kcl_app.daemon import read_properties
 from wikitide import stack
 from wikitide.aws import make_client
 from wikitide.localstack import services
@@ -17,6 +18,17 @@ from wikitide.localstack.supervisor import ServiceSpec, Supervisor
 from wikitide.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+PRODUCER_STOP_SECONDS = 10.0
+# What the JVM needs after the grace period: its shutdown hook returns, the process exits.
+DAEMON_EXIT_SECONDS = 3.0
+KCL_DEFAULT_GRACE_MILLIS = 0  # the KCL's own default: no final checkpoint at all
+
+
+def shutdown_grace_seconds(properties: Path) -> float:
+    """The grace the daemon gives its processors on SIGTERM, from the properties file it will read."""
+    value = read_properties(properties).get("shutdownGraceMillis", str(KCL_DEFAULT_GRACE_MILLIS))
+    return int(value) / 1000
 
 
 @dataclass
@@ -52,7 +64,9 @@ class LocalStack:
             name="producer",
             command=services.wikitide_command("produce", "--source", source, "--speed", str(speed)),
             env=self.env,
-            stop_timeout=12,
+            # Flushing what was read and saving the position takes a round trip or two; if it cannot finish,
+            # the next start re-reads from the saved position and the processors drop the duplicates.
+            stop_timeout=PRODUCER_STOP_SECONDS,
             tier=1,
         ))
 
@@ -65,7 +79,8 @@ class LocalStack:
                 "--state-dir", str(self.state_dir),
             ),
             env={**self.env, "WIKITIDE_PROCESSOR_LOG": str(self.state_dir / "logs" / f"processor-{worker_id}.log")},
-            stop_timeout=30,
+            # The daemon gives its processors shutdownGraceMillis for their final checkpoints, then exits.
+            stop_timeout=shutdown_grace_seconds(properties) + DAEMON_EXIT_SECONDS,
             tier=1,
         ))
 

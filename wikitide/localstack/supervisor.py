@@ -1,8 +1,10 @@
 """Starts child processes, restarts the ones that die (with backoff), and stops them all, leaving no orphan.
 
 Each child leads its own process group and is told to die with its parent (PR_SET_PDEATHSIG), so a
-SIGKILLed launcher does not leave services behind. Stopping sends SIGTERM to the group leader only (the
-KCL daemon needs its processor children alive for its final checkpoints), then SIGKILL to the whole group.
+SIGKILLed launcher does not leave services behind. Stopping sends the child's stop signal (SIGTERM unless its
+spec says otherwise) to the group leader only (the KCL daemon needs its processor children alive for its final
+checkpoints), waits at most the child's `stop_timeout`, then sends SIGKILL to the whole group. Children of one
+tier stop side by side, so a stop takes the longest `stop_timeout` of each tier, not their sum.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class ServiceSpec:
     ready: Callable[[], bool] | None = None
     ready_timeout: float = 60.0
     stop_timeout: float = 15.0
+    # An emulator that keeps everything in memory has nothing to save: it can be sent SIGKILL at once.
+    stop_signal: int = signal.SIGTERM
     # Services stop by tier, highest first and all of a tier at once: the pipeline before the emulators.
     tier: int = 0
 
@@ -44,9 +48,14 @@ class _Child:
     next_restart: float | None = None
 
 
-def _die_with_parent() -> None:
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _die_with_parent(signum: int) -> Callable[[], None]:
+    """A preexec hook: the child gets `signum` when the launcher dies (SIGKILL for one that ignores SIGTERM)."""
+
+    def hook() -> None:
+        with contextlib.suppress(OSError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signum)
+
+    return hook
 
 
 class Supervisor:
@@ -67,7 +76,7 @@ class Supervisor:
         try:
             process = subprocess.Popen(
                 spec.command, cwd=spec.cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent,
+                start_new_session=True, preexec_fn=_die_with_parent(spec.stop_signal),
             )
         finally:
             log.close()
@@ -116,26 +125,41 @@ class Supervisor:
 
     def stop_all(self) -> None:
         for tier in sorted({c.spec.tier for c in self._children}, reverse=True):
-            group = [c for c in self._children if c.spec.tier == tier]
-            for child in group:
-                _terminate(child)
-            for child in group:
-                _reap(child)
+            _stop_together([c for c in self._children if c.spec.tier == tier])
         self._children.clear()
+
+
+def _stop_together(group: list[_Child]) -> None:
+    """Signal every child of a tier at once, then end each one's process group as soon as its leader exits or
+    its `stop_timeout` has passed, whichever comes first."""
+    started = time.monotonic()
+    for child in group:
+        _terminate(child)
+    pending = list(group)
+    while pending:
+        now = time.monotonic()
+        for child in list(pending):
+            code = child.process.poll()
+            if code is not None:
+                logger.info("%s stopped (%s) in %.1fs", child.spec.name, code, now - started)
+            elif now - started >= child.spec.stop_timeout:
+                logger.warning("%s did not stop within %.0fs; killing it", child.spec.name, child.spec.stop_timeout)
+            else:
+                continue
+            _kill_group(child)
+            pending.remove(child)
+        time.sleep(0.05)
 
 
 def _terminate(child: _Child) -> None:
     if child.process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(child.process.pid, signal.SIGTERM)
+            os.kill(child.process.pid, child.spec.stop_signal)
 
 
-def _reap(child: _Child) -> None:
+def _kill_group(child: _Child) -> None:
+    """SIGKILL whatever is left of the child's process group (the KCL daemon's processors, gunicorn's workers)."""
     process = child.process
-    try:
-        process.wait(timeout=child.spec.stop_timeout)
-    except subprocess.TimeoutExpired:
-        logger.warning("%s did not stop within %.0fs; killing it", child.spec.name, child.spec.stop_timeout)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
     try:
