@@ -59,8 +59,12 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             super()._assign_work_unit(node)
 
         def _reschedule(self, node: Any) -> None:
+            # A worker runs a test only once it holds the next one (or is told to shut down): the long unit's
+            # last test is let go by giving the worker its next unit, or shutting it down, as soon as that last
+            # test is all that is left. Held any longer, the unit's stack (daemons, emulators) idles to the end.
             running = self.assigned_work.get(node, {})
-            if any(is_long_group(group) and not all(tests.values()) for group, tests in running.items()):
+            left = sum(not done for group, tests in running.items() if is_long_group(group) for done in tests.values())
+            if left > 1:
                 return
             super()._reschedule(node)
 
