@@ -26,7 +26,7 @@ NOT_COUNTS = frozenset({"pk", "sk", "seq", "expires_at", "page_minute"})
 
 
 class DynamoStats:
-    def __init__(self, client: Any, table: str, *, parallel: int = 16) -> None:
+    def __init__(self, client: Any, table: str, *, parallel: int = 8) -> None:
         self._client = client
         self._table = table
         self._executor = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="stats-dynamodb")

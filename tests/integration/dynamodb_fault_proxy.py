@@ -1,6 +1,8 @@
-"""A small HTTP proxy in front of moto's DynamoDB that answers `ProvisionedThroughputExceededException` for
-the requests that touch chosen tables, for as long as the test says. Everything else passes through, so
-the KCL's own lease tables keep working while the pipeline's tables throttle."""
+"""A small HTTP proxy in front of moto's DynamoDB that injects DynamoDB's own error answers: a
+`ProvisionedThroughputExceededException` for the requests that touch chosen tables, for as long as the test says
+(`throttle`), and a `ValidationException` for every item write whose body names a chosen text
+(`refuse_items_naming`: the permanent refusal of an item DynamoDB will never take). Everything else passes
+through, so the KCL's own lease tables keep working while the pipeline's tables fail."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ class DynamoDBFaultProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.throttled = 0
+        self.refused = 0
+        self._refused_text: bytes | None = None
         self._tables: frozenset[str] = frozenset()
         self._until = 0.0
         self._lock = threading.Lock()
@@ -24,11 +28,10 @@ class DynamoDBFaultProxy:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - the http.server API
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if proxy._should_throttle(body):
-                    self._answer(400, json.dumps({
-                        "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
-                        "message": "injected by the test's fault proxy",
-                    }).encode(), {"Content-Type": "application/x-amz-json-1.0"})
+                fault = proxy._fault(body, self.headers.get("X-Amz-Target", ""))
+                if fault is not None:
+                    self._answer(400, json.dumps({"__type": fault[0], "message": fault[1]}).encode(),
+                                 {"Content-Type": "application/x-amz-json-1.0"})
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
                 response = requests.post(proxy.upstream + self.path, data=body, headers=headers, timeout=30)
@@ -65,6 +68,22 @@ class DynamoDBFaultProxy:
         with self._lock:
             self._tables = frozenset(tables)
             self._until = time.monotonic() + seconds
+
+    def refuse_items_naming(self, text: str) -> None:
+        with self._lock:
+            self._refused_text = text.encode()
+
+    def _fault(self, body: bytes, target: str) -> tuple[str, str] | None:
+        """The error type and message to answer instead of moto's, or None to pass the request through."""
+        with self._lock:
+            if self._refused_text is not None and self._refused_text in body and target.endswith("PutItem"):
+                self.refused += 1
+                return ("com.amazon.coral.validate#ValidationException",
+                        "Item size has exceeded the maximum allowed size (injected by the test's fault proxy)")
+        if self._should_throttle(body):
+            return ("com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+                    "injected by the test's fault proxy")
+        return None
 
     def _should_throttle(self, body: bytes) -> bool:
         with self._lock:

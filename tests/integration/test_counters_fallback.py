@@ -49,13 +49,13 @@ def _answers(redis_url: str, stack_name: str) -> dict[str, object]:
     api = _api(redis_url, stack_name)
     answers = {}
     for query in QUERIES:
-        # The API's DynamoDB reads have a 3-s read timeout; on a busy machine moto can miss it, and the API then
-        # answers 503, as documented. A client asks again: three tries, and the answer must then be complete.
-        for _ in range(3):
+        # On a busy machine moto can miss the API's DynamoDB read timeout, and the API then answers 503, as
+        # documented. A client asks again: five tries, and the answer must then be complete.
+        for _ in range(5):
             response = api.get(query)
             if response.status_code != 503:
                 break
-            time.sleep(1)
+            time.sleep(2)
         assert response.status_code == 200, (query, response.get_json())
         answers[query] = response.get_json()
     return answers

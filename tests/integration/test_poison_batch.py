@@ -6,18 +6,16 @@ exactly the poison records, each with its reason. Expected values are computed f
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
 import pytest
 import redis
-import requests
 
 from kcl_app import ledger
 from tests.conftest import RECENTCHANGE
+from tests.integration.dynamodb_fault_proxy import DynamoDBFaultProxy
 from tests.integration.test_processor_faults import RedisServer, _wait_for
 from tests.recorded import identity
 from wikitide import keys
@@ -27,56 +25,6 @@ from wikitide.localstack.supervisor import ServiceSpec, Supervisor
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 REFUSED_TITLE = "Wikitide refused item"
-
-
-class RefusingProxy:
-    """Passes DynamoDB calls to moto, except a write whose body names `REFUSED_TITLE`: DynamoDB's answer to an
-    item it will never take (ValidationException), the permanent refusal the processor must isolate."""
-
-    def __init__(self, upstream: str) -> None:
-        self.refused = 0
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server API
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if REFUSED_TITLE.encode() in body and b"PutItem" in self.headers.get("X-Amz-Target", "").encode():
-                    proxy.refused += 1
-                    self._answer(400, json.dumps({
-                        "__type": "com.amazon.coral.validate#ValidationException",
-                        "message": "Item size has exceeded the maximum allowed size (injected by the test)",
-                    }).encode(), {"Content-Type": "application/x-amz-json-1.0"})
-                    return
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                response = requests.post(upstream.rstrip("/") + self.path, data=body, headers=headers, timeout=30)
-                self._answer(response.status_code, response.content, {
-                    k: v for k, v in response.headers.items()
-                    if k.lower() not in ("content-length", "connection", "transfer-encoding", "content-encoding")
-                })
-
-            def _answer(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> RefusingProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 def _pk(event: dict) -> str:
@@ -145,7 +93,8 @@ def test_a_poison_batch_is_isolated_and_the_shard_goes_on(local_stack, provision
     own_redis.start()
     supervisor = Supervisor(tmp_path / "logs")
     try:
-        with RefusingProxy(local_stack.env["AWS_ENDPOINT_URL_DYNAMODB"]) as proxy:
+        with DynamoDBFaultProxy(local_stack.env["AWS_ENDPOINT_URL_DYNAMODB"]) as proxy:
+            proxy.refuse_items_naming(REFUSED_TITLE)
             supervisor.start(ServiceSpec(
                 name="kcl",
                 command=wikitide_command("consume", "--properties", str(REPO / "properties" / "local.properties"),
