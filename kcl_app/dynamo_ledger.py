@@ -18,14 +18,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from kcl_app import ledger
-from kcl_app.dynamo_store import POLICY, WritePool, is_condition_failure
+from kcl_app.dynamo_store import GET_LIMIT, POLICY, WritePool, is_condition_failure
 from kcl_app.ledger import CellKey, CellState, Contribution
 from wikitide import aws, retry
 from wikitide.errors import DependencyUnavailable
 
 logger = logging.getLogger(__name__)
 
-GET_LIMIT = 100  # BatchGetItem's own limit
 RACE_ATTEMPTS = 5
 # Cells outlive the longest window (24 h) with room for late events; a rebuild of Redis reads what is left.
 CELL_TTL_SECONDS = 27 * 3600

@@ -14,6 +14,9 @@ from wikitide.errors import ConfigError
 
 DEFAULT_STACK = "wikitide"
 DEFAULT_REGION = "us-east-1"
+# How the producer writes to Kinesis: `records` (PutRecords, 500 a call: AWS) or `record` (PutRecord calls side by
+# side: kinesis-mock, whose PutRecords slows down as the stream grows; see producer/kinesis_writer.py).
+KINESIS_PUT_APIS = ("records", "record")
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class Settings:
     fast_retries: bool = False
     # Record every processed record's (shard, sequence) in Redis, in processing order (kcl_app.progress).
     kcl_journal: bool = False
+    kinesis_put: str = "records"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -41,9 +45,18 @@ class Settings:
             contact=env.get("WIKITIDE_CONTACT", ""),
             fast_retries=env.get("WIKITIDE_FAST_RETRIES") == "1",
             kcl_journal=env.get("WIKITIDE_KCL_JOURNAL") == "1",
+            kinesis_put=_choice(env, "WIKITIDE_KINESIS_PUT", KINESIS_PUT_APIS),
         )
 
     def require_redis_url(self) -> str:
         if not self.redis_url:
             raise ConfigError("REDIS_URL is not set (e.g. redis://127.0.0.1:6380/0, or your ElastiCache endpoint)")
         return self.redis_url
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """The variable's value, one of `choices` (the first when unset)."""
+    value = env.get(name) or choices[0]
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return value

@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
+import httpx
 import pytest
 import redis
-import requests
 
 from tests.conftest import RECENTCHANGE
 from tests.integration.hanging_proxy import HangingProxy
@@ -169,9 +169,9 @@ def api_behind_proxies(local_stack, provisioned, redis_url: str, tmp_path: Path)
             supervisor.stop_all()
 
 
-def _timed_get(url: str) -> tuple[requests.Response, float]:
+def _timed_get(url: str) -> tuple[httpx.Response, float]:
     started = time.monotonic()
-    response = requests.get(url, timeout=60)
+    response = httpx.get(url, timeout=60)
     return response, time.monotonic() - started
 
 
@@ -181,7 +181,7 @@ def test_a_hung_redis_gives_503_health_and_answers_from_dynamodb(api_behind_prox
 
     api_url, proxies = api_behind_proxies
     redis.Redis.from_url(redis_url).set(keys.READY, 1)  # Redis holds the counters: the API reads it first
-    assert requests.get(f"{api_url}/v1/stats?window=1h", timeout=30).status_code == 200
+    assert httpx.get(f"{api_url}/v1/stats?window=1h", timeout=30).status_code == 200
     proxies["redis"].hang()
 
     health, health_seconds = _timed_get(f"{api_url}/health")
