@@ -41,11 +41,11 @@ from botocore.exceptions import ClientError
 from recorded import stream_records
 
 from kcl_app.bootstrap import build_stores
-from kcl_app.dynamo_ledger import LATEST_KEY
 from kcl_app.dynamo_store import WritePool, is_condition_failure
 from kcl_app.handler import StreamRecord, process_batch
 from kcl_app.redis_mirror import _MERGE
 from wikitide import keys, stack
+from wikitide.cells import LATEST_KEY
 from wikitide.localstack.launcher import LocalStack
 from wikitide.localstack.services import Ports, free_port
 from wikitide.stack import StackResources

@@ -22,7 +22,7 @@ import redis
 from kcl_app import ledger
 from kcl_app.handler import ProcessedChange, recent_json
 from kcl_app.ledger import CellState
-from wikitide import keys, retry
+from wikitide import cells, keys, retry
 from wikitide.errors import DependencyUnavailable
 
 logger = logging.getLogger(__name__)
@@ -142,10 +142,10 @@ def merge_call(state: CellState) -> tuple[list[str], list[Any]]:
         kind, targets = "total", [keys.counts_key(minute)] * 2
     elif scope == ledger.REJECTED:
         kind, targets = "rejected", [keys.REJECTED] * 2
-    elif scope.startswith("w:"):
-        kind, targets = "wiki", [keys.counts_key(minute, scope[2:])] * 2
+    elif scope.startswith(cells.WIKI_PREFIX):
+        kind, targets = "wiki", [keys.counts_key(minute, cells.wiki_of(scope))] * 2
     else:
-        page = scope[2:]
+        page = cells.page_of(scope)
         wiki, _ = keys.split_page_member(page)
         kind, targets = "pages", [keys.pages_key(minute), keys.pages_key(minute, wiki)]
     args: list[Any] = [f"{scope}|{state.shard}", str(state.sequence), kind, keys.BUCKET_TTL_SECONDS, page, minute]
