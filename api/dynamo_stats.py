@@ -88,4 +88,4 @@ def _translated(action: str) -> Iterator[None]:
     try:
         yield
     except (ClientError, BotoCoreError) as exc:
-        raise DependencyUnavailable(f"DynamoDB: {action} failed") from exc
+        raise DependencyUnavailable(f"dynamodb: {action} failed") from exc

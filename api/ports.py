@@ -53,4 +53,10 @@ class Services:
 
     stats: StatsStore
     edits: EditStore
-    health_checks: HealthChecks
+    health: HealthReport
+
+
+class HealthReport(Protocol):
+    def results(self) -> tuple[dict[str, dict[str, Any]], float]:
+        """`({dependency: {"ok": bool, "latency_ms": float, "error"?: str}}, age of that round in seconds)`."""
+        ...

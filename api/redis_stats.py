@@ -91,4 +91,4 @@ def _translated(action: str) -> Iterator[None]:
     try:
         yield
     except redis.RedisError as exc:
-        raise DependencyUnavailable(f"redis: {action} failed: {exc}") from exc
+        raise DependencyUnavailable(f"redis: {action} failed") from exc

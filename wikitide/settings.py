@@ -27,6 +27,8 @@ class Settings:
     fast_retries: bool = False
     # Record every processed record's (shard, sequence) in Redis, in processing order (kcl_app.progress).
     kcl_journal: bool = False
+    # How long the API reuses its dependency checks for `/health` (0: check on every call).
+    health_cache_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -41,9 +43,23 @@ class Settings:
             contact=env.get("WIKITIDE_CONTACT", ""),
             fast_retries=env.get("WIKITIDE_FAST_RETRIES") == "1",
             kcl_journal=env.get("WIKITIDE_KCL_JOURNAL") == "1",
+            health_cache_seconds=_seconds(env, "WIKITIDE_HEALTH_CACHE_SECONDS", 5.0),
         )
 
     def require_redis_url(self) -> str:
         if not self.redis_url:
             raise ConfigError("REDIS_URL is not set (e.g. redis://127.0.0.1:6380/0, or your ElastiCache endpoint)")
         return self.redis_url
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise ConfigError(f"{name} must be a number of seconds from 0 to 3600, got {raw!r}")
+    return value
