@@ -186,7 +186,7 @@ class RedisMirror:
         self._fast = fast_retries
 
     def publish(self, states: Sequence[CellState], changes: Sequence[ProcessedChange]) -> None:
-        def attempt() -> bool:
+        def attempt() -> tuple[bool, bool]:
             pipe = self._client.pipeline(transaction=False)
             pipe.exists(keys.READY)
             self._queue_merges(pipe, states)
