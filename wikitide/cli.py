@@ -212,7 +212,8 @@ def workers(application: str | None, as_json: bool) -> None:
 def api(bind: str, workers: int) -> None:
     """Serve the REST API and dashboard under gunicorn."""
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    os.execv(gunicorn, [gunicorn, "--bind", bind, "--workers", str(workers), "api:create_app()"])
+    os.execv(gunicorn, [gunicorn, "--config", "python:api.serving", "--bind", bind, "--workers", str(workers),
+                        "api:create_app()"])
 
 
 @cli.command()

@@ -31,6 +31,8 @@ class Settings:
     # Record every processed record's (shard, sequence) in Redis, in processing order (kcl_app.progress).
     kcl_journal: bool = False
     kinesis_put: str = "records"
+    # How long the API reuses its dependency checks for `/health` (0: check on every call).
+    health_cache_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -46,6 +48,7 @@ class Settings:
             fast_retries=env.get("WIKITIDE_FAST_RETRIES") == "1",
             kcl_journal=env.get("WIKITIDE_KCL_JOURNAL") == "1",
             kinesis_put=_choice(env, "WIKITIDE_KINESIS_PUT", KINESIS_PUT_APIS),
+            health_cache_seconds=_seconds(env, "WIKITIDE_HEALTH_CACHE_SECONDS", 5.0),
         )
 
     def require_redis_url(self) -> str:
@@ -59,4 +62,17 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     value = env.get(name) or choices[0]
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise ConfigError(f"{name} must be a number of seconds from 0 to 3600, got {raw!r}")
     return value

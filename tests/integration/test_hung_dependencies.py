@@ -154,13 +154,15 @@ def api_behind_proxies(local_stack, provisioned, redis_url: str, tmp_path: Path)
             **_processor_env(local_stack, provisioned),
             "REDIS_URL": f"redis://127.0.0.1:{redis_proxy.port}/0",
             "AWS_ENDPOINT_URL_DYNAMODB": f"http://127.0.0.1:{dynamo_proxy.port}",
+            # Every /health call checks: the test asks right after the fault (caching: tests/unit/test_api_health.py).
+            "WIKITIDE_HEALTH_CACHE_SECONDS": "0",
         }
         supervisor = Supervisor(tmp_path / "logs")
         gunicorn = Path(wikitide_command()[0]).parent / "gunicorn"
         supervisor.start(ServiceSpec(
             name="api", env=env, cwd=Path(__file__).resolve().parents[2],
-            command=[str(gunicorn), "--bind", f"127.0.0.1:{port}", "--workers", "2", "--timeout", "30",
-                     "api:create_app()"],
+            command=[str(gunicorn), "--config", "python:api.serving", "--bind", f"127.0.0.1:{port}",
+                     "--workers", "2", "api:create_app()"],
             ready=lambda: http_answers(f"http://127.0.0.1:{port}/health"),
         ))
         try:

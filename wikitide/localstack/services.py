@@ -136,10 +136,12 @@ def api_server(ports: Ports, env: dict[str, str], workers: int = 2) -> ServiceSp
     return ServiceSpec(
         name="api",
         command=[
-            _venv_script("gunicorn"), "--bind", f"127.0.0.1:{ports.api}", "--workers", str(workers),
+            # Worker class, threads, timeouts and request limits: api/serving.py.
+            _venv_script("gunicorn"), "--config", "python:api.serving", "--bind", f"127.0.0.1:{ports.api}",
+            "--workers", str(workers),
             # Graceful stop: requests in flight get API_GRACE_SECONDS (every request is bounded by its own
             # dependency timeouts, a few seconds), idle workers leave at once.
-            "--timeout", "30", "--graceful-timeout", str(API_GRACE_SECONDS),
+            "--graceful-timeout", str(API_GRACE_SECONDS),
             "--access-logfile", "-", "api:create_app()",
         ],
         cwd=REPO_ROOT,
