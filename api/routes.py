@@ -80,10 +80,23 @@ def latest_change() -> tuple[Response, int] | dict[str, Any]:
 
 @service.get("/health")
 def health() -> tuple[Response, int]:
-    results, age = _services().health.results()
+    services = _services()
+    results, age = services.health.results()
     ok = is_healthy(results)
-    body = {"status": "ok" if ok else "degraded", "dependencies": results, "age_seconds": round(age, 3)}
+    body: dict[str, Any] = {"status": "ok" if ok else "degraded", "dependencies": results,
+                            "age_seconds": round(age, 3)}
+    if ok:
+        body["pipeline"] = _pipeline_state(services)
+        if body["pipeline"]["state"] == "starting":
+            body["status"] = "starting"
     return jsonify(body), 200 if ok else 503
+
+
+def _pipeline_state(services: Services) -> dict[str, Any]:
+    try:
+        return queries.pipeline_state(services.stats)
+    except DependencyUnavailable:
+        return {"state": "starting", "reason": "the counters could not be read just now"}
 
 
 @service.get("/")
