@@ -8,6 +8,7 @@ import pytest
 from producer.batcher import to_entry
 from producer.kinesis_writer import KinesisWriter
 from tests.conftest import RECENTCHANGE
+from wikitide.envelope import event_of
 from wikitide.errors import DependencyUnavailable
 
 pytestmark = pytest.mark.integration
@@ -84,7 +85,7 @@ def test_records_keep_per_page_order(provisioned) -> None:
     client = boto3.client("kinesis")
     entries = [to_entry(json.dumps({"wiki": "enwiki", "title": "Hot", "n": n}), None) for n in range(200)]
     KinesisWriter(client, provisioned.stream_name).put(entries)
-    stored = [json.loads(d)["n"] for d in _read_all(client, provisioned.stream_name)]
+    stored = [json.loads(event_of(d))["n"] for d in _read_all(client, provisioned.stream_name)]
     assert stored == list(range(200))
 
 

@@ -18,8 +18,8 @@ from producer.filters import ChangeFilter
 from producer.service import Producer
 from producer.sse_source import SourceEvent
 from tests.unit.fakes import FakeKinesis
-from wikitide.errors import DependencyUnavailable
 from wikitide.envelope import event_of
+from wikitide.errors import DependencyUnavailable
 
 
 def _event(n: int, title: str = "Page") -> SourceEvent:

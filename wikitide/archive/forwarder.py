@@ -65,7 +65,7 @@ class ShardPositions:
         except FileNotFoundError:
             return
         except (OSError, ValueError) as exc:
-            logger.warning("archive positions %s unreadable (%s): starting from the stream's beginning", self._path, exc)
+            logger.warning("archive positions %s unreadable (%s): starting from the stream's start", self._path, exc)
             return
         if saved.get("stream") != self._stream or saved.get("created") != self._created:
             logger.info("archive positions %s are for another stream: starting from the beginning", self._path)
@@ -74,7 +74,8 @@ class ShardPositions:
         self.finished = {str(s) for s in saved.get("finished", [])}
 
     def save(self) -> None:
-        body = {"stream": self._stream, "created": self._created, "after": self.after, "finished": sorted(self.finished)}
+        body = {"stream": self._stream, "created": self._created, "after": self.after,
+                "finished": sorted(self.finished)}
         temporary = self._path.with_suffix(".tmp")
         temporary.write_text(json.dumps(body), encoding="utf-8")
         os.replace(temporary, self._path)
@@ -97,10 +98,8 @@ class KinesisReader:
         listed: list[Shard] = []
         token: str | None = None
         while True:
-            page = self._call(
-                lambda: self._client.list_shards(NextToken=token) if token
-                else self._client.list_shards(StreamName=self._stream), "ListShards",
-            )
+            arguments = {"NextToken": token} if token else {"StreamName": self._stream}
+            page = self._call(lambda a=arguments: self._client.list_shards(**a), "ListShards")  # type: ignore[misc]
             listed.extend(shard_from_listing(item) for item in page["Shards"])
             token = page.get("NextToken")
             if not token:

@@ -48,7 +48,9 @@ class S3Archive:
         for prefix in layout.hour_prefixes(start, end):
             token: str | None = None
             while True:
-                arguments = {"Bucket": self._bucket, "Prefix": prefix, **({"ContinuationToken": token} if token else {})}
+                arguments = {"Bucket": self._bucket, "Prefix": prefix}
+                if token:
+                    arguments["ContinuationToken"] = token
                 page = aws.call(lambda a=arguments: self._client.list_objects_v2(**a),  # type: ignore[misc]
                                 what=f"ListObjectsV2 s3://{self._bucket}/{prefix}", policy=retry.ARCHIVE_S3,
                                 fast=self._fast)
