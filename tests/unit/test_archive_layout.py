@@ -42,3 +42,19 @@ def test_corrupt_and_truncated_objects_are_told_apart_from_good_ones() -> None:
     assert isinstance(lines_of("k", b"not gzip at all"), Corrupt)
     truncated = lines_of("k2", good[:-12])
     assert isinstance(truncated, Corrupt) and truncated.key == "k2"
+
+
+def test_saved_positions_are_kept_for_the_same_stream_and_dropped_for_a_recreated_one(tmp_path) -> None:
+    from wikitide.archive.forwarder import ShardPositions
+
+    path = tmp_path / "positions.json"
+    first = ShardPositions(path, "s", "2026-12-02T03:00:00+00:00")
+    first.after["shardId-0"] = "42"
+    first.finished.add("shardId-1")
+    first.save()
+    again = ShardPositions(path, "s", "2026-12-02T03:00:00+00:00")
+    assert (again.after, again.finished) == ({"shardId-0": "42"}, {"shardId-1"})
+    recreated = ShardPositions(path, "s", "2026-12-02T04:00:00+00:00")  # the emulators started afresh
+    assert (recreated.after, recreated.finished) == ({}, set())
+    path.write_text("{not json")
+    assert ShardPositions(path, "s", "2026-12-02T03:00:00+00:00").after == {}

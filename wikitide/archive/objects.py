@@ -90,11 +90,15 @@ def received_at(line: Line) -> int | None:
 
 def read_range(
     archive: S3Archive, start: datetime, end: datetime, on_corrupt: Callable[[Corrupt], None],
-    *, after: tuple[str, int] | None = None,
+    *, after: tuple[str, int] | None = None, written_before: datetime | None = None,
 ) -> Iterator[Line]:
-    """Every line received in [start, end), in archive order, from past `after` (a key and line index) on."""
+    """Every line received in [start, end), in archive order, from past `after` (a key and line index) on, in
+    objects written before `written_before` (when given)."""
     for key in archive.keys(start, end):
         if after is not None and key < after[0]:
+            continue
+        written = layout.written_at(key)
+        if written_before is not None and written is not None and written > written_before:
             continue
         lines = lines_of(key, archive.read(key))
         if isinstance(lines, Corrupt):

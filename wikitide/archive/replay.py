@@ -7,7 +7,9 @@ per page per call, failed entries retried under its bounded policy), so a page's
 The position (`ReplayPosition`: the key and line of the last record of the last call that succeeded) is saved
 after every call, in a file named after the range and the target stream. Interrupted and run again, a replay
 starts right after it: nothing is skipped, and only a call that was in flight when it stopped can be sent twice
-(processing is idempotent, so a repeat changes no count).
+(processing is idempotent, so a repeat changes no count). The position also keeps when the replay first started:
+only objects written before then are replayed, so the replayed records that the archive receives again (they keep
+their receive time, inside the range) are not replayed once more when the replay resumes.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,17 +42,18 @@ class ReplayPosition:
         self.path = state_dir / f"archive-replay-{digest}.json"
         self._name = name
 
-    def load(self) -> tuple[str, int] | None:
+    def load(self) -> tuple[tuple[str, int], datetime] | None:
+        """The last record put (key, line) and when the replay first started, or None for a replay not begun."""
         try:
             saved = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
-        return str(saved["key"]), int(saved["line"])
+        return (str(saved["key"]), int(saved["line"])), datetime.fromisoformat(saved["began"])
 
-    def save(self, key: str, line: int, records: int) -> None:
+    def save(self, key: str, line: int, records: int, began: datetime) -> None:
+        body = {"replay": self._name, "key": key, "line": line, "records": records, "began": began.isoformat()}
         temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"replay": self._name, "key": key, "line": line, "records": records}),
-                             encoding="utf-8")
+        temporary.write_text(json.dumps(body), encoding="utf-8")
         os.replace(temporary, self.path)
 
     def clear(self) -> None:
@@ -94,7 +97,8 @@ def replay(
 ) -> ReplayResult:
     """Put every record received in [start, end) after the saved position into `writer` (a `KinesisWriter`),
     at most `rate` records a second; `on_progress(records, key)` after every call."""
-    after = position.load()
+    saved = position.load()
+    after, began_at = saved if saved else (None, datetime.now(UTC))
     result = ReplayResult(corrupt=[], resumed_after=after)
 
     def corrupt(found: Corrupt) -> None:
@@ -104,11 +108,12 @@ def replay(
 
     size = 500 if rate is None else max(1, min(500, int(rate)))
     began = clock()
-    for entries, last in _batches(read_range(archive, start, end, corrupt, after=after), size):
+    lines = read_range(archive, start, end, corrupt, after=after, written_before=began_at)
+    for entries, last in _batches(lines, size):
         writer.put(entries)
         result.records += len(entries)
         result.calls += 1
-        position.save(last.key, last.index, result.records)
+        position.save(last.key, last.index, result.records, began_at)
         on_progress(len(entries), last.key)
         if rate:
             ahead = began + result.records / rate - clock()
