@@ -289,8 +289,15 @@ def archive_replay(start: str, end: str, into: str | None, rate: float | None, b
         bar.update(records)
         bar.set_postfix_str(key.rsplit("/", 1)[-1][-44:], refresh=False)
 
-    with bar:
-        result = replay(store, writer, position, begin, finish, rate=rate, on_corrupt=corrupt, on_progress=progress)
+    try:
+        with bar:
+            result = replay(store, writer, position, begin, finish, rate=rate, on_corrupt=corrupt,
+                            on_progress=progress)
+    except KeyboardInterrupt:
+        # A duration (2h) names another range on the next run: the resume needs the same absolute times.
+        click.echo(f"interrupted; resume with: wikitide archive replay --start {begin.isoformat()} "
+                   f"--end {finish.isoformat()} --into {stream} --state-dir {state_dir}", err=True)
+        sys.exit(130)
     resumed = f" (resumed after {result.resumed_after[0]} line {result.resumed_after[1]})" if result.resumed_after \
         else ""
     click.echo(f"replayed {result.records} records in {result.calls} calls into {stream}{resumed}; "
