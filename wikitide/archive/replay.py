@@ -2,7 +2,9 @@
 
 Each record goes back exactly as it was in Kinesis (the envelope with the event, its SSE id and receive time),
 keyed by its page as the producer keys it, through the producer's own writer (`KinesisWriter`: at most one entry
-per page per call, failed entries retried under its bounded policy), so a page's changes keep their order.
+per page per call, failed entries retried under its bounded policy), in archive order (`read_range`). Objects
+written in the same second have no order among them, so a page's order is kept within an object only; the
+processor's effects do not depend on it.
 
 The position (`ReplayPosition`: the key and line of the last record of the last call that succeeded) is saved
 after every call, in a file named after the range and the target stream. Interrupted and run again, a replay
