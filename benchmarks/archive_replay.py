@@ -100,7 +100,7 @@ def measure_delay(resources: stack.StackResources, delivery: str, events: int, r
     delays = []
     for key, seen in listed.items():
         lines = lines_of(key, s3.get_object(Bucket=resources.archive_bucket, Key=key)["Body"].read())
-        assert not isinstance(lines, type(None)) and isinstance(lines, list), (key, lines)
+        assert isinstance(lines, list), (key, lines)
         delays += [seen * 1000 - (open_record(line).received_ms or 0) for line in lines]
     return delays, forwarder.stats.objects
 
