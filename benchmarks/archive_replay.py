@@ -105,27 +105,29 @@ def measure_delay(resources: stack.StackResources, delivery: str, events: int, r
     return delays, forwarder.stats.objects
 
 
-def run_replay(archive: S3Archive, kinesis: Any, start: datetime, end: datetime, state: Path) -> tuple[float, int]:
+def run_replay(archive: S3Archive, kinesis: Any, start: datetime, end: datetime,
+               state: Path) -> tuple[float, int, int]:
     stream = _fresh_stream(kinesis)
     position = ReplayPosition(state / uuid.uuid4().hex, "bench", start, end, stream)
     began = time.perf_counter()
     result = replay(archive, KinesisWriter(kinesis, stream), position, start, end, on_corrupt=print,
                     on_progress=lambda n, key: None)
-    return time.perf_counter() - began, result.records
+    return time.perf_counter() - began, result.records, result.calls
 
 
-def run_plain(archive: S3Archive, kinesis: Any, start: datetime, end: datetime) -> tuple[float, int]:
+def run_plain(archive: S3Archive, kinesis: Any, start: datetime, end: datetime) -> tuple[float, int, int]:
     stream = _fresh_stream(kinesis)
     began = time.perf_counter()
     lines: list[Line] = list(read_range(archive, start, end, print))
-    sent = 0
+    sent = calls = 0
     for index in range(0, len(lines), MAX_BATCH_RECORDS):
         records = [{"Data": e.data, "PartitionKey": e.partition_key}
                    for e in map(entry_of, lines[index:index + MAX_BATCH_RECORDS])]
         answer = kinesis.put_records(StreamName=stream, Records=records)
         assert answer["FailedRecordCount"] == 0
         sent += len(records)
-    return time.perf_counter() - began, sent
+        calls += 1
+    return time.perf_counter() - began, sent, calls
 
 
 def main() -> None:
@@ -157,16 +159,24 @@ def main() -> None:
             end = datetime.now(UTC) + timedelta(minutes=1)
             archive = S3Archive(boto3.client("s3"), resources.archive_bucket)
             kinesis = boto3.client("kinesis")
+            put_calls = [0]
+
+            def count_call(**_: Any) -> None:
+                put_calls[0] += 1
+
+            kinesis.meta.events.register("before-call.kinesis.PutRecords", count_call)
             rates: dict[str, list[float]] = {"replay": [], "plain": []}
             for round_index in range(args.rounds):
                 sides = ["replay", "plain"] if round_index % 2 == 0 else ["plain", "replay"]
                 for side in sides:
+                    put_calls[0] = 0
                     if side == "replay":
-                        seconds, records = run_replay(archive, kinesis, started, end, Path(tmp))
+                        seconds, records, calls = run_replay(archive, kinesis, started, end, Path(tmp))
                     else:
-                        seconds, records = run_plain(archive, kinesis, started, end)
+                        seconds, records, calls = run_plain(archive, kinesis, started, end)
                     rates[side].append(records / seconds)
-                    print(f"round {round_index + 1} {side}: {records} records in {seconds:.2f} s "
+                    print(f"round {round_index + 1} {side}: {records} records in {put_calls[0]} PutRecords calls "
+                          f"({calls} batches), {seconds:.2f} s "
                           f"({records / seconds:.0f}/s), load {os.getloadavg()[0]:.1f}")
             replay_rate, plain_rate = statistics.median(rates["replay"]), statistics.median(rates["plain"])
             print(f"replay {replay_rate:.0f} records/s, plain PutRecords loop {plain_rate:.0f} records/s "
