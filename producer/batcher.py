@@ -16,6 +16,7 @@ import msgspec
 
 from producer.filters import KEEP_ALL, ChangeFilter
 from producer.progress import Gap, Mark
+from wikitide import envelope
 from wikitide.limits import MAX_DEPTH
 
 # PutRecords limits: 500 entries, 5 MiB per call (data + partition keys), 1 MiB per record.
@@ -23,6 +24,7 @@ MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 5 * 1024 * 1024
 MAX_RECORD_BYTES = 1024 * 1024
 MAX_PARTITION_KEY_CHARS = 256
+# The record (`wikitide.envelope`: the event, its SSE id and receive time) is what must fit.
 MAX_DATA_BYTES = MAX_RECORD_BYTES - MAX_PARTITION_KEY_CHARS * 4
 # What the processor needs to de-duplicate, count and window a change: never cut. Every other field (comments,
 # log_params, tags, unknown fields, meta.uri...) may be, largest first.
@@ -41,7 +43,8 @@ _encode = msgspec.json.Encoder().encode
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One Kinesis record: the event's JSON exactly as received, keyed by its page.
+    """One Kinesis record, keyed by its page: `data` is the envelope (`wikitide.envelope`) holding the event's JSON
+    exactly as received (or cut to fit, below), its SSE id and the time the producer read it.
 
     `marks` are the stream positions the event proves and `gaps` the gaps found since the previous entry;
     both count towards the checkpoint only once the entry is in Kinesis.
@@ -117,13 +120,15 @@ class Skipped(Exception):
         self.reason = reason
 
 
-def to_entry(data: bytes | str, sse_id: str | None, keep: ChangeFilter = KEEP_ALL) -> Entry:
+def to_entry(
+    data: bytes | str, sse_id: str | None, keep: ChangeFilter = KEEP_ALL, received_ms: int | None = None
+) -> Entry:
     """The Kinesis entry for one `data:` payload, exactly as received unless it is too large for one record.
 
     Raises `Rejected` for unusable input and `Skipped` for canaries and filtered-out changes.
     """
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    return entry_for(parse_payload(payload), payload, sse_id, keep)
+    return entry_for(parse_payload(payload), payload, sse_id, keep, received_ms=received_ms)
 
 
 def parse_payload(data: bytes) -> dict[str, Any]:
@@ -169,6 +174,7 @@ def entry_for(
     keep: ChangeFilter = KEEP_ALL,
     marks: tuple[Mark, ...] = (),
     gaps: tuple[Gap, ...] = (),
+    received_ms: int | None = None,
 ) -> Entry:
     """`to_entry` for a payload already parsed into `raw`; raises `Skipped` for canaries and filtered changes,
     `Rejected("oversized")` for an event that cannot be cut to fit a record."""
@@ -177,14 +183,17 @@ def entry_for(
     if not keep.keeps(raw):
         raise Skipped("filtered")
     truncated: tuple[str, ...] = ()
-    if len(data) > MAX_DATA_BYTES:
-        data, truncated = shrink(raw)
-    return Entry(data=data, partition_key=partition_key_for(raw), sse_id=sse_id, marks=marks, gaps=gaps,
+    record = envelope.wrap(data, sse_id, received_ms)
+    if len(record) > MAX_DATA_BYTES:
+        data, truncated = shrink(raw, MAX_DATA_BYTES - envelope.overhead(sse_id, received_ms))
+        record = envelope.wrap(data, sse_id, received_ms)
+    return Entry(data=record, partition_key=partition_key_for(raw), sse_id=sse_id, marks=marks, gaps=gaps,
                  truncated=truncated)
 
 
-def shrink(raw: dict[str, Any]) -> tuple[bytes, tuple[str, ...]]:
-    """The event cut to fit one Kinesis record, and the fields cut (also named in `wikitide_truncated`).
+def shrink(raw: dict[str, Any], limit: int = MAX_DATA_BYTES) -> tuple[bytes, tuple[str, ...]]:
+    """The event cut to fit `limit` bytes (what a Kinesis record leaves it), and the fields cut (also named in
+    `wikitide_truncated`).
 
     Fields outside `KEPT_FIELDS` (and `meta` fields outside `KEPT_META_FIELDS`) are cut largest first until the
     event fits: a string keeps its first `CUT_TO_CHARS` characters, any other value becomes the start of its JSON
@@ -207,7 +216,7 @@ def shrink(raw: dict[str, Any]) -> tuple[bytes, tuple[str, ...]]:
     size = len(_encode(event))
     cut: list[str] = []
     for old_size, name, container, key in candidates:
-        if size + len(_encode(cut)) + len(TRUNCATED_FIELD) + 4 <= MAX_DATA_BYTES:
+        if size + len(_encode(cut)) + len(TRUNCATED_FIELD) + 4 <= limit:
             break
         value = container[key]
         short = value[:CUT_TO_CHARS] if isinstance(value, str) else _encode(value)[:CUT_TO_CHARS].decode(
@@ -220,7 +229,7 @@ def shrink(raw: dict[str, Any]) -> tuple[bytes, tuple[str, ...]]:
         cut.append(name)
     event[TRUNCATED_FIELD] = cut
     encoded = _encode(event)
-    if len(encoded) > MAX_DATA_BYTES:
+    if len(encoded) > limit:
         raise Rejected("oversized")
     return encoded, tuple(cut)
 

@@ -115,6 +115,7 @@ class Producer:
         checkpoint: Checkpoint | None = None,
         on_flushed: Callable[[Checkpoint], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         """`checkpoint` is the saved position this run resumes from (its partition offsets seed the gap check).
         `on_flushed(checkpoint)` runs after each PutRecords call that moved the durable position, after skipped or
@@ -130,6 +131,7 @@ class Producer:
         self._tracker = PartitionTracker(self._checkpoint.partitions)
         self._on_flushed = on_flushed
         self._clock = clock
+        self._wall_clock = wall_clock
         self.stats = ProducerStats(last_id=self._checkpoint.last_event_id, gaps=self._checkpoint.gaps,
                                    missed=self._checkpoint.missed)
         self.reader_error: BaseException | None = None
@@ -170,6 +172,7 @@ class Producer:
         marks: tuple[Mark, ...] = ()
         gaps: tuple[Gap, ...] = ()
         reason = event.rejected
+        received_ms = int(self._wall_clock() * 1000)
         try:
             if reason is None:
                 try:
@@ -183,7 +186,7 @@ class Producer:
                     logger.warning("GAP: %s", gap.describe())
             if raw is not None:
                 try:
-                    entry = entry_for(raw, event.data, event.id, self._keep, marks, gaps)
+                    entry = entry_for(raw, event.data, event.id, self._keep, marks, gaps, received_ms)
                 except Skipped as exc:
                     self.stats.skipped[exc.reason] += 1
                     return Passage(event.id, marks, gaps)

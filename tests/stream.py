@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kcl_app.handler import StreamRecord
+from wikitide.envelope import event_of
 
 
 def read_records(client: Any, stream: str) -> dict[str, list[StreamRecord]]:
@@ -19,7 +20,8 @@ def read_records(client: Any, stream: str) -> dict[str, list[StreamRecord]]:
             response = client.get_records(ShardIterator=iterator, Limit=1000)
             for record in response["Records"]:
                 arrival_ms = int(record["ApproximateArrivalTimestamp"].timestamp() * 1000)
-                records.append(StreamRecord(record["Data"], shard_id, int(record["SequenceNumber"]), arrival_ms))
+                records.append(
+                    StreamRecord(event_of(record["Data"]), shard_id, int(record["SequenceNumber"]), arrival_ms))
             if not response["Records"] and response.get("MillisBehindLatest", 0) == 0:
                 break
             iterator = response.get("NextShardIterator")

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
@@ -90,8 +91,11 @@ def local_env() -> None:
 @click.option("--moto-port", default=5005, show_default=True)
 @click.option("--redis-port", default=6380, show_default=True)
 @click.option("--api-port", default=8000, show_default=True)
+@click.option("--archive-buffer-seconds", default=60.0, show_default=True,
+              help="How often the archive forwarder delivers an object (Firehose's buffering interval).")
 def local_up(source: str, speed: float, workers: int, properties: Path, state_dir: Path, kinesis_port: int,
-             kinesis_tls_port: int, moto_port: int, redis_port: int, api_port: int) -> None:
+             kinesis_tls_port: int, moto_port: int, redis_port: int, api_port: int,
+             archive_buffer_seconds: float) -> None:
     """Start the local stack and the whole pipeline in the foreground; Ctrl-C stops every process."""
     from producer.sources import user_agent
     from wikitide.localstack.launcher import run_local
@@ -99,7 +103,8 @@ def local_up(source: str, speed: float, workers: int, properties: Path, state_di
 
     ports = Ports(kinesis=kinesis_port, kinesis_tls=kinesis_tls_port, moto=moto_port, redis=redis_port, api=api_port)
     run_local(state_dir.resolve(), ports, source=source, speed=speed, workers=workers,
-              properties=properties.resolve(), user_agent=user_agent(Settings.from_env().contact))
+              properties=properties.resolve(), user_agent=user_agent(Settings.from_env().contact),
+              archive_buffer_seconds=archive_buffer_seconds)
 
 
 @cli.command()
@@ -204,6 +209,138 @@ def workers(application: str | None, as_json: bool) -> None:
     click.echo(summary(rows))
     if progress is None:
         click.echo("(REDIS_URL is not set: no lag figures)")
+
+
+@cli.group()
+def archive() -> None:
+    """The raw-event archive in S3 (Firehose objects): forward (local stack), stats, replay."""
+
+
+def _archive_time(option: str, value: str) -> datetime:
+    from datetime import UTC, datetime
+
+    from producer.since import parse_since
+    from wikitide.errors import ConfigError
+
+    try:
+        return parse_since(value, datetime.now(UTC))
+    except ConfigError as exc:
+        raise ConfigError(f"{option} {value!r}: use an ISO time (2026-11-27T10:00:00Z) or a duration ago (15m, 2d)") \
+            from exc
+
+
+def _archive_bucket(settings: Settings, bucket: str | None) -> str:
+    if bucket:
+        return bucket
+    from wikitide.aws import make_client
+    from wikitide.stack import read_outputs
+
+    return read_outputs(make_client(settings, "cloudformation"), settings.stack_name).archive_bucket
+
+
+@archive.command("forward")
+@click.option("--delivery-stream", default=None, help="DirectPut delivery stream (default: <stack>-archive).")
+@click.option("--state-dir", type=click.Path(path_type=Path), default=DEFAULT_STATE, show_default=True)
+@click.option("--buffer-seconds", default=60.0, show_default=True, help="Deliver at least this often (Firehose's "
+              "IntervalInSeconds).")
+@click.option("--buffer-mb", default=5.0, show_default=True, help="Deliver when this much is read (SizeInMBs).")
+def archive_forward(delivery_stream: str | None, state_dir: Path, buffer_seconds: float, buffer_mb: float) -> None:
+    """Local stack only: read the stream like any consumer and deliver it to a DirectPut Firehose stream (on AWS
+    the delivery stream reads Kinesis itself)."""
+    from wikitide.archive.local import delivery_stream_name, run_forwarder
+    from wikitide.aws import make_client
+    from wikitide.stack import read_outputs
+
+    settings = Settings.from_env()
+    resources = read_outputs(make_client(settings, "cloudformation"), settings.stack_name)
+    run_forwarder(settings, resources.stream_name, delivery_stream or delivery_stream_name(settings.stack_name),
+                  state_dir, buffer_seconds=buffer_seconds, buffer_bytes=int(buffer_mb * 1024 * 1024))
+
+
+@archive.command("stats")
+@click.option("--start", required=True, help="Received at or after: ISO time or a duration ago (2h).")
+@click.option("--end", default="0s", show_default=True, help="Received before: ISO time or a duration ago.")
+@click.option("--bucket", default=None, help="Archive bucket (default: the stack's ArchiveBucketName).")
+@click.option("--json", "as_json", is_flag=True, help="The counts as JSON.")
+def archive_stats(start: str, end: str, bucket: str | None, as_json: bool) -> None:
+    """Distinct events by wiki and type among the records received in [start, end); corrupt objects are named
+    and skipped (exit status 1 when there was one)."""
+    import json
+
+    from wikitide.archive.objects import Corrupt, S3Archive, read_range
+    from wikitide.archive.stats import ArchiveStats, count
+    from wikitide.aws import make_adapter_client
+
+    settings = Settings.from_env()
+    store = S3Archive(make_adapter_client(settings, "s3"), _archive_bucket(settings, bucket),
+                      fast=settings.fast_retries)
+    stats = ArchiveStats()
+
+    def corrupt(found: Corrupt) -> None:
+        stats.corrupt.append(found)
+        click.echo(f"wikitide: corrupt object skipped: {found.key}: {found.reason}", err=True)
+
+    count(read_range(store, _archive_time("--start", start), _archive_time("--end", end), corrupt), stats)
+    click.echo(json.dumps(stats.to_json(), indent=2, ensure_ascii=False) if as_json else stats.table())
+    if stats.corrupt:
+        sys.exit(1)
+
+
+@archive.command("replay")
+@click.option("--start", required=True, help="Received at or after: ISO time or a duration ago (2h).")
+@click.option("--end", default="0s", show_default=True, help="Received before: ISO time or a duration ago.")
+@click.option("--into", "into", default=None, help="Kinesis stream to put into (default: the stack's stream).")
+@click.option("--rate", type=float, default=None, help="At most this many records a second.")
+@click.option("--bucket", default=None, help="Archive bucket (default: the stack's ArchiveBucketName).")
+@click.option("--state-dir", type=click.Path(path_type=Path), default=DEFAULT_STATE, show_default=True)
+@click.option("--from-start", is_flag=True, help="Forget the saved position of this range and stream.")
+def archive_replay(start: str, end: str, into: str | None, rate: float | None, bucket: str | None, state_dir: Path,
+                   from_start: bool) -> None:
+    """Put the records received in [start, end) back into Kinesis; run it again after an interruption and it
+    resumes after the last call that succeeded."""
+    from tqdm import tqdm
+
+    from producer.kinesis_writer import KinesisWriter
+    from wikitide import retry
+    from wikitide.archive.objects import Corrupt, S3Archive
+    from wikitide.archive.replay import ReplayPosition, replay
+    from wikitide.aws import make_adapter_client, make_client
+    from wikitide.stack import read_outputs
+
+    settings = Settings.from_env()
+    stream = into or read_outputs(make_client(settings, "cloudformation"), settings.stack_name).stream_name
+    name = _archive_bucket(settings, bucket)
+    begin, finish = _archive_time("--start", start), _archive_time("--end", end)
+    store = S3Archive(make_adapter_client(settings, "s3"), name, fast=settings.fast_retries)
+    writer = KinesisWriter(
+        make_adapter_client(settings, "kinesis", read_timeout=retry.PRODUCER_KINESIS_READ_TIMEOUT), stream,
+        fast_retries=settings.fast_retries,
+    )
+    position = ReplayPosition(state_dir, name, begin, finish, stream)
+    if from_start:
+        position.clear()
+    bar = tqdm(unit=" records", desc=f"replay into {stream}", dynamic_ncols=True)
+
+    def corrupt(found: Corrupt) -> None:
+        bar.write(f"wikitide: corrupt object skipped: {found.key}: {found.reason}")
+
+    def progress(records: int, key: str) -> None:
+        bar.update(records)
+        bar.set_postfix_str(key.rsplit("/", 1)[-1][-44:], refresh=False)
+
+    try:
+        with bar:
+            result = replay(store, writer, position, begin, finish, rate=rate, on_corrupt=corrupt,
+                            on_progress=progress)
+    except KeyboardInterrupt:
+        # A duration (2h) names another range on the next run: the resume needs the same absolute times.
+        click.echo(f"interrupted; resume with: wikitide archive replay --start {begin.isoformat()} "
+                   f"--end {finish.isoformat()} --into {stream} --state-dir {state_dir}", err=True)
+        sys.exit(130)
+    resumed = f" (resumed after {result.resumed_after[0]} line {result.resumed_after[1]})" if result.resumed_after \
+        else ""
+    click.echo(f"replayed {result.records} records in {result.calls} calls into {stream}{resumed}; "
+               f"{len(result.corrupt or [])} corrupt objects skipped")
 
 
 @cli.command()

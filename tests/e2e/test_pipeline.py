@@ -9,6 +9,7 @@ still be running at the end, and stopping the launcher must leave no process beh
 
 from __future__ import annotations
 
+import gzip
 import json
 import signal
 import subprocess
@@ -150,6 +151,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
         sys.executable, "-m", "wikitide", "local", "up", "--source", f"replay:{replay}", "--speed", "0",
         "--state-dir", str(tmp / "state"), "--kinesis-port", str(free_port()), "--kinesis-tls-port", str(free_port()),
         "--moto-port", str(moto_port := free_port()), "--redis-port", str(free_port()), "--api-port", str(api_port),
+        "--archive-buffer-seconds", "2",
     ]
     with log.open("w") as out:
         process = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True)
@@ -243,6 +245,38 @@ def test_hostile_frames_end_as_dead_letters_or_producer_rejections(pipeline: Pip
     assert stored.json()["title"] == cut["title"]
 
 
+def _archived_events(pipeline: Pipeline) -> list[dict]:
+    """Every event in the local archive bucket, read with plain gzip and json (the envelope's `event`)."""
+    stacks = pipeline.client("cloudformation").describe_stacks(StackName=STACK)["Stacks"]  # type: ignore[attr-defined]
+    bucket = {o["OutputKey"]: o["OutputValue"] for o in stacks[0]["Outputs"]}["ArchiveBucketName"]
+    s3 = pipeline.client("s3")
+    events = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="raw/"):  # type: ignore[attr-defined]
+        for item in page.get("Contents", []):
+            body = gzip.decompress(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())  # type: ignore[attr-defined]
+            for line in body.splitlines():
+                record = json.loads(line)
+                events.append(record["event"] if "event" in record else json.loads(record["event_text"]))
+    return events
+
+
+def test_make_up_archives_every_distinct_event_in_the_local_bucket(pipeline: Pipeline) -> None:
+    _wait_for_events(pipeline, expected_answers(24 * 60)[0]["events"])
+    expected = {identity(e) for e in _recorded_events()}
+    sent_hostile = sorted(f.name for f in HOSTILE if f.fate in (DEAD_LETTER, CUT_AND_COUNTED))
+    deadline = time.monotonic() + 180
+    while True:
+        archived = _archived_events(pipeline)
+        hostile = sorted(e["meta"]["id"].removeprefix(HOSTILE_PREFIX) for e in archived
+                         if isinstance(e.get("meta"), dict) and str(e["meta"].get("id", "")).startswith(HOSTILE_PREFIX))
+        found = {identity(e) for e in archived if not str(e["meta"]["id"]).startswith(HOSTILE_PREFIX)}
+        if (found >= expected and sorted(set(hostile)) == sent_hostile) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert found == expected  # every distinct recorded event, and nothing that was not sent
+    assert sorted(set(hostile)) == sent_hostile  # what reached Kinesis is archived, refused or not by the processor
+
+
 def test_stopping_leaves_no_process_behind(pipeline: Pipeline) -> None:
     # The producer reads every hostile frame: it must never have died. (A KCL worker may restart after a
     # store timed out on a busy machine: that is redelivery, not a hostile record.)
@@ -251,7 +285,7 @@ def test_stopping_leaves_no_process_behind(pipeline: Pipeline) -> None:
     children = launcher.children(recursive=True)
     names = " ".join(" ".join(child.cmdline()) for child in children)
     for expected in ("kinesis-local", "moto_server", "redis-server", "MultiLangDaemon", "gunicorn",
-                     "wikitide-kcl-processor", "produce"):
+                     "wikitide-kcl-processor", "produce", "archive forward"):
         assert expected in names, f"{expected} is not running: {names}"
     pipeline.process.send_signal(signal.SIGINT)
     assert pipeline.process.wait(timeout=120) == 0, pipeline.log.read_text()

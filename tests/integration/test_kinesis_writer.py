@@ -9,6 +9,7 @@ import pytest
 from producer.batcher import to_entry
 from producer.kinesis_writer import KinesisRecordWriter, KinesisWriter, make_writer
 from tests.conftest import RECENTCHANGE
+from wikitide.envelope import event_of
 from wikitide.errors import DependencyUnavailable
 from wikitide.settings import Settings
 
@@ -22,6 +23,7 @@ def _entries(count: int):
 
 
 def _read_all(client, stream: str) -> list[bytes]:
+    """Every stored event, out of its envelope (the payload as the producer received it), shard after shard."""
     data: list[bytes] = []
     for shard in client.list_shards(StreamName=stream)["Shards"]:
         iterator = client.get_shard_iterator(
@@ -29,7 +31,7 @@ def _read_all(client, stream: str) -> list[bytes]:
         )["ShardIterator"]
         while iterator:
             response = client.get_records(ShardIterator=iterator, Limit=1000)
-            data.extend(record["Data"] for record in response["Records"])
+            data.extend(event_of(record["Data"]) for record in response["Records"])
             if not response["Records"] and response.get("MillisBehindLatest", 0) == 0:
                 break
             iterator = response.get("NextShardIterator")
@@ -73,7 +75,7 @@ def test_every_entry_arrives_exactly_once_when_some_fail(provisioned) -> None:
     KinesisWriter(client, provisioned.stream_name, fast_retries=True).put(entries)
     stored = _read_all(client, provisioned.stream_name)
     assert hook.failed > 0
-    assert sorted(stored) == sorted(e.data for e in entries)
+    assert sorted(stored) == sorted(event_of(e.data) for e in entries)
 
 
 def test_a_missing_stream_is_a_dependency_error(local_stack) -> None:
@@ -107,7 +109,7 @@ def test_whole_calls_throttled_for_a_while_are_retried(provisioned) -> None:
     entries = _entries(50)
     KinesisWriter(client, provisioned.stream_name, fast_retries=True).put(entries)
     assert throttled["left"] == 0
-    assert sorted(_read_all(client, provisioned.stream_name)) == sorted(e.data for e in entries)
+    assert sorted(_read_all(client, provisioned.stream_name)) == sorted(event_of(e.data) for e in entries)
 
 
 def test_throttling_that_persists_ends_in_a_clear_error(provisioned) -> None:

@@ -18,6 +18,7 @@ from producer.filters import ChangeFilter
 from producer.service import Producer
 from producer.sse_source import SourceEvent
 from tests.unit.fakes import FakeKinesis
+from wikitide.envelope import event_of
 from wikitide.errors import DependencyUnavailable
 
 
@@ -57,7 +58,7 @@ def test_every_event_is_written_in_source_order() -> None:
     source = [_event(n) for n in range(1200)]
     kinesis = FakeKinesis()
     stats = Producer(iter(source), kinesis, linger=0.01).run(threading.Event())
-    assert [json.loads(e.data)["revision"]["new"] for e in kinesis.records] == list(range(1200))
+    assert [json.loads(event_of(e.data))["revision"]["new"] for e in kinesis.records] == list(range(1200))
     assert stats.written == 1200
     assert stats.batches >= 3
     assert stats.last_id == "id-1199"
@@ -103,7 +104,7 @@ def test_an_oversized_event_is_cut_and_flagged_not_dropped() -> None:
              "log_params": {"blob": "x" * 2_000_000}, "comment": "keep me"}
     entry = to_entry(json.dumps(event), "id-big")
     assert len(entry.data) + len(entry.partition_key) <= MAX_RECORD_BYTES
-    stored = json.loads(entry.data)
+    stored = json.loads(event_of(entry.data))
     assert stored["wikitide_truncated"] == ["log_params"]
     assert stored["comment"] == "keep me"
     assert stored["meta"]["id"] == "big"
@@ -219,7 +220,7 @@ def test_every_call_holds_one_entry_per_page_and_pages_keep_their_order() -> Non
     Producer(iter(source), KinesisWriter(client, "stream"), linger=0.01).run(threading.Event())
     for call in client.calls:
         assert len({r["PartitionKey"] for r in call}) == len(call)
-    written = [json.loads(r["Data"]) for call in client.calls for r in call]
+    written = [json.loads(event_of(r["Data"])) for call in client.calls for r in call]
     for page in {e["title"] for e in written}:
         revisions = [e["revision"]["new"] for e in written if e["title"] == page]
         assert revisions == sorted(revisions)

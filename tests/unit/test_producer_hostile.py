@@ -14,6 +14,7 @@ from producer.progress import MAX_PARTITIONS, Checkpoint, Mark, PartitionTracker
 from producer.service import Producer
 from producer.sse_source import SourceEvent
 from tests.unit.fakes import FakeKinesis
+from wikitide.envelope import event_of
 
 
 def _edit(n: int, **extra: object) -> dict:
@@ -37,7 +38,7 @@ def test_an_event_whose_bulk_is_in_tags_is_cut_to_fit_keeping_what_counting_need
     event = _edit(1, tags=["t" * 1000] * 1200, comment="a comment", parsedcomment="p" * 100)
     event["meta"]["uri"] = "https://en.wikipedia.org/wiki/Page_1"
     entry = to_entry(json.dumps(event), "id-1")
-    stored = json.loads(entry.data)
+    stored = json.loads(event_of(entry.data))
     assert len(entry.data) <= MAX_DATA_BYTES
     assert stored["wikitide_truncated"] == ["tags"] and entry.truncated == ("tags",)
     assert isinstance(stored["tags"], str) and len(stored["tags"]) <= 2048
@@ -48,7 +49,7 @@ def test_an_event_whose_bulk_is_in_tags_is_cut_to_fit_keeping_what_counting_need
 def test_fields_are_cut_largest_first_and_only_as_many_as_needed() -> None:
     event = _edit(1, comment="c" * 700_000, log_params={"x": "l" * 400_000}, parsedcomment="p" * 50_000)
     entry = to_entry(json.dumps(event), "id-1")
-    stored = json.loads(entry.data)
+    stored = json.loads(event_of(entry.data))
     assert stored["wikitide_truncated"] == ["comment"]
     assert stored["log_params"] == {"x": "l" * 400_000}
     assert stored["comment"] == "c" * 2048
@@ -86,7 +87,7 @@ def test_rejected_and_skipped_frames_move_the_saved_position_and_are_counted_in_
     events = [_frame(1), SourceEvent(b"[" * 100_000, "id-deep"), _frame(2, tags=["x" * 1000] * 1200),
               SourceEvent(b'{"meta": {"domain": "canary"}}', "id-canary"), SourceEvent(b"{oops", "id-last")]
     producer, kinesis, saved = _run(events)
-    assert [json.loads(r.data)["meta"]["id"] for r in kinesis.records] == ["m1", "m2"]
+    assert [json.loads(event_of(r.data))["meta"]["id"] for r in kinesis.records] == ["m1", "m2"]
     assert producer.stats.rejected == {"too_deep": 1, "not_json": 1}
     assert producer.stats.skipped == {"canary": 1}
     assert producer.stats.truncated == 1

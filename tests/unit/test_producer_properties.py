@@ -24,6 +24,7 @@ from producer.sse_frames import EndlessFrame, FrameReader
 from producer.sse_source import SourceEvent
 from tests.conftest import RECENTCHANGE
 from tests.unit.fakes import FakeKinesis
+from wikitide.envelope import event_of
 
 RECORDINGS = ("kirajano_recentchange_2021-08-27.ndjson", "polars_book_wikimedia_2023-07-29.ndjson",
               "dataplumbhub_stream_2025-05-03.ndjson")
@@ -129,7 +130,7 @@ def test_every_frame_is_sent_skipped_or_rejected_and_the_position_moves_past_it(
             assert frame.id not in sent
     for entry in kinesis.records:
         assert len(entry.data) <= MAX_DATA_BYTES and len(entry.partition_key) <= 256
-        stored = json.loads(entry.data)
+        stored = json.loads(event_of(entry.data))
         assert isinstance(stored, dict)
         if entry.truncated:
             assert stored["wikitide_truncated"] == list(entry.truncated)

@@ -20,6 +20,8 @@ from wikitide.settings import Settings
 logger = logging.getLogger(__name__)
 
 PRODUCER_STOP_SECONDS = 10.0
+# The archive forwarder delivers what it read and saves its positions: one PutRecordBatch and a file write.
+FORWARDER_STOP_SECONDS = 10.0
 # What the JVM needs after the grace period: its shutdown hook returns, the process exits.
 DAEMON_EXIT_SECONDS = 3.0
 KCL_DEFAULT_GRACE_MILLIS = 0  # the KCL's own default: no final checkpoint at all
@@ -84,6 +86,26 @@ class LocalStack:
             tier=1,
         ))
 
+    def start_archive(self, resources: stack.StackResources, *, buffer_seconds: float = 60.0) -> str:
+        """The archive's DirectPut delivery stream in moto's Firehose, and the forwarder that feeds it from Kinesis
+        (on AWS the delivery stream reads the stream itself: `cloudformation/archive.yaml`)."""
+        from wikitide.archive.local import delivery_stream_name, ensure_delivery_stream
+
+        os.environ.update(self.env)
+        name = delivery_stream_name(self.stack_name)
+        ensure_delivery_stream(make_client(Settings.from_env(), "firehose"), name, resources.archive_bucket)
+        self.supervisor.start(ServiceSpec(
+            name="archive-forwarder",
+            command=services.wikitide_command(
+                "archive", "forward", "--delivery-stream", name, "--state-dir", str(self.state_dir),
+                "--buffer-seconds", str(buffer_seconds),
+            ),
+            env=self.env,
+            stop_timeout=FORWARDER_STOP_SECONDS,
+            tier=1,
+        ))
+        return name
+
     def start_api(self) -> None:
         self.supervisor.start(services.api_server(self.ports, self.env))
 
@@ -109,7 +131,7 @@ def resolve_source(source: str, user_agent: str) -> str:
 
 def run_local(
     state_dir: Path, ports: services.Ports, *, source: str, speed: float, workers: int, properties: Path,
-    user_agent: str,
+    user_agent: str, archive_buffer_seconds: float = 60.0,
 ) -> None:
     local = LocalStack(state_dir=state_dir, ports=ports)
     stop = threading.Event()
@@ -128,6 +150,8 @@ def run_local(
         for index in range(1, workers + 1):
             local.start_worker(index, properties)
         local.start_producer(chosen, speed=speed)
+        archive = local.start_archive(resources, buffer_seconds=archive_buffer_seconds)
+        print(f"wikitide: archive s3://{resources.archive_bucket}/raw/ through Firehose {archive}", flush=True)
         local.start_api()
         label = " (SYNTHETIC data)" if chosen == "synthetic" else ""
         print(f"wikitide: source {chosen}{label}", flush=True)
