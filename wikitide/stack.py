@@ -100,7 +100,7 @@ def deploy_local(
         cloudformation.create_stack(StackName=stack_name, TemplateBody=body, Parameters=params)
     _wait_complete(cloudformation, stack_name, timeout)
     resources = read_outputs(cloudformation, stack_name)
-    shard_count = int(_resolve_shard_count(template, parameters or {}))
+    shard_count = _resolve_shard_count(template, parameters or {})
     _ensure_stream(kinesis, resources.stream_name, shard_count, timeout)
     return resources
 
@@ -125,15 +125,30 @@ def _wait_complete(cloudformation: Any, stack_name: str, timeout: float) -> None
     raise DependencyUnavailable(f"stack {stack_name} not complete after {timeout:.0f}s")
 
 
-def _resolve_shard_count(template: dict[str, Any], parameters: dict[str, str]) -> Any:
+def _resolve_shard_count(template: dict[str, Any], parameters: dict[str, str]) -> int:
+    """The stream's shard count as the template resolves it with these parameters (the local stack runs the
+    stream PROVISIONED: an `Fn::If` on the stream mode resolves to the `ShardCount` parameter it refers to)."""
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::Kinesis::Stream":
             value = resource["Properties"]["ShardCount"]
-            if isinstance(value, dict) and "Ref" in value:
-                name = value["Ref"]
-                return parameters.get(name, template["Parameters"][name]["Default"])
-            return value
+            if isinstance(value, int | str):
+                return int(value)
+            names = [name for name in _refs(value) if name in template.get("Parameters", {})]
+            if len(names) != 1:
+                raise ConfigError(f"cannot resolve the stream's ShardCount locally: {value!r}")
+            return int(parameters.get(names[0], template["Parameters"][names[0]]["Default"]))
     raise ConfigError("the template defines no AWS::Kinesis::Stream")
+
+
+def _refs(value: Any) -> list[str]:
+    """Every name a `Ref` inside `value` refers to, in order."""
+    if isinstance(value, dict):
+        if set(value) == {"Ref"}:
+            return [value["Ref"]]
+        return [name for item in value.values() for name in _refs(item)]
+    if isinstance(value, list):
+        return [name for item in value for name in _refs(item)]
+    return []
 
 
 def _ensure_stream(kinesis: Any, name: str, shard_count: int, timeout: float) -> None:
