@@ -147,13 +147,13 @@ def workers(application: str | None, as_json: bool) -> None:
     from kcl_app.status import format_table, summary, to_json
     from kcl_app.status_reader import read_status
     from wikitide.aws import make_client
-    from wikitide.redis_client import make_redis
+    from wikitide.redis_client import connect
     from wikitide.stack import read_outputs
 
     settings = Settings.from_env()
     resources = read_outputs(make_client(settings, "cloudformation"), settings.stack_name)
     # Lag figures are optional: one try per read (redis-py would otherwise retry a hung server 10 times).
-    progress = make_redis(settings.redis_url, decode_responses=True) if settings.redis_url else None
+    progress = connect(settings, decode_responses=True) if settings.redis_url else None
     rows = read_status(
         make_client(settings, "kinesis"), make_client(settings, "dynamodb"), progress, resources.stream_name,
         application or f"{settings.stack_name}-kcl",
