@@ -168,6 +168,49 @@ def workers(application: str | None, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--stack", "stack_name", required=True, help="The stack to create or update.")
+@click.option("--env", "environment", type=click.Choice(["local", "staging", "production"]), required=True,
+              help="Sets the template's Environment parameter, when it has one.")
+@click.option("--template", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="The layer's template (default: cloudformation/wikitide.yaml, the data layer).")
+@click.option("--param", "params", multiple=True, metavar="K=V", help="A template parameter (repeatable).")
+@click.option("--yes", is_flag=True, help="Apply without asking.")
+@click.option("--timeout", default=1800.0, show_default=True, help="Seconds to wait for the stack.")
+def deploy(stack_name: str, environment: str, template: Path | None, params: tuple[str, ...], yes: bool,
+           timeout: float) -> None:
+    """Lint a template, show what changes against the deployed stack, then create or update it and report."""
+    from wikitide import deploy as deployment
+    from wikitide.aws import make_client
+    from wikitide.errors import ConfigError
+    from wikitide.stack import TEMPLATE_PATH, load_template
+
+    path = template or TEMPLATE_PATH
+    given: dict[str, str] = {}
+    for param in params:
+        key, sep, value = param.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--param takes K=V, got {param!r}")
+        given[key] = value
+    if "Environment" in load_template(path).get("Parameters", {}):
+        given.setdefault("Environment", environment)
+    warnings = deployment.lint(path)
+    if warnings:
+        click.echo(warnings)
+    settings = Settings.from_env()
+    emulator = settings.cloudformation_endpoint is not None
+    # One attempt per call: an update is not repeated behind the operator's back.
+    cloudformation = make_client(settings, "cloudformation", max_attempts=1, read_timeout=60.0)
+    plan = deployment.plan(cloudformation, stack_name, path, given, emulator=emulator)
+    click.echo(deployment.render(plan))
+    if not plan.has_changes:
+        return
+    if not yes and not click.confirm("Apply these changes?", default=False):
+        raise ConfigError("not applied")
+    status = deployment.apply(cloudformation, plan, emulator=emulator, echo=click.echo, timeout=timeout)
+    click.echo(f"{stack_name}: {status}")
+
+
+@cli.command()
 @click.option("--bind", default="127.0.0.1:8000", show_default=True)
 @click.option("--workers", default=2, show_default=True)
 def api(bind: str, workers: int) -> None:

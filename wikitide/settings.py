@@ -33,6 +33,7 @@ class Settings:
     kcl_journal: bool = False
     redis_password: str | None = field(default=None, repr=False)
     redis_ca_file: str | None = None
+    cloudformation_endpoint: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -49,6 +50,7 @@ class Settings:
             kcl_journal=env.get("WIKITIDE_KCL_JOURNAL") == "1",
             redis_password=env.get("REDIS_PASSWORD") or None,
             redis_ca_file=env.get("REDIS_TLS_CA_FILE") or None,
+            cloudformation_endpoint=env.get("AWS_ENDPOINT_URL_CLOUDFORMATION") or shared,
         )
 
     def require_redis_url(self) -> str:

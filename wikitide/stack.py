@@ -36,6 +36,11 @@ class StackResources:
 
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     """The template as data; CloudFormation's short tags (`!Ref`, `!Sub`, ...) become their `Fn::` forms."""
+    return parse_template(path.read_text(encoding="utf-8"))
+
+
+def parse_template(text: str) -> dict[str, Any]:
+    """A template's YAML or JSON text as data, short tags as their `Fn::` forms."""
 
     class _Loader(yaml.SafeLoader):
         pass
@@ -44,6 +49,8 @@ def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
         name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
         if isinstance(node, yaml.ScalarNode):
             value: Any = loader.construct_scalar(node)
+            if suffix == "GetAtt":  # `!GetAtt Name.Attribute` is `{"Fn::GetAtt": ["Name", "Attribute"]}`
+                value = value.split(".", 1)
         elif isinstance(node, yaml.SequenceNode):
             value = loader.construct_sequence(node, deep=True)
         else:
@@ -51,9 +58,11 @@ def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
         return {name: value}
 
     _Loader.add_multi_constructor("!", _construct)
-    with path.open(encoding="utf-8") as handle:
-        # A SafeLoader subclass (only CloudFormation's short tags added): bandit cannot see that.
-        return yaml.load(handle, Loader=_Loader)  # noqa: S506  # nosec B506
+    # A SafeLoader subclass (only CloudFormation's short tags added): bandit cannot see that.
+    loaded = yaml.load(text, Loader=_Loader)  # noqa: S506  # nosec B506
+    if not isinstance(loaded, dict):
+        raise ConfigError("a CloudFormation template must be a mapping")
+    return loaded
 
 
 def read_outputs(cloudformation: Any, stack_name: str) -> StackResources:
