@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 from botocore.parsers import ResponseParserError
 
 from wikitide.errors import ConfigError, WikitideError
@@ -238,8 +238,8 @@ def apply(
         if emulator:
             call = cloudformation.update_stack if plan.exists else cloudformation.create_stack
             call(StackName=plan.stack_name, TemplateBody=plan.body, Parameters=params, Capabilities=CAPABILITIES)
-        else:
-            _execute_change_set(cloudformation, plan, params)
+        elif not _execute_change_set(cloudformation, plan, params):
+            return "NO_CHANGES"
     except (ClientError, BotoCoreError, ResponseParserError) as exc:
         if "No updates are to be performed" in str(exc):
             return "NO_CHANGES"
@@ -264,16 +264,27 @@ def _restore(cloudformation: Any, plan: Plan) -> None:
                            f"failed too: {exc}") from exc
 
 
-def _execute_change_set(cloudformation: Any, plan: Plan, params: list[dict[str, str]]) -> None:
+def _execute_change_set(cloudformation: Any, plan: Plan, params: list[dict[str, str]]) -> bool:
+    """Create the change set, wait for it and execute it; False when CloudFormation finds nothing to change
+    (a difference the preview shows that changes no resource, such as a description)."""
     name = f"wikitide-{int(time.time())}"
     cloudformation.create_change_set(
         StackName=plan.stack_name, ChangeSetName=name, TemplateBody=plan.body, Parameters=params,
         Capabilities=CAPABILITIES, ChangeSetType="UPDATE" if plan.exists else "CREATE",
     )
-    cloudformation.get_waiter("change_set_create_complete").wait(
-        StackName=plan.stack_name, ChangeSetName=name, WaiterConfig={"Delay": 5, "MaxAttempts": 120}
-    )
+    try:
+        cloudformation.get_waiter("change_set_create_complete").wait(
+            StackName=plan.stack_name, ChangeSetName=name, WaiterConfig={"Delay": 5, "MaxAttempts": 120}
+        )
+    except WaiterError as exc:
+        described = cloudformation.describe_change_set(StackName=plan.stack_name, ChangeSetName=name)
+        reason = described.get("StatusReason", "")
+        if "didn't contain changes" in reason or "No updates" in reason:
+            cloudformation.delete_change_set(StackName=plan.stack_name, ChangeSetName=name)
+            return False
+        raise DeployFailed(f"{plan.stack_name}: change set {name} failed: {reason or exc}") from exc
     cloudformation.execute_change_set(StackName=plan.stack_name, ChangeSetName=name)
+    return True
 
 
 def _last_event_id(cloudformation: Any, stack_name: str) -> str | None:
