@@ -3,6 +3,8 @@ points at, the code's stack outputs exist, and the local stack resolves the stre
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -23,8 +25,13 @@ LAYER_OF_PARAMETER = {
 IMPORT = re.compile(r"^\$\{(\w+StackName)\}-(\w+)$")
 
 
-def _template(name: str) -> dict[str, Any]:
+@functools.cache
+def _parsed(name: str) -> dict[str, Any]:
     return stack.load_template(TEMPLATES / name)
+
+
+def _template(name: str) -> dict[str, Any]:
+    return copy.deepcopy(_parsed(name))
 
 
 def _exports(template: dict[str, Any]) -> set[str]:
