@@ -208,6 +208,24 @@ def deploy(stack_name: str, environment: str, template: Path | None, params: tup
         raise ConfigError("not applied")
     status = deployment.apply(cloudformation, plan, emulator=emulator, echo=click.echo, timeout=timeout)
     click.echo(f"{stack_name}: {status}")
+    if emulator and settings.kinesis_endpoint:
+        _reconcile_local_stream(settings, cloudformation, stack_name, path, plan.parameters)
+
+
+def _reconcile_local_stream(settings: Settings, cloudformation: object, stack_name: str, template: Path,
+                            parameters: dict[str, str]) -> None:
+    """On the local stack the stream lives in kinesis-mock, not in moto: give it the template's shard count."""
+    from wikitide.aws import make_client
+    from wikitide.stack import load_template, reconcile_stream, resolve_shard_count
+
+    outputs = {o["OutputKey"]: o["OutputValue"]
+               for o in cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0].get("Outputs", [])}  # type: ignore[attr-defined]
+    if "StreamName" not in outputs:
+        return
+    shards = resolve_shard_count(load_template(template), parameters)
+    before = reconcile_stream(make_client(settings, "kinesis"), outputs["StreamName"], shards)
+    if before is not None:
+        click.echo(f"local Kinesis stream {outputs['StreamName']}: {before} -> {shards} shards")
 
 
 @cli.command()

@@ -110,7 +110,7 @@ def deploy_local(
         cloudformation.create_stack(StackName=stack_name, TemplateBody=body, Parameters=params)
     _wait_complete(cloudformation, stack_name, timeout)
     resources = read_outputs(cloudformation, stack_name)
-    shard_count = _resolve_shard_count(template, parameters or {})
+    shard_count = resolve_shard_count(template, parameters or {})
     _ensure_stream(kinesis, resources.stream_name, shard_count, timeout)
     return resources
 
@@ -135,7 +135,7 @@ def _wait_complete(cloudformation: Any, stack_name: str, timeout: float) -> None
     raise DependencyUnavailable(f"stack {stack_name} not complete after {timeout:.0f}s")
 
 
-def _resolve_shard_count(template: dict[str, Any], parameters: dict[str, str]) -> int:
+def resolve_shard_count(template: dict[str, Any], parameters: dict[str, str]) -> int:
     """The stream's shard count as the template resolves it with these parameters (the local stack runs the
     stream PROVISIONED: an `Fn::If` on the stream mode resolves to the `ShardCount` parameter it refers to)."""
     for resource in template["Resources"].values():
@@ -161,6 +161,22 @@ def _refs(value: Any) -> list[str]:
     return []
 
 
+def reconcile_stream(kinesis: Any, name: str, shard_count: int, *, timeout: float = 60.0) -> int | None:
+    """Make the local Kinesis's stream (kinesis-mock, where the pipeline's stream lives on the local stack) match
+    the template's shard count after a deploy: create it when missing, else `UpdateShardCount` (uniform scaling,
+    so at most double or half per call, as on AWS). Returns the open shard count before, or None when unchanged."""
+    _ensure_stream(kinesis, name, shard_count, timeout)
+    current = int(kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["OpenShardCount"])
+    if current == shard_count:
+        return None
+    try:
+        kinesis.update_shard_count(StreamName=name, TargetShardCount=shard_count, ScalingType="UNIFORM_SCALING")
+    except ClientError as exc:
+        raise ConfigError(f"cannot reshard {name} from {current} to {shard_count} shards: {exc}") from exc
+    _wait_active(kinesis, name, timeout)
+    return current
+
+
 def _ensure_stream(kinesis: Any, name: str, shard_count: int, timeout: float) -> None:
     try:
         kinesis.create_stream(StreamName=name, ShardCount=shard_count)
@@ -168,6 +184,10 @@ def _ensure_stream(kinesis: Any, name: str, shard_count: int, timeout: float) ->
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceInUseException":
             raise
+    _wait_active(kinesis, name, timeout)
+
+
+def _wait_active(kinesis: Any, name: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         summary = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]

@@ -61,6 +61,10 @@ def test_create_then_a_shard_count_change_then_nothing(local_stack: object) -> N
     moto_kinesis = boto3.client("kinesis", endpoint_url=local_stack.env["AWS_ENDPOINT_URL_DYNAMODB"])  # type: ignore[attr-defined]
     summary = moto_kinesis.describe_stream_summary(StreamName=f"{stack}-changes")["StreamDescriptionSummary"]
     assert summary["OpenShardCount"] == 4  # moto's own Kinesis, where moto's CloudFormation keeps the stream
+    # ... and kinesis-mock, where the pipeline's stream lives on the local stack, follows the template.
+    assert f"local Kinesis stream {stack}-changes: 2 -> 4 shards" in resharded.output
+    local = boto3.client("kinesis").describe_stream_summary(StreamName=f"{stack}-changes")
+    assert local["StreamDescriptionSummary"]["OpenShardCount"] == 4
 
     unchanged = _deploy(stack, "--yes")
     assert unchanged.exit_code == 0, unchanged.output

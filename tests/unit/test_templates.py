@@ -106,8 +106,8 @@ def test_each_service_has_its_own_task_role_and_log_group() -> None:
 
 def test_the_local_stack_resolves_the_shard_count_through_the_stream_mode() -> None:
     template = _template("wikitide.yaml")
-    assert stack._resolve_shard_count(template, {}) == 2
-    assert stack._resolve_shard_count(template, {"ShardCount": "4"}) == 4
+    assert stack.resolve_shard_count(template, {}) == 2
+    assert stack.resolve_shard_count(template, {"ShardCount": "4"}) == 4
 
 
 def test_a_shard_count_it_cannot_resolve_is_a_clear_error() -> None:
@@ -117,4 +117,4 @@ def test_a_shard_count_it_cannot_resolve_is_a_clear_error() -> None:
                             "Properties": {"ShardCount": {"Fn::If": ["C", {"Ref": "A"}, {"Ref": "B"}]}}}},
     }
     with pytest.raises(ConfigError, match="ShardCount"):
-        stack._resolve_shard_count(template, {})
+        stack.resolve_shard_count(template, {})
