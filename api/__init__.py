@@ -1,10 +1,12 @@
-"""The wikitide read API: `create_app` is its composition root. Run it as `gunicorn 'api:create_app()'`."""
+"""The wikitide read API: `create_app` is its composition root. Run it as
+`gunicorn -c python:api.serving 'api:create_app()'` (see `api.serving`)."""
 
 from __future__ import annotations
 
 from flask import Flask
 
 from api.bootstrap import Adapters
+from api.health import HealthCache
 from api.ports import EditStore, HealthChecks, Services, StatsStore
 from api.routes import EXTENSION, api_v1, register_error_handlers, service
 from wikitide.settings import Settings
@@ -16,13 +18,16 @@ def create_app(
     stats: StatsStore | None = None,
     edits: EditStore | None = None,
     health_checks: HealthChecks | None = None,
+    health_cache_seconds: float | None = None,
 ) -> Flask:
     """The Flask app over the given ports; each port not given is built from `settings` (default: from_env).
 
+    `/health` reuses its checks for `health_cache_seconds` (default: the settings', 0 when every port is given).
     Missing configuration fails here, naming the setting, rather than on the first request.
     """
     if stats is None or edits is None or health_checks is None:
-        adapters = Adapters(settings or Settings.from_env())
+        settings = settings or Settings.from_env()
+        adapters = Adapters(settings)
         stats = stats if stats is not None else adapters.stats
         edits = edits if edits is not None else adapters.edits
         health_checks = health_checks if health_checks is not None else adapters.health_checks
@@ -30,7 +35,10 @@ def create_app(
     app = Flask(__name__, static_folder="static", static_url_path="/static")
     # A doubled slash (a wiki or title holding `/`) is a 404 in JSON, not an HTML redirect to another resource.
     app.url_map.merge_slashes = False
-    app.extensions[EXTENSION] = Services(stats=stats, edits=edits, health_checks=health_checks)
+    if health_cache_seconds is None:
+        health_cache_seconds = settings.health_cache_seconds if settings is not None else 0.0
+    health = HealthCache(health_checks, ttl=health_cache_seconds)
+    app.extensions[EXTENSION] = Services(stats=stats, edits=edits, health=health)
     app.register_blueprint(api_v1)
     app.register_blueprint(service)
     register_error_handlers(app)

@@ -30,7 +30,7 @@ class DynamoEdits:
         try:
             response = self._client.get_item(TableName=table, Key={"pk": {"S": key}}, ProjectionExpression="doc")
         except (ClientError, BotoCoreError) as exc:
-            raise DependencyUnavailable(f"dynamodb: reading {what} failed: {exc}") from exc
+            raise DependencyUnavailable(f"dynamodb: reading {what} failed") from exc
         item = response.get("Item")
         if item is None or "doc" not in item:
             return None

@@ -1,6 +1,6 @@
 """`StatsStore` over the DynamoDB counters table: how the API answers while Redis is empty or down.
 
-Reads the same counter cells the Redis read model is built from (see `kcl_app/dynamo_ledger.py`): one range
+Reads the same counter cells the Redis read model is built from (laid out in `wikitide.cells`): one range
 Query for the totals of a scope over a window (cells summed over shards), and one Query per minute on the
 `pages-by-minute` index for the pages, run side by side. Slower than Redis, the same numbers. Recent edits
 live only in Redis; this store has none to offer.
@@ -16,13 +16,10 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from wikitide import cells
 from wikitide.errors import DependencyUnavailable
 
 T = TypeVar("T")
-PAGES_INDEX = "pages-by-minute"
-LATEST_KEY = {"pk": {"S": "latest"}, "sk": {"S": "*"}}
-# Attributes of a cell that are not counters.
-NOT_COUNTS = frozenset({"pk", "sk", "seq", "expires_at", "page_minute"})
 
 
 class DynamoStats:
@@ -33,28 +30,23 @@ class DynamoStats:
 
     def latest_minute(self) -> int | None:
         with _translated("reading the latest minute"):
-            item = self._client.get_item(TableName=self._table, Key=LATEST_KEY).get("Item")
-        return None if item is None else int(item["minute"]["N"])
+            item = self._client.get_item(TableName=self._table, Key=cells.LATEST_KEY).get("Item")
+        return None if item is None else int(item[cells.LATEST_MINUTE]["N"])
 
     def minute_counts(self, minutes: Sequence[int], wiki: str | None) -> list[Mapping[str, str | int]]:
         if not minutes:
             return []
-        scope = "*" if wiki is None else f"w:{wiki}"
+        scope = cells.TOTAL if wiki is None else cells.wiki_scope(wiki)
         by_minute: dict[int, Counter[str]] = {minute: Counter() for minute in minutes}
+        first, last = cells.window_bounds(min(minutes), max(minutes))
         for item in self._query(
             TableName=self._table,
             KeyConditionExpression="pk = :scope AND sk BETWEEN :first AND :last",
-            ExpressionAttributeValues={
-                ":scope": {"S": scope},
-                ":first": {"S": f"{min(minutes):010d}#"},
-                ":last": {"S": f"{max(minutes):010d}#~"},
-            },
+            ExpressionAttributeValues={":scope": {"S": scope}, ":first": {"S": first}, ":last": {"S": last}},
         ):
-            minute = int(item["sk"]["S"].partition("#")[0])
+            minute, _ = cells.split_sort_key(item["sk"]["S"])
             if minute in by_minute:
-                by_minute[minute].update(
-                    {name: int(value["N"]) for name, value in item.items() if name not in NOT_COUNTS and "N" in value}
-                )
+                by_minute[minute].update(cells.counters(item))
         return [dict(by_minute[minute]) for minute in minutes]
 
     def page_scores(self, minutes: Sequence[int], wiki: str | None, limit: int) -> list[tuple[str, float]]:
@@ -70,15 +62,16 @@ class DynamoStats:
         return []
 
     def _pages_of(self, minute: int, wiki: str | None) -> Counter[str]:
-        condition = "page_minute = :minute"
+        condition = "#minute = :minute"
         values: dict[str, Any] = {":minute": {"N": str(minute)}}
         if wiki is not None:
             condition += " AND begins_with(pk, :prefix)"
-            values[":prefix"] = {"S": f"p:{wiki}\t"}
+            values[":prefix"] = {"S": cells.page_prefix(wiki)}
         pages: Counter[str] = Counter()
-        for item in self._query(TableName=self._table, IndexName=PAGES_INDEX, KeyConditionExpression=condition,
+        for item in self._query(TableName=self._table, IndexName=cells.PAGES_INDEX, KeyConditionExpression=condition,
+                                ExpressionAttributeNames={"#minute": cells.PAGE_MINUTE},
                                 ExpressionAttributeValues=values):
-            pages[item["pk"]["S"].removeprefix("p:")] += int(item["events"]["N"])
+            pages[cells.page_of(item["pk"]["S"])] += int(item[cells.PAGE_EVENTS]["N"])
         return pages
 
     def _query(self, **request: Any) -> Iterator[dict[str, Any]]:
@@ -95,4 +88,4 @@ def _translated(action: str) -> Iterator[None]:
     try:
         yield
     except (ClientError, BotoCoreError) as exc:
-        raise DependencyUnavailable(f"dynamodb: {action} failed: {exc}") from exc
+        raise DependencyUnavailable(f"dynamodb: {action} failed") from exc

@@ -61,7 +61,10 @@ class FallbackStats:
                     return call(self._primary)
             except DependencyUnavailable as exc:
                 self._skip_primary_until = self._clock() + self._cooloff
-                logger.warning("Redis unavailable, reading counters from DynamoDB for %gs: %s", self._cooloff, exc)
+                logger.warning(
+                    "Redis unavailable, reading counters from DynamoDB for %gs: %s (%r)", self._cooloff, exc,
+                    exc.__cause__,
+                )
         with self._lock:
             if self._fallback is None:
                 self._fallback = self._make_fallback()

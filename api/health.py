@@ -1,12 +1,16 @@
 """Dependency checks for `/health`: every check runs at once, each bounded by a timeout; nothing here raises.
 
 A check is any callable that returns when its dependency answered and raises when it did not; the factories
-below build them over clients passed in (a redis-py client, boto3 DynamoDB and Kinesis clients).
+below build them over clients passed in (a redis-py client, boto3 DynamoDB and Kinesis clients). A failure is
+reported in words that name no address (the exception, with its endpoint, goes to the log), and `HealthCache`
+reuses one round of checks for a few seconds: a load balancer or a dashboard polling `/health` must not turn
+into a Kinesis `DescribeStreamSummary` per call (AWS allows 20 a second per account).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -78,8 +82,51 @@ def _outcome(
 
 
 def _describe(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}"[:200]
+    """What failed, for a client: the kind of failure and, for a refused request, the service's error code."""
+    logger.warning("health check failed: %r", exc)  # the detail, endpoint included, for the operator only
+    response = getattr(exc, "response", None)
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    if isinstance(code, str) and code:
+        return f"refused the request ({code[:80]})"
+    names = [cls.__name__.lower() for cls in type(exc).__mro__]
+    if any("timeout" in name for name in names):
+        return "did not answer in time"
+    if any("connect" in name for name in names):
+        return "could not be reached"
+    return f"failed ({type(exc).__name__})"
 
 
 def _ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
+
+
+class HealthCache:
+    """One round of `run_checks` shared by every caller for `ttl` seconds; a round runs at most once at a time.
+
+    `results()` returns the round and its age in seconds. When the round is older than `ttl`, the first caller
+    runs a new one (bounded by the checks' timeout) and the callers arriving meanwhile wait for it.
+    """
+
+    def __init__(
+        self,
+        checks: Mapping[str, HealthCheck],
+        *,
+        ttl: float,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._checks = checks
+        self._ttl = ttl
+        self._timeout = timeout
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._round: dict[str, dict[str, Any]] | None = None
+        self._checked_at = 0.0
+
+    def results(self) -> tuple[dict[str, dict[str, Any]], float]:
+        with self._lock:
+            now = self._clock()
+            if self._round is None or now - self._checked_at >= self._ttl:
+                self._round = run_checks(self._checks, timeout=self._timeout)
+                self._checked_at = now = self._clock()
+            return self._round, now - self._checked_at

@@ -24,8 +24,8 @@ class StatsStore(Protocol):
     def page_scores(self, minutes: Sequence[int], wiki: str | None, limit: int) -> list[tuple[str, float]]:
         """Page members with their edit counts summed over `minutes`.
 
-        At least the `limit` best pages and every page tied with the last of them, so that ranking the
-        answer with `api.windows.rank_pages` gives the true top `limit`; any more pages are allowed.
+        Enough pages that ranking the answer with `api.windows.rank_pages` gives the true top `limit`: at least
+        the `limit` best by that ranking (edits, then title, then wiki) and any more pages.
         """
         ...
 
@@ -53,4 +53,10 @@ class Services:
 
     stats: StatsStore
     edits: EditStore
-    health_checks: HealthChecks
+    health: HealthReport
+
+
+class HealthReport(Protocol):
+    def results(self) -> tuple[dict[str, dict[str, Any]], float]:
+        """`({dependency: {"ok": bool, "latency_ms": float, "error"?: str}}, age of that round in seconds)`."""
+        ...

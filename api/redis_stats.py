@@ -22,9 +22,10 @@ from wikitide.errors import DependencyUnavailable
 
 logger = logging.getLogger(__name__)
 
-# A 24 h window unions 1440 minute sets that can hold a million pages between them. Redis sums them into a
-# scratch key and sends back only the pages scoring at least the `limit`-th best (so every tie comes along for
-# the ranking in `api.windows.rank_pages`), then drops the key, all in one atomic round trip.
+# The short windows (and a long one while its rolling set is being filled) union their minute sets: Redis sums
+# them into a scratch key and sends back only the pages scoring at least the `limit`-th best (so every tie comes
+# along for the ranking in `api.windows.rank_pages`), then drops the key, all in one atomic round trip. Over a
+# day of minute sets this blocked Redis for seconds: the long windows read their rolling sets instead.
 # KEYS[1] = scratch key, KEYS[2..] = minute sets; ARGV[1] = limit.
 _TOP_PAGES_LUA = """
 redis.call('ZUNIONSTORE', KEYS[1], #KEYS - 1, unpack(KEYS, 2))
@@ -40,10 +41,30 @@ return pages
 """
 
 
+# The top of a rolling window (`wikitide.keys.ROLLING_WINDOWS`), kept by the processor as it slides: the `limit`
+# best pages, ties at the last place broken by title then wiki as `api.windows.rank_pages` does (the members are
+# `title<TAB>wiki`, and Redis orders equal scores by member). O(log n + limit) whatever the window holds. False
+# when the window is not full yet (it is being filled after Redis started empty).
+# KEYS[1] = range hash, KEYS[2] = window set; ARGV[1] = limit, ARGV[2] = window length.
+_WINDOW_TOP_LUA = """
+local range = redis.call('HMGET', KEYS[1], 'start', 'end')
+local first, last = tonumber(range[1]), tonumber(range[2])
+if (not last) or last - first + 1 ~= tonumber(ARGV[2]) then return false end
+local limit = tonumber(ARGV[1])
+local nth = redis.call('ZREVRANGE', KEYS[2], limit - 1, limit - 1, 'WITHSCORES')
+if #nth == 0 then return redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES') end
+local pages = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. nth[2], '+inf', 'WITHSCORES')
+local ties = redis.call('ZRANGEBYSCORE', KEYS[2], nth[2], nth[2], 'WITHSCORES', 'LIMIT', 0, limit - #pages / 2)
+for i = 1, #ties do pages[#pages + 1] = ties[i] end
+return pages
+"""
+
+
 class RedisStats:
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
         self._top_pages = client.register_script(_TOP_PAGES_LUA)
+        self._window_top = client.register_script(_WINDOW_TOP_LUA)
 
     def latest_minute(self) -> int | None:
         with _translated("reading the latest minute"):
@@ -60,11 +81,27 @@ class RedisStats:
     def page_scores(self, minutes: Sequence[int], wiki: str | None, limit: int) -> list[tuple[str, float]]:
         if not minutes:
             return []
+        if len(minutes) in keys.ROLLING_WINDOWS:
+            rolled = self._rolling_top(len(minutes), wiki, limit)
+            if rolled is not None:
+                return rolled
         scratch = f"{keys.PREFIX}:api:top:{uuid4().hex}"
         sources = [keys.pages_key(minute, wiki) for minute in minutes]
         with _translated("summing page edits"):
             flat = self._top_pages(keys=[scratch, *sources], args=[limit])
         return [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+    def _rolling_top(self, length: int, wiki: str | None, limit: int) -> list[tuple[str, float]] | None:
+        """The window's top from its rolling set (as of the window's end, which follows the newest minute within a
+        batch), or None while that set is not full."""
+        with _translated("reading the top pages"):
+            flat = self._window_top(
+                keys=[keys.window_range_key(length), keys.window_pages_key(length, wiki)], args=[limit, length]
+            )
+        if flat is None:
+            return None
+        pages = [keys.page_member(*keys.split_window_member(member)) for member in flat[::2]]
+        return [(page, float(score)) for page, score in zip(pages, flat[1::2], strict=True)]
 
     def recent_edits(self, wiki: str | None, limit: int) -> list[dict[str, Any]]:
         with _translated("reading recent edits"):
@@ -91,4 +128,4 @@ def _translated(action: str) -> Iterator[None]:
     try:
         yield
     except redis.RedisError as exc:
-        raise DependencyUnavailable(f"redis: {action} failed: {exc}") from exc
+        raise DependencyUnavailable(f"redis: {action} failed") from exc

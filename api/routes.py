@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
@@ -12,7 +13,8 @@ from werkzeug.exceptions import HTTPException
 
 from api import queries
 from api.errors import InvalidParameter
-from api.health import is_healthy, run_checks
+from api.headers import SECURITY_HEADERS
+from api.health import is_healthy
 from api.params import parse_limit, parse_rev_id, parse_title, parse_wiki, parse_wiki_filter
 from api.ports import Services
 from wikitide.errors import DependencyUnavailable
@@ -20,6 +22,10 @@ from wikitide.errors import DependencyUnavailable
 EXTENSION = "wikitide"
 TOP_PAGES_LIMIT = (10, 100)
 RECENT_LIMIT = (20, 500)
+# A 503 asks the client to come back after this long (the API reads DynamoDB alone for 5 s after Redis failed).
+RETRY_AFTER_SECONDS = 5
+# Anything in a message that could locate a server: URLs, IPv4 and bracketed IPv6 addresses, host:port.
+_ADDRESS = re.compile(r"\w+://\S+|\[[0-9A-Fa-f:.]+\](:\d+)?|\b\d{1,3}(\.\d{1,3}){3}(:\d+)?|\b[\w.-]+:\d{2,5}\b")
 
 api_v1 = Blueprint("api_v1", __name__, url_prefix="/v1")
 service = Blueprint("service", __name__)
@@ -74,10 +80,23 @@ def latest_change() -> tuple[Response, int] | dict[str, Any]:
 
 @service.get("/health")
 def health() -> tuple[Response, int]:
-    results = run_checks(_services().health_checks)
+    services = _services()
+    results, age = services.health.results()
     ok = is_healthy(results)
-    body = {"status": "ok" if ok else "degraded", "dependencies": results}
+    body: dict[str, Any] = {"status": "ok" if ok else "degraded", "dependencies": results,
+                            "age_seconds": round(age, 3)}
+    if ok:
+        body["pipeline"] = _pipeline_state(services)
+        if body["pipeline"]["state"] == "starting":
+            body["status"] = "starting"
     return jsonify(body), 200 if ok else 503
+
+
+def _pipeline_state(services: Services) -> dict[str, Any]:
+    try:
+        return queries.pipeline_state(services.stats)
+    except DependencyUnavailable:
+        return {"state": "starting", "reason": "the counters could not be read just now"}
 
 
 @service.get("/")
@@ -91,7 +110,9 @@ def openapi() -> Response:
 
 
 def register_error_handlers(app: Flask) -> None:
-    """Every error answers JSON `{"error": message}`, unknown routes included."""
+    """Every error answers JSON `{"error": message}`, unknown routes and wrong methods included, and every answer
+    carries the security headers. A dependency's failure is logged in full and answered in words that name no
+    internal address."""
 
     @app.errorhandler(InvalidParameter)
     def _invalid(exc: InvalidParameter) -> tuple[Response, int]:
@@ -99,12 +120,30 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DependencyUnavailable)
     def _unavailable(exc: DependencyUnavailable) -> tuple[Response, int]:
-        current_app.logger.warning("dependency unavailable: %s", exc)
-        return _error(str(exc), 503)
+        current_app.logger.warning("dependency unavailable: %s (cause: %r)", exc, exc.__cause__)
+        response, status = _error(f"{public_message(str(exc))}; try again in a few seconds", 503)
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response, status
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> tuple[Response, int]:
-        return _error(exc.description or exc.name, exc.code or 500)
+        response, status = _error(exc.description or exc.name, exc.code or 500)
+        # A 405's `Allow` (and any other header the exception sets), but our JSON content type.
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response, status
+
+    @app.after_request
+    def _secure(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+
+def public_message(message: str) -> str:
+    """`message` without anything that locates a server (the adapters' messages should hold none already)."""
+    return _ADDRESS.sub("(address withheld)", message)[:300]
 
 
 def _error(message: str, status: int) -> tuple[Response, int]:

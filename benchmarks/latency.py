@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
+import httpx
 import psutil
-import requests
 from recorded import recorded_events, rekeyed
 
 from producer.frames import Frame, replay_id
@@ -120,7 +120,7 @@ class Observed:
 
 
 def poll(api: str, every: float, observed: Observed, stop: threading.Event) -> None:
-    session = requests.Session()
+    session = httpx.Client()
     last_count, last = -1, time.monotonic()
     while not stop.is_set():
         try:
@@ -134,7 +134,7 @@ def poll(api: str, every: float, observed: Observed, stop: threading.Event) -> N
             if recent.status_code == 200:
                 for edit in recent.json()["edits"]:
                     observed.first_seen.setdefault(edit["key"], at)
-        except (requests.RequestException, ValueError):
+        except (httpx.HTTPError, ValueError):
             observed.errors.append(time.monotonic())
         now = time.monotonic()
         observed.intervals.append(now - last)

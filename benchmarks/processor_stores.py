@@ -41,11 +41,11 @@ from botocore.exceptions import ClientError
 from recorded import stream_records
 
 from kcl_app.bootstrap import build_stores
-from kcl_app.dynamo_ledger import LATEST_KEY
 from kcl_app.dynamo_store import WritePool, is_condition_failure
 from kcl_app.handler import StreamRecord, process_batch
-from kcl_app.redis_mirror import _MERGE
+from kcl_app.redis_mirror import _ADVANCE, _MERGE
 from wikitide import keys, stack
+from wikitide.cells import LATEST_KEY
 from wikitide.localstack.launcher import LocalStack
 from wikitide.localstack.services import Ports, free_port
 from wikitide.stack import StackResources
@@ -134,7 +134,7 @@ class Bench:
         self.records = len(records)
         self.dynamodb = boto3.client("dynamodb")
         self.redis = redis.Redis.from_url(os.environ["REDIS_URL"], decode_responses=True)
-        self.script = self.redis.register_script(_MERGE)
+        self.scripts = [self.redis.register_script(_MERGE), self.redis.register_script(_ADVANCE)]
         self.cloudformation = boto3.client("cloudformation")
         self.kinesis = boto3.client("kinesis")
 
@@ -200,7 +200,7 @@ class Bench:
         pipe = self.redis.pipeline(transaction=False)
         for args, options in commands:
             if args[0] == "EVALSHA":
-                pipe.scripts.add(self.script)  # so the pipeline checks the script first, as the mirror's does
+                pipe.scripts.update(self.scripts)  # so the pipeline checks the scripts first, as the mirror's does
             pipe.execute_command(*args, **options)
         pipe.execute()
 

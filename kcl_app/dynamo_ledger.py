@@ -1,6 +1,6 @@
-"""DynamoDB adapter of the counter ledger: one item per (minute, scope, shard) cell.
+"""DynamoDB adapter of the counter ledger: one item per (minute, scope, shard) cell, laid out as
+`wikitide.cells` says (the API reads the same items).
 
-Key: `pk = <scope>`, `sk = "<minute, 10 digits>#<shard id>"`, so a window of a scope is one range Query.
 Shards never write the same item. The busiest partition key is the overall total (`*`): one write per
 batch per shard, about 4 per shard per second at the local polling interval, far below DynamoDB's
 1,000 writes/s per key up to a few hundred shards. A hot page is one key with one write per batch.
@@ -18,35 +18,24 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from kcl_app import ledger
-from kcl_app.dynamo_store import POLICY, WritePool, is_condition_failure
+from kcl_app.dynamo_store import GET_LIMIT, POLICY, WritePool, is_condition_failure
 from kcl_app.ledger import CellKey, CellState, Contribution
 from wikitide import aws, retry
+from wikitide import cells as layout
 from wikitide.errors import DependencyUnavailable
 
 logger = logging.getLogger(__name__)
 
-GET_LIMIT = 100  # BatchGetItem's own limit
 RACE_ATTEMPTS = 5
-# Cells outlive the longest window (24 h) with room for late events; a rebuild of Redis reads what is left.
-CELL_TTL_SECONDS = 27 * 3600
-RESERVED = ("pk", "sk", "seq", "expires_at", "page_minute")
-PAGES_INDEX = "pages-by-minute"
-# The newest minute counted, for readers that start from it (the API, while Redis is rebuilt).
-LATEST_KEY = {"pk": {"S": "latest"}, "sk": {"S": "*"}}
-
-
-def sort_key(minute: int, shard: str = "") -> str:
-    return f"{minute:010d}#{shard}"
 
 
 def item_key(cell: CellKey, shard: str) -> dict[str, Any]:
-    return {"pk": {"S": cell.scope}, "sk": {"S": sort_key(cell.minute, shard)}}
+    return layout.item_key(cell.scope, cell.minute, shard)
 
 
 def state_of(item: dict[str, Any]) -> CellState:
-    minute, _, shard = item["sk"]["S"].partition("#")
-    values = {name: int(value["N"]) for name, value in item.items() if name not in RESERVED and "N" in value}
-    return CellState(CellKey(int(minute), item["pk"]["S"]), shard, int(item["seq"]["S"]), values)
+    minute, shard = layout.split_sort_key(item["sk"]["S"])
+    return CellState(CellKey(minute, item["pk"]["S"]), shard, int(item[layout.MARK]["S"]), layout.counters(item))
 
 
 class DynamoCounterLedger:
@@ -79,10 +68,10 @@ class DynamoCounterLedger:
             try:
                 self._client.update_item(
                     TableName=self._table,
-                    Key=LATEST_KEY,
+                    Key=layout.LATEST_KEY,
                     UpdateExpression="SET #minute = :minute",
                     ConditionExpression="attribute_not_exists(#minute) OR #minute < :minute",
-                    ExpressionAttributeNames={"#minute": "minute"},
+                    ExpressionAttributeNames={"#minute": layout.LATEST_MINUTE},
                     ExpressionAttributeValues={":minute": {"N": str(minute)}},
                 )
             except ClientError as exc:
@@ -110,15 +99,15 @@ class DynamoCounterLedger:
     def _write(self, shard: str, delta: ledger.CellDelta) -> CellState | None:
         """The new state, or None when another writer moved the mark first."""
         names = {f"#f{i}": name for i, name in enumerate(delta.fields)}
-        names.update({"#seq": "seq", "#expires": "expires_at"})
+        names.update({"#seq": layout.MARK, "#expires": layout.EXPIRES})
         values: dict[str, Any] = {f":f{i}": {"N": str(v)} for i, v in enumerate(delta.fields.values())}
         values[":seq"] = {"S": str(delta.sequence)}
-        values[":expires"] = {"N": str(delta.cell.minute * 60 + CELL_TTL_SECONDS)}
+        values[":expires"] = {"N": str(layout.expires_at(delta.cell.minute))}
         adds = ", ".join(f"#f{i} :f{i}" for i in range(len(delta.fields)))
         sets = "#seq = :seq, #expires = :expires"
-        if delta.cell.scope.startswith("p:"):
+        if layout.is_page_scope(delta.cell.scope):
             sets += ", #page_minute = :minute"
-            names["#page_minute"] = "page_minute"
+            names["#page_minute"] = layout.PAGE_MINUTE
             values[":minute"] = {"N": str(delta.cell.minute)}
         condition = "attribute_not_exists(#seq)"
         if delta.after is not None:
@@ -156,7 +145,7 @@ class DynamoCounterLedger:
                 nonlocal pending
                 response = self._client.batch_get_item(RequestItems=pending)
                 for item in response.get("Responses", {}).get(self._table, []):
-                    if "seq" not in item:
+                    if layout.MARK not in item:
                         # Never in DynamoDB (an update is atomic); moto can show an update half applied.
                         raise aws.Retryable("a counter cell without its mark")
                     state = state_of(item)
@@ -174,7 +163,7 @@ class DynamoCounterLedger:
         def attempt() -> list[CellState]:
             paginator = self._client.get_paginator("scan")
             pages = paginator.paginate(TableName=self._table, ConsistentRead=True)
-            return [state_of(item) for page in pages for item in page.get("Items", []) if "seq" in item]
+            return [state_of(item) for page in pages for item in page.get("Items", []) if layout.MARK in item]
 
         return aws.call(
             attempt, what=f"scan of {self._table}", policy=retry.PROCESSOR_REBUILD_SCAN, attempts=self._attempts,

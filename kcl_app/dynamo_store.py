@@ -1,8 +1,9 @@
 """DynamoDB adapters for the events, latest-change-per-page and dead-letter tables.
 
-Every write is idempotent. An event is claimed with a conditional put (`attribute_not_exists`, or the same
-stream position for a redelivery); the latest change of a page is a conditional update that only moves
-forward; a dead letter is an overwrite keyed by the record's stream position.
+Every write is idempotent. An event is claimed by the first stream position that stores it (read in batches,
+written in batches: see `DynamoEventStore.claim` for why no condition is needed); the latest change of a page is
+a conditional update that only moves forward; a dead letter is an overwrite keyed by the record's stream
+position.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 BATCH_LIMIT = 25  # BatchWriteItem's own limit
+GET_LIMIT = 100  # BatchGetItem's own limit
 # An item holds 400 KB in all: a payload keeps at most 300,000 bytes of text, or of base64 (4 characters for 3
 # bytes) when it is not UTF-8, beside a detail of at most 2,000 characters (8,000 bytes) and a few numbers.
 DEAD_LETTER_PAYLOAD_LIMIT = 300_000
@@ -91,28 +93,53 @@ class DynamoEventStore:
         self._fast = fast_retries
 
     def claim(self, changes: Sequence[ProcessedChange]) -> list[ProcessedChange]:
-        held = self._pool.map(self._claim_one, changes)
-        return [change for change, is_held in zip(changes, held, strict=True) if is_held]
+        """The changes whose record holds its key: a key no record holds yet is written (held by this record),
+        a key held by this record's own position is a redelivery (held), any other holder makes it a duplicate.
 
-    def _claim_one(self, change: ProcessedChange) -> bool:
-        def attempt() -> bool:
-            try:
-                self._client.put_item(
-                    TableName=self._events,
-                    Item=event_item(change),
-                    ConditionExpression="attribute_not_exists(pk) OR #position = :position",
-                    ExpressionAttributeNames={"#position": "position"},
-                    ExpressionAttributeValues={":position": {"S": change.record.position}},
-                )
-            except ClientError as exc:
-                if is_condition_failure(exc):
-                    return False
-                raise
-            return True
+        Read with BatchGetItem (100 keys a call) and written with BatchWriteItem (25 a call), without a condition:
+        one call per 25-100 records instead of a conditional PutItem each. Safe because only one record
+        position can ever be claiming a key at a time. Every copy of an event has the same page, so the same
+        partition key: all of them are on one shard, or on a parent and its children, which the KCL processes
+        one after the other (children after their parents' SHARD_END checkpoint). A shard's records are
+        claimed in sequence order, and a claim is written before the batch's checkpoint, so whoever claims a
+        later copy reads the earlier one's holder. The only writers that overlap are two processors of the
+        same shard (a zombie and the lease's new owner, or a redelivery): they write the same position and the
+        same item, so either order leaves the same holder. (`tests/integration/test_stores.py` runs that race.)
+        `prepare` already keeps one change per key within a batch."""
+        holders = self._holders([change.key for change in changes])
+        held = [c for c in changes if holders.get(c.key, c.record.position) == c.record.position]
+        new = [change for change in held if change.key not in holders]
+        chunks = [new[start : start + BATCH_LIMIT] for start in range(0, len(new), BATCH_LIMIT)]
+        self._pool.map(self._write_claims, chunks)
+        return held
 
-        return aws.call(
-            attempt, what=f"claim in {self._events}", policy=POLICY, attempts=self._attempts, fast=self._fast
-        )
+    def _holders(self, keys: Sequence[str]) -> dict[str, str]:
+        """The position holding each of these keys, for the keys some record holds."""
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), GET_LIMIT):
+            pending: dict[str, Any] = {self._events: {
+                "Keys": [{"pk": {"S": key}} for key in keys[start : start + GET_LIMIT]],
+                "ProjectionExpression": "pk, #position", "ExpressionAttributeNames": {"#position": "position"},
+                "ConsistentRead": True,
+            }}
+
+            def attempt() -> None:
+                nonlocal pending
+                response = self._client.batch_get_item(RequestItems=pending)
+                for item in response.get("Responses", {}).get(self._events, []):
+                    found[item["pk"]["S"]] = item["position"]["S"]
+                left = response.get("UnprocessedKeys") or {}
+                if left:
+                    pending = left
+                    raise aws.Retryable(f"{len(left[self._events]['Keys'])} unprocessed keys")
+
+            aws.call(attempt, what=f"claim read of {self._events}", policy=POLICY, attempts=self._attempts,
+                     fast=self._fast)
+        return found
+
+    def _write_claims(self, changes: Sequence[ProcessedChange]) -> None:
+        requests = [{"PutRequest": {"Item": event_item(change)}} for change in changes]
+        batch_write(self._client, self._events, requests, attempts=self._attempts, fast=self._fast)
 
     def remember_latest(self, changes: Sequence[ProcessedChange]) -> None:
         newest: dict[str, ProcessedChange] = {}

@@ -30,6 +30,7 @@ from kcl_app import ledger
 from kcl_app.enrich import enrich
 from kcl_app.ledger import CellKey, CellState, Contribution
 from wikitide import keys
+from wikitide.cells import PAGE_EVENTS
 from wikitide.errors import DependencyUnavailable, InvalidChange, RequestRefused
 from wikitide.events import RecentChange, parse_change
 
@@ -150,7 +151,7 @@ def contributions_of(item: ProcessedChange) -> list[Contribution]:
     ]
     if change.is_revision:
         page = ledger.page_scope(keys.page_member(change.wiki, change.title))
-        result.append(Contribution(CellKey(minute, page), sequence, {"events": 1}))
+        result.append(Contribution(CellKey(minute, page), sequence, {PAGE_EVENTS: 1}))
     return result
 
 

@@ -1,11 +1,11 @@
 """Exactly-once counter arithmetic over an at-least-once stream. Pure: no I/O.
 
 Every counter lives in one cell per (minute, scope, shard): the per-minute totals (`*`), one wiki (`w:<wiki>`),
-one page (`p:<wiki>\\t<title>`) or the rejected records (`rejected`). A cell remembers the sequence number of
-the last record it counted. Records of one shard arrive in sequence order, so a record whose sequence number is
-not above the cell's mark was already counted; a redelivered batch, a zombie worker's late write, or a second
-worker after a lease change adds nothing. Cells of different shards never share a mark, so resharding needs
-no coordination: the reader sums a scope's cells over shards.
+one page (`p:<wiki>\\t<title>`) or the rejected records (`rejected`), spelled in `wikitide.cells`. A cell
+remembers the sequence number of the last record it counted. Records of one shard arrive in sequence order, so a
+record whose sequence number is not above the cell's mark was already counted; a redelivered batch, a zombie
+worker's late write, or a second worker after a lease change adds nothing. Cells of different shards never share
+a mark, so resharding needs no coordination: the reader sums a scope's cells over shards.
 
 A cell's state (mark and absolute values) only moves forward, which is what lets the Redis mirror merge
 states in any order and any number of times (see `kcl_app/redis_mirror.py`).
@@ -17,16 +17,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-TOTAL = "*"
-REJECTED = "rejected"
-
-
-def wiki_scope(wiki: str) -> str:
-    return f"w:{wiki}"
-
-
-def page_scope(page_member: str) -> str:
-    return f"p:{page_member}"
+from wikitide.cells import REJECTED as REJECTED
+from wikitide.cells import TOTAL as TOTAL
+from wikitide.cells import page_scope as page_scope
+from wikitide.cells import wiki_scope as wiki_scope
 
 
 @dataclass(frozen=True, slots=True, order=True)

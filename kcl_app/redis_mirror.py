@@ -6,6 +6,14 @@ newer state. Merging is therefore idempotent and order-free: a redelivered batch
 rebuild running beside live processors all converge on the ledger's numbers. When Redis comes back empty,
 `rebuild` merges every cell of the last day from DynamoDB, then sets `wt:ready`; readers fall back to
 DynamoDB until then.
+
+The rolling windows (`wikitide.keys.ROLLING_WINDOWS`: page counts of the last hour and day, kept as they slide)
+hold, by construction, the sum of the minute page sets of the minutes `start..end` of their range hash: the merge
+of a page cell adds its difference to a window only when its minute is inside that range, and `_ADVANCE` moves the
+range one minute at a time, adding the minute that enters and subtracting the one that leaves, each step atomic.
+Both run inside Redis scripts, so redelivered batches, racing workers and a rebuild keep that sum exact, and a
+rebuild that merges the cells again rebuilds the windows with the minute sets. Each `_ADVANCE` call does a bounded
+number of steps; `advance_windows` calls it until the windows end at the newest minute.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import redis
 from kcl_app import ledger
 from kcl_app.handler import ProcessedChange, recent_json
 from kcl_app.ledger import CellState
-from wikitide import keys, retry
+from wikitide import cells, keys, retry
 from wikitide.errors import DependencyUnavailable
 
 logger = logging.getLogger(__name__)
@@ -42,7 +50,8 @@ end
 local kind = ARGV[3]
 local ttl = tonumber(ARGV[4])
 local now = {}
-for i = 7, #ARGV, 2 do
+local page_delta = 0
+for i = 8, #ARGV, 2 do
   local name = ARGV[i]
   local value = tonumber(ARGV[i + 1])
   now[name] = value
@@ -51,8 +60,25 @@ for i = 7, #ARGV, 2 do
     if kind == 'pages' then
       redis.call('ZINCRBY', KEYS[2], delta, ARGV[5])
       redis.call('ZINCRBY', KEYS[3], delta, ARGV[5])
+      page_delta = page_delta + delta
     else
       redis.call('HINCRBY', KEYS[2], name, delta)
+    end
+  end
+end
+-- Rolling windows (pages only): KEYS[5..] = range, window, wiki window, window's wikis, for each window.
+if page_delta ~= 0 then
+  local minute = tonumber(ARGV[6])
+  for k = 5, #KEYS, 4 do
+    local range = redis.call('HMGET', KEYS[k], 'start', 'end')
+    local first, last = tonumber(range[1]), tonumber(range[2])
+    if first and last and first <= minute and minute <= last then
+      redis.call('ZINCRBY', KEYS[k + 1], page_delta, ARGV[7])
+      redis.call('ZINCRBY', KEYS[k + 2], page_delta, ARGV[7])
+      redis.call('SADD', KEYS[k + 3], KEYS[k + 2])
+      redis.call('EXPIRE', KEYS[k + 1], ttl)
+      redis.call('EXPIRE', KEYS[k + 2], ttl)
+      redis.call('EXPIRE', KEYS[k + 3], ttl)
     end
   end
 end
@@ -71,6 +97,74 @@ end
 return 1
 """
 
+# One call moves a rolling window by at most ARGV[3] minutes and through at most ARGV[4] page entries (one minute
+# is never split), so no call holds Redis for long; it returns how many minutes are left to the newest minute.
+# KEYS[1] = range hash, KEYS[2] = window set, KEYS[3] = the set of its per-wiki window keys, KEYS[4] = newest
+# minute; ARGV[1] = window length, ARGV[2] = TTL, ARGV[5] = minute page-set key prefix, ARGV[6] = wiki window
+# key prefix. A window left behind by more than its length starts again empty (its per-wiki sets are unlinked).
+_ADVANCE = """
+local latest = tonumber(redis.call('GET', KEYS[4]))
+if not latest then return 0 end
+local length = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local max_steps = tonumber(ARGV[3])
+local budget = tonumber(ARGV[4])
+local range = redis.call('HMGET', KEYS[1], 'start', 'end')
+local first, last = tonumber(range[1]), tonumber(range[2])
+if (not last) or latest - last >= length then
+  if last then
+    for _, key in ipairs(redis.call('SMEMBERS', KEYS[3])) do redis.call('UNLINK', key) end
+    redis.call('UNLINK', KEYS[2], KEYS[3])
+  end
+  last = math.max(latest - length, last or 0)
+  first = last + 1
+end
+local touched = {}
+local spent = 0
+local function apply(minute, sign)
+  local flat = redis.call('ZRANGE', ARGV[5] .. minute, 0, -1, 'WITHSCORES')
+  for i = 1, #flat, 2 do
+    local page = flat[i]
+    local tab = string.find(page, '\t', 1, true)
+    local wiki = string.sub(page, 1, tab - 1)
+    local member = string.sub(page, tab + 1) .. '\t' .. wiki
+    local delta = sign * tonumber(flat[i + 1])
+    local wiki_key = ARGV[6] .. wiki
+    redis.call('ZINCRBY', KEYS[2], delta, member)
+    redis.call('ZINCRBY', wiki_key, delta, member)
+    touched[wiki_key] = true
+  end
+  spent = spent + #flat / 2
+end
+local steps = 0
+while last < latest and steps < max_steps and spent < budget do
+  last = last + 1
+  steps = steps + 1
+  apply(last, 1)
+  if last - first + 1 > length then
+    apply(first, -1)
+    first = first + 1
+  end
+end
+redis.call('HSET', KEYS[1], 'start', first, 'end', last)
+redis.call('EXPIRE', KEYS[1], ttl)
+if spent > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', 0)
+  redis.call('EXPIRE', KEYS[2], ttl)
+  for key in pairs(touched) do
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', 0)
+    redis.call('EXPIRE', key, ttl)
+    redis.call('SADD', KEYS[3], key)
+  end
+  redis.call('EXPIRE', KEYS[3], ttl)
+end
+return latest - last
+"""
+ADVANCE_STEPS = 120
+ADVANCE_BUDGET = 20_000
+# Enough calls to move a window from empty to full with room to spare; each call is bounded.
+ADVANCE_CALLS = 1000
+
 _TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 MERGE_CHUNK = 500
 
@@ -86,22 +180,46 @@ class RedisMirror:
     ) -> None:
         self._client = client
         self._merge = client.register_script(_MERGE)
+        self._advance = client.register_script(_ADVANCE)
         self._on_empty = on_empty
         self._attempts = attempts
         self._fast = fast_retries
 
     def publish(self, states: Sequence[CellState], changes: Sequence[ProcessedChange]) -> None:
-        def attempt() -> bool:
+        def attempt() -> tuple[bool, bool]:
             pipe = self._client.pipeline(transaction=False)
             pipe.exists(keys.READY)
             self._queue_merges(pipe, states)
             for change in changes:
                 self._queue_recent(pipe, change)
-            return bool(pipe.execute()[0])
+            self._queue_advances(pipe)
+            results = pipe.execute()
+            return bool(results[0]), any(int(left) for left in results[-len(keys.ROLLING_WINDOWS):])
 
-        is_ready = self._bounded(attempt)
+        is_ready, is_behind = self._bounded(attempt)
+        if is_behind:
+            self.advance_windows()
         if not is_ready and self._on_empty is not None:
             self._on_empty()
+
+    def advance_windows(self) -> None:
+        """Move every rolling window to the newest minute, in bounded steps (a window that starts empty needs a
+        day of them)."""
+        for _ in range(ADVANCE_CALLS):
+
+            def attempt() -> bool:
+                pipe = self._client.pipeline(transaction=False)
+                self._queue_advances(pipe)
+                return any(int(left) for left in pipe.execute())
+
+            if not self._bounded(attempt):
+                return
+        # Only a newest minute that keeps leaping ahead gets here; the next batch moves the windows further.
+        logger.warning("rolling windows still behind the newest minute after %d bounded calls", ADVANCE_CALLS)
+
+    def _queue_advances(self, pipe: Any) -> None:
+        for length in keys.ROLLING_WINDOWS:
+            self._advance(keys=advance_keys(length), args=advance_args(length), client=pipe)
 
     def merge(self, states: Sequence[CellState]) -> int:
         """Merge states; returns how many moved a cell forward."""
@@ -142,16 +260,36 @@ def merge_call(state: CellState) -> tuple[list[str], list[Any]]:
         kind, targets = "total", [keys.counts_key(minute)] * 2
     elif scope == ledger.REJECTED:
         kind, targets = "rejected", [keys.REJECTED] * 2
-    elif scope.startswith("w:"):
-        kind, targets = "wiki", [keys.counts_key(minute, scope[2:])] * 2
+    elif scope.startswith(cells.WIKI_PREFIX):
+        kind, targets = "wiki", [keys.counts_key(minute, cells.wiki_of(scope))] * 2
     else:
-        page = scope[2:]
+        page = cells.page_of(scope)
         wiki, _ = keys.split_page_member(page)
         kind, targets = "pages", [keys.pages_key(minute), keys.pages_key(minute, wiki)]
-    args: list[Any] = [f"{scope}|{state.shard}", str(state.sequence), kind, keys.BUCKET_TTL_SECONDS, page, minute]
+    window_member = ""
+    windows: list[str] = []
+    if kind == "pages":
+        wiki, title = keys.split_page_member(page)
+        window_member = keys.window_member(wiki, title)
+        for length in keys.ROLLING_WINDOWS:
+            windows += [keys.window_range_key(length), keys.window_pages_key(length),
+                        keys.window_pages_key(length, wiki), keys.window_wikis_key(length)]
+    args: list[Any] = [
+        f"{scope}|{state.shard}", str(state.sequence), kind, keys.BUCKET_TTL_SECONDS, page, minute, window_member,
+    ]
     for name, value in state.values.items():
         args.extend((name, value))
-    return [keys.cell_states_key(minute), *targets, keys.LATEST_MINUTE], args
+    return [keys.cell_states_key(minute), *targets, keys.LATEST_MINUTE, *windows], args
+
+
+def advance_keys(length: int) -> list[str]:
+    return [keys.window_range_key(length), keys.window_pages_key(length), keys.window_wikis_key(length),
+            keys.LATEST_MINUTE]
+
+
+def advance_args(length: int) -> list[Any]:
+    wiki_prefix = keys.window_pages_key(length, "")
+    return [length, keys.BUCKET_TTL_SECONDS, ADVANCE_STEPS, ADVANCE_BUDGET, keys.MINUTE_PAGES_PREFIX, wiki_prefix]
 
 
 def recent_cells(states: Sequence[CellState]) -> list[CellState]:
@@ -209,6 +347,7 @@ class Rebuilder:
             for start in range(0, len(states), MERGE_CHUNK):
                 moved += self._mirror.merge(states[start : start + MERGE_CHUNK])
                 lock.reacquire()
+            self._mirror.advance_windows()
             self._client.set(keys.READY, int(started))
             logger.warning(
                 "Redis counters rebuilt from DynamoDB: %d cells read, %d merged, %.1f s",

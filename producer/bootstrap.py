@@ -10,7 +10,7 @@ from datetime import datetime
 from types import FrameType
 
 from producer.filters import KEEP_ALL, ChangeFilter
-from producer.kinesis_writer import KinesisWriter
+from producer.kinesis_writer import make_writer
 from producer.positions import PositionStore
 from producer.service import Producer, ProducerStats
 from producer.since import cold_start_gap
@@ -39,7 +39,8 @@ def run_producer(
     """
     resources = read_outputs(make_client(settings, "cloudformation"), settings.stack_name)
     kinesis = make_adapter_client(settings, "kinesis", read_timeout=retry.PRODUCER_KINESIS_READ_TIMEOUT)
-    writer = KinesisWriter(kinesis, resources.stream_name, fast_retries=settings.fast_retries)
+    put_api = "record" if settings.kinesis_put == "record" else "records"
+    writer = make_writer(kinesis, resources.stream_name, put_api, fast_retries=settings.fast_retries)
     dynamodb = make_adapter_client(settings, "dynamodb")
     positions = PositionStore(dynamodb, resources.producer_state_table, source, fast_retries=settings.fast_retries)
     checkpoint = positions.load()
@@ -51,20 +52,23 @@ def run_producer(
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
-    with open_source(source, speed=speed) as url:
-        if resume_from:
-            logger.info("resuming %s after Last-Event-ID %s", source, resume_from)
-        elif since:
-            logger.info("cold start of %s since %s", source, since.isoformat())
-        events = read_events(url, user_agent(settings.contact), last_event_id=resume_from,
-                             since=None if resume_from else since, should_stop=stop.is_set)
-        if since and not resume_from:
-            events = _reporting_cold_start_gap(events, since)
-        producer = Producer(events, writer, linger=linger, keep=keep, checkpoint=checkpoint,
-                            on_flushed=positions.save)
-        reporter = threading.Thread(target=_report, args=(producer, stop), daemon=True)
-        reporter.start()
-        stats = producer.run(stop)
+    try:
+        with open_source(source, speed=speed) as url:
+            if resume_from:
+                logger.info("resuming %s after Last-Event-ID %s", source, resume_from)
+            elif since:
+                logger.info("cold start of %s since %s", source, since.isoformat())
+            events = read_events(url, user_agent(settings.contact), last_event_id=resume_from,
+                                 since=None if resume_from else since, should_stop=stop.is_set)
+            if since and not resume_from:
+                events = _reporting_cold_start_gap(events, since)
+            producer = Producer(events, writer, linger=linger, keep=keep, checkpoint=checkpoint,
+                                on_flushed=positions.save)
+            reporter = threading.Thread(target=_report, args=(producer, stop), daemon=True)
+            reporter.start()
+            stats = producer.run(stop)
+    finally:
+        writer.close()
     logger.info("stopped: read %d, wrote %d in %d calls, skipped %s, rejected %s, cut to fit %d, gaps %d"
                 " (%d offsets missed), position %s", stats.read, stats.written, stats.batches, dict(stats.skipped),
                 dict(stats.rejected), stats.truncated, stats.gaps, stats.missed, stats.last_id)

@@ -14,13 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-import requests
-from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.exceptions import ReadTimeoutError
+import httpx
 
 from wikitide.errors import WikitideError
-
-READ_SIZE = 65_536
 
 
 class RecordingError(WikitideError):
@@ -33,7 +29,7 @@ def record(
     seconds: float,
     user_agent: str,
     *,
-    session: requests.Session | None = None,
+    client: httpx.Client | None = None,
     connect_timeout: float = 10.0,
     read_timeout: float = 30.0,
 ) -> int:
@@ -43,25 +39,22 @@ def record(
     `read_timeout` before the deadline raises `RecordingError`; `out` then still holds the whole frames
     received before the stall.
     """
-    requester = session or requests.Session()
+    requester = client or httpx.Client()
     headers = {"User-Agent": user_agent, "Accept": "text/event-stream", "Cache-Control": "no-cache"}
+    timeout = httpx.Timeout(connect_timeout, read=read_timeout)
     try:
-        try:
-            response = requester.get(
-                url, headers=headers, stream=True, timeout=(connect_timeout, read_timeout)
-            )
-        except requests.RequestException as exc:
-            raise RecordingError(f"cannot connect to {url}: {exc}") from exc
-        with response:
+        with requester.stream("GET", url, headers=headers, timeout=timeout) as response:
             _check(response, url)
             with out.open("wb") as sink:
                 return _copy_frames(response, sink, seconds, read_timeout)
+    except httpx.TransportError as exc:  # reads raise RecordingError (`_copy_frames`): this is the connect
+        raise RecordingError(f"cannot connect to {url}: {exc}") from exc
     finally:
-        if session is None:
+        if client is None:
             requester.close()
 
 
-def _check(response: requests.Response, url: str) -> None:
+def _check(response: httpx.Response, url: str) -> None:
     status = response.status_code
     if status >= 400:
         hint = ""
@@ -69,26 +62,27 @@ def _check(response: requests.Response, url: str) -> None:
             hint = " (Wikimedia refuses clients without a descriptive User-Agent naming a contact)"
         elif status == 429:
             hint = " (too many concurrent connections from this address)"
-        raise RecordingError(f"{url} answered HTTP {status} {response.reason}{hint}")
+        raise RecordingError(f"{url} answered HTTP {status} {response.reason_phrase}{hint}")
     content_type = response.headers.get("Content-Type", "")
     if not content_type.startswith("text/event-stream"):
         raise RecordingError(f"{url} is not an SSE stream (Content-Type {content_type!r})")
 
 
-def _copy_frames(response: requests.Response, sink: BinaryIO, seconds: float, read_timeout: float) -> int:
+def _copy_frames(response: httpx.Response, sink: BinaryIO, seconds: float, read_timeout: float) -> int:
     frames = 0
     pending = b""  # bytes not yet ending in a line break
     frame_lines: list[bytes] = []
     has_data = False
     with _deadline(response, seconds) as expired:
+        # iter_bytes yields what has arrived (decoded) instead of waiting for a full buffer of a quiet stream.
+        chunks = response.iter_bytes()
         while not expired.is_set():
             try:
-                # read1: return what has arrived instead of waiting for READ_SIZE bytes of a quiet stream.
-                chunk = response.raw.read1(READ_SIZE, decode_content=True)
-            except (Urllib3Error, OSError) as exc:
+                chunk = next(chunks, b"")
+            except (httpx.HTTPError, OSError) as exc:
                 if expired.is_set():
                     break  # the deadline cut the connection under the read
-                if isinstance(exc, ReadTimeoutError):
+                if isinstance(exc, httpx.ReadTimeout):
                     raise RecordingError(f"no data for {read_timeout:g} s after {frames} frames") from exc
                 raise RecordingError(f"stream broke after {frames} frames: {exc}") from exc
             if not chunk:
@@ -108,15 +102,16 @@ def _copy_frames(response: requests.Response, sink: BinaryIO, seconds: float, re
 
 
 @contextlib.contextmanager
-def _deadline(response: requests.Response, seconds: float) -> Iterator[threading.Event]:
+def _deadline(response: httpx.Response, seconds: float) -> Iterator[threading.Event]:
     """An event set after `seconds`, when the connection is also shut down so a blocked read returns.
 
-    The read timeout cannot do this: requests fixes it per connection, and a timeout discards the
-    response, so a quiet stream would overrun the deadline by up to the whole read timeout.
+    The read timeout cannot do this: it is fixed per request, and a timeout ends the response, so a quiet
+    stream would overrun the deadline by up to the whole read timeout.
     """
     expired = threading.Event()
     # A duplicate of the descriptor: shutting it down ends the shared connection, closing it does not.
-    sock = socket.socket(fileno=os.dup(response.raw.fileno()))
+    stream_socket = response.extensions["network_stream"].get_extra_info("socket")
+    sock = socket.socket(fileno=os.dup(stream_socket.fileno()))
 
     def expire() -> None:
         expired.set()

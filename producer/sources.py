@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import requests
+import httpx
 
 from wikitide.errors import ConfigError
 
@@ -22,14 +22,14 @@ def user_agent(contact: str) -> str:
     from wikitide import __version__
 
     who = contact or "set WIKITIDE_CONTACT"
-    return f"wikitide/{__version__} (https://github.com/wikitide/wikitide; {who}) python-requests"
+    return f"wikitide/{__version__} (https://github.com/wikitide/wikitide; {who}) python-httpx"
 
 
 def reachable(url: str, agent: str, timeout: float = 5.0) -> bool:
     try:
-        with requests.get(url, headers={"User-Agent": agent}, stream=True, timeout=timeout) as response:
+        with httpx.stream("GET", url, headers={"User-Agent": agent}, timeout=timeout) as response:
             return response.status_code < 400
-    except requests.RequestException:
+    except httpx.HTTPError:
         return False
 
 

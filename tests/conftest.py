@@ -2,9 +2,9 @@
 (with pytest-xdist: once per worker process, each on its own ports), and how the suite is split over workers.
 
 `make test` runs the suite with pytest-xdist (`--dist loadfile`, scheduled by `pytest_xdist_make_scheduler`
-below). A test file is the unit of distribution: its
-tests run in one worker, in order, so module fixtures stay shared; a folder whose tests share a package-scoped
-stack (`tests/fleet`: one stream, one KCL fleet) is one unit. New test files need no configuration.
+below). A test file is the unit of distribution: its tests run in one worker, in order, so module fixtures stay
+shared. Package-scoped fixtures (`tests/fleet`: one stream, one KCL fleet) are built once per worker process, so
+the fleet's two files run side by side on stacks of their own. New test files need no configuration.
 """
 
 from __future__ import annotations
@@ -19,32 +19,26 @@ import pytest
 import redis
 
 RECENTCHANGE = Path(__file__).resolve().parents[2] / "shared" / "data" / "recentchange"
-# Folders whose tests share package-scoped state (ports, streams, running daemons): one xdist unit each.
-ONE_UNIT_FOLDERS = ("fleet",)
 # The longest units (minutes of real daemons): started first, each alone on its worker, so the run is as long as
 # the longest of them rather than that plus whatever was queued behind it.
 LONG_FOLDERS = ("fleet", "e2e")
 
 
 def distribution_group(nodeid: str) -> str:
-    """The xdist unit of a test: its folder under tests/ when that folder is one unit, else its file."""
-    path = nodeid.split("::", 1)[0]
-    parts = path.split("/")
-    if len(parts) > 2 and parts[0] == "tests" and parts[1] in ONE_UNIT_FOLDERS:
-        return parts[1]
-    return path
+    """The xdist unit of a test: its file."""
+    return nodeid.split("::", 1)[0]
 
 
 def is_long_group(group: str) -> bool:
     parts = group.split("/")
-    return group in LONG_FOLDERS or (len(parts) > 2 and parts[0] == "tests" and parts[1] in LONG_FOLDERS)
+    return len(parts) > 2 and parts[0] == "tests" and parts[1] in LONG_FOLDERS
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """With `--dist loadfile` (what `make test` passes): one unit per test file, `ONE_UNIT_FOLDERS` as one unit
-    each, and the long units (`LONG_FOLDERS`) first with nothing queued behind them. (xdist's own `loadgroup`
-    marks do not reach its scheduler under pytest 9, which no longer takes a changed `item._nodeid`.)"""
+    """With `--dist loadfile` (what `make test` passes): one unit per test file, and the long units
+    (`LONG_FOLDERS`) first with nothing queued behind them. (xdist's own `loadgroup` marks do not reach its
+    scheduler under pytest 9, which no longer takes a changed `item._nodeid`.)"""
     if config.getvalue("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadScopeScheduling

@@ -16,6 +16,10 @@ from wikitide.errors import WikitideError
 from wikitide.settings import Settings
 
 DEFAULT_STATE = Path(".wikitide")
+STATE_ENV = "WIKITIDE_STATE_DIR"
+# Said when no stack answers: the local one is found by itself while it runs, AWS needs credentials.
+NO_STACK_HINT = ("start the local stack with `make up` (commands in another shell then find it by themselves) or "
+                 "point at AWS with credentials and AWS_REGION")
 
 
 def _logging(verbose: bool) -> None:
@@ -29,14 +33,48 @@ def _logging(verbose: bool) -> None:
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def cli(verbose: bool) -> None:
-    """wikitide: Wikipedia recent changes, EventStreams -> Kinesis -> KCL -> DynamoDB + Redis -> API."""
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """wikitide: Wikipedia recent changes, EventStreams -> Kinesis -> KCL -> DynamoDB + Redis -> API.
+
+    Without endpoints of its own (AWS_ENDPOINT_URL*, WIKITIDE_STACK), a command uses the local stack that
+    `make up` runs, if one runs (found in $WIKITIDE_STATE_DIR, default .wikitide); else AWS.
+    """
     _logging(verbose)
+    if ctx.invoked_subcommand != "local":
+        _use_running_local_stack()
+
+
+def _state_dir() -> Path:
+    return Path(os.environ.get(STATE_ENV) or DEFAULT_STATE)
+
+
+def _use_running_local_stack() -> None:
+    from wikitide.localstack import registry
+
+    if registry.chose_own_target(os.environ):
+        return
+    running = registry.running(_state_dir())
+    if running is not None:
+        os.environ.update(running.env)
+        logging.getLogger("wikitide").debug("using the local stack registered in %s", running.path)
 
 
 @cli.group()
 def local() -> None:
     """The embedded local stack (kinesis-mock, moto server, redis-server)."""
+
+
+@local.command("env")
+def local_env() -> None:
+    """Print the running local stack's variables as shell exports: `eval "$(wikitide local env)"`, then the AWS
+    CLI and other tools reach the local emulators too."""
+    from wikitide.localstack import registry
+
+    running = registry.running(_state_dir())
+    if running is None:
+        raise click.ClickException(f"no local stack is running (none registered in {_state_dir()}); {NO_STACK_HINT}")
+    click.echo(registry.shell_exports(running), nl=False)
 
 
 @local.command("up")
@@ -45,7 +83,8 @@ def local() -> None:
 @click.option("--workers", default=1, show_default=True, help="KCL MultiLangDaemon workers to start.")
 @click.option("--properties", type=click.Path(path_type=Path), default=Path("properties/local.properties"),
               show_default=True)
-@click.option("--state-dir", type=click.Path(path_type=Path), default=DEFAULT_STATE, show_default=True)
+@click.option("--state-dir", type=click.Path(path_type=Path), default=DEFAULT_STATE, show_default=True,
+              envvar=STATE_ENV)
 @click.option("--kinesis-port", default=4568, show_default=True)
 @click.option("--kinesis-tls-port", default=4567, show_default=True)
 @click.option("--moto-port", default=5005, show_default=True)
@@ -234,7 +273,8 @@ def _reconcile_local_stream(settings: Settings, cloudformation: object, stack_na
 def api(bind: str, workers: int) -> None:
     """Serve the REST API and dashboard under gunicorn."""
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    os.execv(gunicorn, [gunicorn, "--bind", bind, "--workers", str(workers), "api:create_app()"])
+    os.execv(gunicorn, [gunicorn, "--config", "python:api.serving", "--bind", bind, "--workers", str(workers),
+                        "api:create_app()"])
 
 
 @cli.command()
@@ -273,8 +313,14 @@ def replay(path: Path, port: int, speed: float) -> None:
 
 
 def main() -> None:
+    from botocore.exceptions import BotoCoreError, ClientError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
     try:
         cli(standalone_mode=True)
     except WikitideError as exc:
         click.echo(f"wikitide: {exc}", err=True)
+        sys.exit(2)
+    except (BotoCoreError, ClientError, RedisConnectionError) as exc:
+        click.echo(f"wikitide: {exc}; {NO_STACK_HINT}", err=True)
         sys.exit(2)

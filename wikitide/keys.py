@@ -3,6 +3,11 @@
 Counters live in one hash per event-time UTC minute (epoch minute), overall and per wiki; page edit
 counts in one sorted set per minute. A window of W minutes is the union of the W minute buckets that
 end with the minute of the newest processed event (`LATEST_MINUTE`).
+
+The long windows (`ROLLING_WINDOWS`, 1 h and 24 h) also have page edit counts kept up to date as they slide: one
+sorted set per window, overall and per wiki, holding the sum of the minute sets of the minutes `start..end` named
+in the window's range hash (`window_range_key`). Their members are `window_member`s, title first, so that pages
+with equal counts sort by title as the API ranks them.
 """
 
 from __future__ import annotations
@@ -43,8 +48,11 @@ def counts_key(minute: int, wiki: str | None = None) -> str:
     return f"{PREFIX}:m:{minute}" if wiki is None else f"{PREFIX}:m:{minute}:w:{wiki}"
 
 
+MINUTE_PAGES_PREFIX = f"{PREFIX}:p:"
+
+
 def pages_key(minute: int, wiki: str | None = None) -> str:
-    return f"{PREFIX}:p:{minute}" if wiki is None else f"{PREFIX}:p:{minute}:w:{wiki}"
+    return f"{MINUTE_PAGES_PREFIX}{minute}" if wiki is None else f"{MINUTE_PAGES_PREFIX}{minute}:w:{wiki}"
 
 
 def recent_key(wiki: str | None = None) -> str:
@@ -54,6 +62,34 @@ def recent_key(wiki: str | None = None) -> str:
 def cell_states_key(minute: int) -> str:
     """The counter cells merged into a minute's buckets: field `<scope>|<shard>`, value the cell's state."""
     return f"{PREFIX}:s:{minute}"
+
+
+ROLLING_WINDOWS = (60, 1440)
+
+
+def window_range_key(length: int) -> str:
+    """Hash with `start` and `end`: the minutes the rolling window of `length` minutes holds."""
+    return f"{PREFIX}:win:{length}:range"
+
+
+def window_pages_key(length: int, wiki: str | None = None) -> str:
+    base = f"{PREFIX}:win:{length}:p"
+    return base if wiki is None else f"{base}:w:{wiki}"
+
+
+def window_wikis_key(length: int) -> str:
+    """The set of a window's per-wiki keys that hold entries, so that a window reset can drop them all."""
+    return f"{window_pages_key(length)}:wikis"
+
+
+def window_member(wiki: str, title: str) -> str:
+    return f"{title}\t{wiki}"
+
+
+def split_window_member(member: str) -> tuple[str, str]:
+    """`(wiki, title)` of a window member; a title holds no tab (MediaWiki forbids control characters)."""
+    title, _, wiki = member.rpartition("\t")
+    return wiki, title
 
 
 def page_member(wiki: str, title: str) -> str:

@@ -62,6 +62,9 @@ REBUILD_SCAN_READ_TIMEOUT = 30.0
 # timeout is longer, so slowness is not turned into a failure (and a resend of records already stored).
 PRODUCER_KINESIS = Policy("producer PutRecords", attempts=8, deadline=30.0, max_delay=5.0)
 PRODUCER_KINESIS_READ_TIMEOUT = 15.0
+# One PutRecord of the lanes that replace PutRecords on kinesis-mock (`producer/kinesis_writer.py`): the same
+# patience per record as the batch call it stands in for.
+PRODUCER_KINESIS_RECORD = Policy("producer PutRecord", attempts=8, deadline=30.0, max_delay=5.0)
 
 _testing = False
 

@@ -18,6 +18,9 @@ from wikitide.errors import ConfigError
 
 DEFAULT_STACK = "wikitide"
 DEFAULT_REGION = "us-east-1"
+# How the producer writes to Kinesis: `records` (PutRecords, 500 a call: AWS) or `record` (PutRecord calls side by
+# side: kinesis-mock, whose PutRecords slows down as the stream grows; see producer/kinesis_writer.py).
+KINESIS_PUT_APIS = ("records", "record")
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,9 @@ class Settings:
     fast_retries: bool = False
     # Record every processed record's (shard, sequence) in Redis, in processing order (kcl_app.progress).
     kcl_journal: bool = False
+    kinesis_put: str = "records"
+    # How long the API reuses its dependency checks for `/health` (0: check on every call).
+    health_cache_seconds: float = 5.0
     redis_password: str | None = field(default=None, repr=False)
     redis_ca_file: str | None = None
     cloudformation_endpoint: str | None = None
@@ -48,6 +54,8 @@ class Settings:
             contact=env.get("WIKITIDE_CONTACT", ""),
             fast_retries=env.get("WIKITIDE_FAST_RETRIES") == "1",
             kcl_journal=env.get("WIKITIDE_KCL_JOURNAL") == "1",
+            kinesis_put=_choice(env, "WIKITIDE_KINESIS_PUT", KINESIS_PUT_APIS),
+            health_cache_seconds=_seconds(env, "WIKITIDE_HEALTH_CACHE_SECONDS", 5.0),
             redis_password=env.get("REDIS_PASSWORD") or None,
             redis_ca_file=env.get("REDIS_TLS_CA_FILE") or None,
             cloudformation_endpoint=env.get("AWS_ENDPOINT_URL_CLOUDFORMATION") or shared,
@@ -57,3 +65,24 @@ class Settings:
         if not self.redis_url:
             raise ConfigError("REDIS_URL is not set (e.g. redis://127.0.0.1:6380/0, or your ElastiCache endpoint)")
         return self.redis_url
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """The variable's value, one of `choices` (the first when unset)."""
+    value = env.get(name) or choices[0]
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise ConfigError(f"{name} must be a number of seconds from 0 to 3600, got {raw!r}")
+    return value

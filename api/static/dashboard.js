@@ -85,6 +85,20 @@ function renderRecent(recent) {
   }));
 }
 
+// While the processors have counted nothing yet, /health says "starting" and why: shown instead of silent zeros.
+async function renderPipelineState() {
+  const banner = document.getElementById("starting-banner");
+  try {
+    const response = await fetch("/health", { cache: "no-store" });
+    const health = await response.json();
+    const starting = health.status === "starting";
+    banner.hidden = !starting;
+    if (starting) banner.textContent = `Starting: ${health.pipeline.reason}`;
+  } catch (error) {
+    banner.hidden = true;  // the data requests report their own failures
+  }
+}
+
 let inFlight = false;
 
 async function refresh() {
@@ -94,6 +108,7 @@ async function refresh() {
   const status = document.getElementById("status");
   const topWindow = document.getElementById("window").value;
   try {
+    renderPipelineState();
     const [allStats, top, recent] = await Promise.all([
       Promise.all(WINDOWS.map((w) => getJSON(`/v1/stats?${query({ window: w })}`))),
       getJSON(`/v1/pages/top?${query({ window: topWindow, limit: "10" })}`),

@@ -18,11 +18,12 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import boto3
+import httpx
 import psutil
 import pytest
-import requests
 
 from tests.conftest import RECENTCHANGE
 from tests.e2e.hostile_frames import (
@@ -114,8 +115,16 @@ class Pipeline:
     def __init__(self, process: subprocess.Popen[str], api: str, log: Path, replay: Path, moto_port: int) -> None:
         self.process, self.api, self.log, self.replay, self.moto_port = process, api, log, replay, moto_port
 
-    def get(self, path: str, **params: object) -> requests.Response:
-        return requests.get(self.api + path, params=params, timeout=10)
+    def get(self, path: str, **params: Any) -> httpx.Response:
+        return httpx.get(self.api + path, params=params, timeout=10)
+
+    def log_tails(self, lines: int = 25) -> str:
+        """The last lines of every process's log under the launcher's state directory: what a failure needs."""
+        tails = []
+        for path in sorted((self.log.parent / "state" / "logs").glob("*.log")):
+            text = path.read_text(errors="replace").splitlines()[-lines:]
+            tails.append(f"\n--- {path.name} (last {len(text)} lines)\n" + "\n".join(text))
+        return "".join(tails)
 
     def client(self, service: str) -> object:
         return boto3.client(
@@ -167,10 +176,11 @@ def _wait_for_events(pipeline: Pipeline, expected: int, timeout: float = 420) ->
                 last = response.json()
                 if last["events"] >= expected:
                     return last
-        except (requests.ConnectionError, requests.Timeout):
+        except httpx.TransportError:
             pass  # the API is still starting, or slow while the machine is busy: its progress is what counts
         time.sleep(1)
-    pytest.fail(f"only {last.get('events')} of {expected} events after {timeout:.0f}s:\n{pipeline.log.read_text()}")
+    pytest.fail(f"only {last.get('events')} of {expected} events after {timeout:.0f}s:\n{pipeline.log.read_text()}"
+                f"{pipeline.log_tails()}")
 
 
 def test_stats_equal_the_recording_counted_independently(pipeline: Pipeline) -> None:

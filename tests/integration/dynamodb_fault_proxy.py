@@ -1,7 +1,8 @@
 """A small HTTP proxy in front of moto's DynamoDB that injects DynamoDB's own error answers: a
 `ProvisionedThroughputExceededException` for the requests that touch chosen tables, for as long as the test says
-(`throttle`), and a `ValidationException` for every item write whose body names a chosen text
-(`refuse_items_naming`: the permanent refusal of an item DynamoDB will never take). Everything else passes
+(`throttle`), and a `ValidationException` for every item write (`PutItem`, or `BatchWriteItem`, which DynamoDB
+refuses whole for one bad item) to a chosen table whose body names a chosen text (`refuse_items_naming`: the
+permanent refusal of an item DynamoDB will never take). Everything else passes
 through, so the KCL's own lease tables keep working while the pipeline's tables fail."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import requests
+import httpx
 
 
 class DynamoDBFaultProxy:
@@ -20,6 +21,7 @@ class DynamoDBFaultProxy:
         self.throttled = 0
         self.refused = 0
         self._refused_text: bytes | None = None
+        self._refused_table = b""
         self._tables: frozenset[str] = frozenset()
         self._until = 0.0
         self._lock = threading.Lock()
@@ -34,7 +36,7 @@ class DynamoDBFaultProxy:
                                  {"Content-Type": "application/x-amz-json-1.0"})
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                response = requests.post(proxy.upstream + self.path, data=body, headers=headers, timeout=30)
+                response = httpx.post(proxy.upstream + self.path, content=body, headers=headers, timeout=30)
                 self._answer(response.status_code, response.content, {
                     k: v for k, v in response.headers.items()
                     if k.lower() not in ("content-length", "connection", "transfer-encoding", "content-encoding")
@@ -69,14 +71,16 @@ class DynamoDBFaultProxy:
             self._tables = frozenset(tables)
             self._until = time.monotonic() + seconds
 
-    def refuse_items_naming(self, text: str) -> None:
+    def refuse_items_naming(self, text: str, table: str) -> None:
         with self._lock:
             self._refused_text = text.encode()
+            self._refused_table = json.dumps(table).encode()
 
     def _fault(self, body: bytes, target: str) -> tuple[str, str] | None:
         """The error type and message to answer instead of moto's, or None to pass the request through."""
         with self._lock:
-            if self._refused_text is not None and self._refused_text in body and target.endswith("PutItem"):
+            if (self._refused_text is not None and self._refused_text in body and self._refused_table in body
+                    and target.endswith(("PutItem", "BatchWriteItem"))):
                 self.refused += 1
                 return ("com.amazon.coral.validate#ValidationException",
                         "Item size has exceeded the maximum allowed size (injected by the test's fault proxy)")

@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
+import httpx
 import pytest
 import redis
-import requests
 
 from tests.conftest import RECENTCHANGE
 from tests.integration.hanging_proxy import HangingProxy
@@ -154,13 +154,15 @@ def api_behind_proxies(local_stack, provisioned, redis_url: str, tmp_path: Path)
             **_processor_env(local_stack, provisioned),
             "REDIS_URL": f"redis://127.0.0.1:{redis_proxy.port}/0",
             "AWS_ENDPOINT_URL_DYNAMODB": f"http://127.0.0.1:{dynamo_proxy.port}",
+            # Every /health call checks: the test asks right after the fault (caching: tests/unit/test_api_health.py).
+            "WIKITIDE_HEALTH_CACHE_SECONDS": "0",
         }
         supervisor = Supervisor(tmp_path / "logs")
         gunicorn = Path(wikitide_command()[0]).parent / "gunicorn"
         supervisor.start(ServiceSpec(
             name="api", env=env, cwd=Path(__file__).resolve().parents[2],
-            command=[str(gunicorn), "--bind", f"127.0.0.1:{port}", "--workers", "2", "--timeout", "30",
-                     "api:create_app()"],
+            command=[str(gunicorn), "--config", "python:api.serving", "--bind", f"127.0.0.1:{port}",
+                     "--workers", "2", "api:create_app()"],
             ready=lambda: http_answers(f"http://127.0.0.1:{port}/health"),
         ))
         try:
@@ -169,9 +171,9 @@ def api_behind_proxies(local_stack, provisioned, redis_url: str, tmp_path: Path)
             supervisor.stop_all()
 
 
-def _timed_get(url: str) -> tuple[requests.Response, float]:
+def _timed_get(url: str) -> tuple[httpx.Response, float]:
     started = time.monotonic()
-    response = requests.get(url, timeout=60)
+    response = httpx.get(url, timeout=60)
     return response, time.monotonic() - started
 
 
@@ -181,7 +183,7 @@ def test_a_hung_redis_gives_503_health_and_answers_from_dynamodb(api_behind_prox
 
     api_url, proxies = api_behind_proxies
     redis.Redis.from_url(redis_url).set(keys.READY, 1)  # Redis holds the counters: the API reads it first
-    assert requests.get(f"{api_url}/v1/stats?window=1h", timeout=30).status_code == 200
+    assert httpx.get(f"{api_url}/v1/stats?window=1h", timeout=30).status_code == 200
     proxies["redis"].hang()
 
     health, health_seconds = _timed_get(f"{api_url}/health")

@@ -1,4 +1,5 @@
-"""The producer's Kinesis adapter against kinesis-mock, including entries that fail and are retried."""
+"""The producer's Kinesis adapters (PutRecords; PutRecord side by side) against kinesis-mock, including entries
+that fail and are retried."""
 
 import json
 
@@ -6,9 +7,10 @@ import boto3
 import pytest
 
 from producer.batcher import to_entry
-from producer.kinesis_writer import KinesisWriter
+from producer.kinesis_writer import KinesisRecordWriter, KinesisWriter, make_writer
 from tests.conftest import RECENTCHANGE
 from wikitide.errors import DependencyUnavailable
+from wikitide.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -119,3 +121,71 @@ def test_throttling_that_persists_ends_in_a_clear_error(provisioned) -> None:
     client.meta.events.register("before-call.kinesis.PutRecords", throttle)
     with pytest.raises(DependencyUnavailable, match="ProvisionedThroughputExceededException"):
         KinesisWriter(client, provisioned.stream_name, attempts=3, fast_retries=True).put(_entries(5))
+
+
+def test_the_record_writer_keeps_page_order_across_pages_written_side_by_side(provisioned) -> None:
+    client = boto3.client("kinesis")
+    calls = []
+    client.meta.events.register("before-call.kinesis.PutRecord", lambda **kwargs: calls.append(1))
+    pages = ["Hot", "Cold", "Warm", "Dry"]
+    entries = [to_entry(json.dumps({"wiki": "enwiki", "title": pages[n % 4], "n": n}), None) for n in range(120)]
+    writer = KinesisRecordWriter(client, provisioned.stream_name, lanes=4)
+    try:
+        writer.put(entries)
+    finally:
+        writer.close()
+    stored = [json.loads(d) for d in _read_all(client, provisioned.stream_name)]
+    assert len(calls) == len(entries)  # one PutRecord per entry, no PutRecords
+    assert sorted(s["n"] for s in stored) == list(range(120))
+    for page in pages:
+        assert [s["n"] for s in stored if s["title"] == page] == [n for n in range(120) if n % 4 == pages.index(page)]
+
+
+def test_the_record_writer_retries_a_throttled_record_and_ends_in_a_clear_error_when_it_persists(
+    provisioned,
+) -> None:
+    from botocore.exceptions import ClientError
+
+    client = boto3.client("kinesis")
+    throttled = {"left": 2}
+
+    def throttle_twice(**kwargs) -> None:
+        if throttled["left"]:
+            throttled["left"] -= 1
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}},
+                              "PutRecord")
+
+    client.meta.events.register("before-call.kinesis.PutRecord", throttle_twice)
+    entries = _entries(20)
+    writer = KinesisRecordWriter(client, provisioned.stream_name, fast_retries=True)
+    try:
+        writer.put(entries)
+    finally:
+        writer.close()
+    assert throttled["left"] == 0
+    assert sorted(_read_all(client, provisioned.stream_name)) == sorted(e.data for e in entries)
+
+    def throttle_always(**kwargs) -> None:
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "no"}}, "PutRecord")
+
+    refusing = boto3.client("kinesis")
+    refusing.meta.events.register("before-call.kinesis.PutRecord", throttle_always)
+    writer = KinesisRecordWriter(refusing, provisioned.stream_name, attempts=3, fast_retries=True)
+    try:
+        with pytest.raises(DependencyUnavailable, match="ProvisionedThroughputExceededException"):
+            writer.put(_entries(5))
+    finally:
+        writer.close()
+
+
+def test_the_put_api_is_chosen_by_the_settings() -> None:
+    from wikitide.errors import ConfigError
+
+    assert isinstance(make_writer(None, "s", "records"), KinesisWriter)
+    record_writer = make_writer(None, "s", "record")
+    assert isinstance(record_writer, KinesisRecordWriter)
+    record_writer.close()
+    assert Settings.from_env({}).kinesis_put == "records"
+    assert Settings.from_env({"WIKITIDE_KINESIS_PUT": "record"}).kinesis_put == "record"
+    with pytest.raises(ConfigError, match="WIKITIDE_KINESIS_PUT"):
+        Settings.from_env({"WIKITIDE_KINESIS_PUT": "batch"})

@@ -94,7 +94,7 @@ def test_a_poison_batch_is_isolated_and_the_shard_goes_on(local_stack, provision
     supervisor = Supervisor(tmp_path / "logs")
     try:
         with DynamoDBFaultProxy(local_stack.env["AWS_ENDPOINT_URL_DYNAMODB"]) as proxy:
-            proxy.refuse_items_naming(REFUSED_TITLE)
+            proxy.refuse_items_naming(REFUSED_TITLE, provisioned.events_table)
             supervisor.start(ServiceSpec(
                 name="kcl",
                 command=wikitide_command("consume", "--properties", str(REPO / "properties" / "local.properties"),

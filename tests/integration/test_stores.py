@@ -61,6 +61,54 @@ def test_a_key_is_held_by_the_first_record_and_its_redeliveries(provisioned) -> 
     assert got["position"]["S"] == edit.record.position
 
 
+def test_claims_cost_one_call_per_25_to_100_records(provisioned) -> None:
+    client = boto3.client("dynamodb")
+    calls: Counter[str] = Counter()
+    client.meta.events.register("before-call.dynamodb.*", lambda model, **kwargs: calls.update([model.name]))
+    store = DynamoEventStore(client, provisioned.events_table, provisioned.latest_page_table)
+    assert len(store.claim(_prepared(250))) == 250
+    assert calls == {"BatchGetItem": 3, "BatchWriteItem": 10}
+
+
+def test_a_zombie_and_the_new_owner_claiming_the_same_batch_leave_one_holder_and_the_later_copy_a_duplicate(
+    provisioned,
+) -> None:
+    """The race the unconditional claim write must survive (see `DynamoEventStore.claim`): a zombie reads the
+    batch's keys as free and stalls before its write; meanwhile the shard's new owner claims the same records,
+    then a later copy of one of them (another position on the same shard, as a source duplicate is). The zombie
+    then writes. Every key must still be held by its first position, and the later copy stay a duplicate."""
+    batch = _prepared(40)
+    later_copy = _prepared(1, first=10**21)[0]  # the first record again, at a later sequence number
+    assert later_copy.key == batch[0].key and later_copy.record.position != batch[0].record.position
+
+    zombie_client, owner_client = boto3.client("dynamodb"), boto3.client("dynamodb")
+    read_done, owner_done = threading.Event(), threading.Event()
+
+    def stall_after_read(**kwargs) -> None:
+        read_done.set()
+        assert owner_done.wait(60), "the owner never finished"
+
+    zombie_client.meta.events.register("after-call.dynamodb.BatchGetItem", stall_after_read)
+    zombie = DynamoEventStore(zombie_client, provisioned.events_table, provisioned.latest_page_table)
+    owner = DynamoEventStore(owner_client, provisioned.events_table, provisioned.latest_page_table)
+    zombie_held: list = []
+    thread = threading.Thread(target=lambda: zombie_held.extend(zombie.claim(batch)))
+    thread.start()
+    try:
+        assert read_done.wait(60), "the zombie never read"
+        owner_held = owner.claim(batch)
+        assert owner.claim([later_copy]) == []
+    finally:
+        owner_done.set()
+        thread.join(60)
+    assert len(owner_held) == len(zombie_held) == len(batch)  # both count: the ledger's marks absorb the second
+    assert owner.claim([later_copy]) == []  # still a duplicate after the zombie's late write
+    for change in batch:
+        item = owner_client.get_item(TableName=provisioned.events_table, Key={"pk": {"S": change.key}},
+                                     ConsistentRead=True)["Item"]
+        assert item["position"]["S"] == change.record.position
+
+
 def test_the_latest_change_of_a_page_only_moves_forward(provisioned) -> None:
     client = boto3.client("dynamodb")
     store = DynamoEventStore(client, provisioned.events_table, provisioned.latest_page_table)

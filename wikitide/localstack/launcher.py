@@ -13,7 +13,7 @@ from types import FrameType
 from kcl_app.daemon import read_properties
 from wikitide import stack
 from wikitide.aws import make_client
-from wikitide.localstack import services
+from wikitide.localstack import registry, services
 from wikitide.localstack.supervisor import ServiceSpec, Supervisor
 from wikitide.settings import Settings
 
@@ -131,10 +131,13 @@ def run_local(
         local.start_api()
         label = " (SYNTHETIC data)" if chosen == "synthetic" else ""
         print(f"wikitide: source {chosen}{label}", flush=True)
-        print(f"wikitide: API and dashboard at {local.api_url}/  (Ctrl-C stops everything)", flush=True)
+        registry.register(state_dir, local.env, local.api_url)
+        print(f"wikitide: API and dashboard at {local.api_url}/  (Ctrl-C stops everything; `wikitide` commands in "
+              "another shell use this stack, `wikitide local env` prints its variables)", flush=True)
         while not stop.wait(1.0):
             local.supervisor.check()
     finally:
         print("wikitide: stopping", flush=True)
+        registry.unregister(state_dir)
         local.stop()
         print("wikitide: stopped", flush=True)

@@ -48,6 +48,8 @@ def endpoint_env(ports: Ports, stack_name: str) -> dict[str, str]:
         "AWS_ENDPOINT_URL_CLOUDFORMATION": moto,
         "REDIS_URL": f"redis://127.0.0.1:{ports.redis}/0",
         "WIKITIDE_STACK": stack_name,
+        # kinesis-mock's PutRecords slows down with every record a shard holds; its PutRecord does not.
+        "WIKITIDE_KINESIS_PUT": "record",
     }
 
 
@@ -135,10 +137,12 @@ def api_server(ports: Ports, env: dict[str, str], workers: int = 2) -> ServiceSp
     return ServiceSpec(
         name="api",
         command=[
-            _venv_script("gunicorn"), "--bind", f"127.0.0.1:{ports.api}", "--workers", str(workers),
+            # Worker class, threads, timeouts and request limits: api/serving.py.
+            _venv_script("gunicorn"), "--config", "python:api.serving", "--bind", f"127.0.0.1:{ports.api}",
+            "--workers", str(workers),
             # Graceful stop: requests in flight get API_GRACE_SECONDS (every request is bounded by its own
             # dependency timeouts, a few seconds), idle workers leave at once.
-            "--timeout", "30", "--graceful-timeout", str(API_GRACE_SECONDS),
+            "--graceful-timeout", str(API_GRACE_SECONDS),
             "--access-logfile", "-", "api:create_app()",
         ],
         cwd=REPO_ROOT,

@@ -1,0 +1,86 @@
+"""How gunicorn serves the API: `gunicorn -c python:api.serving 'api:create_app()'` (the CLI and the local stack
+both do). The module-level names are gunicorn settings; `JsonErrorWorker` is the worker class they name.
+
+Slow clients: gunicorn's `sync` worker reads a request in the worker itself, so two clients sending a byte every
+few seconds held both workers (a normal request waited 37 s). The `gthread` worker keeps connections that sent
+nothing in a poller and gives each request that arrives a thread of `threads`, so slow clients only hold threads
+and the others keep answering. A client that trickles still holds its thread while it trickles: in production a
+buffering proxy or the load balancer in front (the ALB reads whole requests before forwarding) is what makes
+slow clients free; see the README.
+
+Errors gunicorn answers itself (a request line over `limit_request_line`: 414, too many or too large header
+fields: 431, a malformed request: 400) are written by `JsonErrorWorker` as JSON, like every error of the app.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from typing import Any
+
+from gunicorn import util
+from gunicorn.http import errors
+from gunicorn.workers.gthread import ThreadWorker
+
+from api.headers import SECURITY_HEADERS
+
+worker_class = "api.serving.JsonErrorWorker"
+# Threads per worker: requests wait on Redis or DynamoDB, not on the CPU.
+threads = 8
+# A worker that stops answering its arbiter for this long is replaced.
+timeout = 30
+# Kept-alive connections wait in the poller, not in a thread; after this many idle seconds they are closed.
+keepalive = 5
+# gunicorn's own defaults, named here because the README and the tests rely on them.
+limit_request_line = 4094
+limit_request_fields = 100
+limit_request_field_size = 8190
+
+_REASONS = {400: "Bad Request", 403: "Forbidden", 414: "URI Too Long", 417: "Expectation Failed",
+            431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented"}
+
+
+def error_answer(exc: BaseException, cfg: Any) -> tuple[int, str]:
+    """The status and client-facing message of an error gunicorn met outside the app."""
+    if isinstance(exc, errors.InvalidResponseHeader | errors.InvalidResponseHeaderName | errors.ConfigurationProblem):
+        return 500, "internal error"
+    if isinstance(exc, errors.LimitRequestLine):
+        return 414, f"the request line is longer than {cfg.limit_request_line} bytes"
+    if isinstance(exc, errors.LimitRequestHeaders):
+        return 431, (
+            f"the request has more than {cfg.limit_request_fields} header fields or one longer than "
+            f"{cfg.limit_request_field_size} bytes"
+        )
+    if isinstance(exc, errors.UnsupportedTransferCoding):
+        return 501, "unsupported transfer coding"
+    if isinstance(exc, errors.ExpectationFailed):
+        return 417, "unsupported Expect header"
+    if isinstance(exc, errors.ForbiddenProxyRequest | ssl.SSLError):
+        return 403, "request refused"
+    if isinstance(exc, errors.ParseException):
+        return 400, f"malformed HTTP request ({type(exc).__name__})"
+    return 500, "internal error"
+
+
+def error_bytes(status: int, message: str) -> bytes:
+    body = json.dumps({"error": message}).encode()
+    head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}", "Connection: close",
+            "Content-Type: application/json", f"Content-Length: {len(body)}"]
+    head += [f"{name}: {value}" for name, value in SECURITY_HEADERS.items()]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+class JsonErrorWorker(ThreadWorker):
+    """gunicorn's threaded worker, answering the errors it meets before the app does in JSON instead of HTML."""
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        status, message = error_answer(exc, self.cfg)
+        ip = addr[0] if addr else ""
+        if status >= 500:
+            self.log.exception("Error handling request from ip=%s", ip)
+        else:
+            self.log.warning("Invalid request from ip=%s: %s", ip, exc)
+        try:
+            util.write_nonblock(client, error_bytes(status, message))
+        except OSError:
+            self.log.debug("Failed to send error message.")
