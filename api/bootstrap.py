@@ -18,7 +18,7 @@ from api.health import dynamodb_check, kinesis_check, redis_check
 from api.ports import HealthChecks
 from api.redis_stats import RedisStats, is_ready
 from wikitide.aws import make_client
-from wikitide.redis_client import make_redis
+from wikitide.redis_client import connect
 from wikitide.settings import Settings
 from wikitide.stack import StackResources, read_outputs
 
@@ -42,8 +42,8 @@ class Adapters:
     @cached_property
     def redis_client(self) -> redis.Redis:
         retries = 0 if self._settings.fast_retries else REDIS_RETRIES
-        return make_redis(
-            self._settings.require_redis_url(),
+        return connect(
+            self._settings,
             retries=retries,
             socket_timeout=REDIS_TIMEOUT_SECONDS,
             connect_timeout=REDIS_TIMEOUT_SECONDS,

@@ -15,7 +15,7 @@ from kcl_app.progress import RedisProgress
 from kcl_app.redis_mirror import Rebuilder, RedisMirror
 from wikitide import retry
 from wikitide.aws import make_adapter_client, make_client
-from wikitide.redis_client import make_redis
+from wikitide.redis_client import connect
 from wikitide.settings import Settings
 from wikitide.stack import StackResources, read_outputs
 
@@ -65,7 +65,7 @@ def build_stores(
 def bootstrap(settings: Settings) -> BatchHandler:
     resources = read_outputs(make_client(settings, "cloudformation"), settings.stack_name)
     # One attempt per command: RedisMirror retries under retry.PROCESSOR_REDIS.
-    redis_client = make_redis(settings.require_redis_url())
+    redis_client = connect(settings)
     stores, _ = build_stores(
         make_adapter_client(settings, "dynamodb"), redis_client, resources, fast_retries=settings.fast_retries,
         scan_client=make_adapter_client(settings, "dynamodb", read_timeout=retry.REBUILD_SCAN_READ_TIMEOUT),
@@ -76,5 +76,5 @@ def bootstrap(settings: Settings) -> BatchHandler:
 def progress_reporter(settings: Settings) -> RedisProgress:
     """Per-shard progress (and, when enabled, the processing journal) in the counters' Redis."""
     # Progress is best effort (logged, never raised, never retried): a hung Redis costs a batch one short timeout.
-    client = make_redis(settings.require_redis_url(), socket_timeout=1.0, connect_timeout=1.0)
+    client = connect(settings, socket_timeout=1.0, connect_timeout=1.0)
     return RedisProgress(client, journal=settings.kcl_journal)

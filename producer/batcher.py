@@ -103,7 +103,7 @@ def partition_key_for(raw: dict[str, object]) -> str:
         meta_id = meta.get("id") if isinstance(meta, dict) else None
         key = str(meta_id) if meta_id else "unkeyed"
     if len(key) > MAX_PARTITION_KEY_CHARS:
-        key = "sha1:" + hashlib.sha1(key.encode("utf-8")).hexdigest()
+        key = "sha1:" + hashlib.sha1(key.encode("utf-8"), usedforsecurity=False).hexdigest()
     return key
 
 

@@ -191,13 +191,13 @@ def workers(application: str | None, as_json: bool) -> None:
     from kcl_app.status import format_table, summary, to_json
     from kcl_app.status_reader import read_status
     from wikitide.aws import make_client
-    from wikitide.redis_client import make_redis
+    from wikitide.redis_client import connect
     from wikitide.stack import read_outputs
 
     settings = Settings.from_env()
     resources = read_outputs(make_client(settings, "cloudformation"), settings.stack_name)
     # Lag figures are optional: one try per read (redis-py would otherwise retry a hung server 10 times).
-    progress = make_redis(settings.redis_url, decode_responses=True) if settings.redis_url else None
+    progress = connect(settings, decode_responses=True) if settings.redis_url else None
     rows = read_status(
         make_client(settings, "kinesis"), make_client(settings, "dynamodb"), progress, resources.stream_name,
         application or f"{settings.stack_name}-kcl",
@@ -341,6 +341,67 @@ def archive_replay(start: str, end: str, into: str | None, rate: float | None, b
         else ""
     click.echo(f"replayed {result.records} records in {result.calls} calls into {stream}{resumed}; "
                f"{len(result.corrupt or [])} corrupt objects skipped")
+
+
+@cli.command()
+@click.option("--stack", "stack_name", required=True, help="The stack to create or update.")
+@click.option("--env", "environment", type=click.Choice(["local", "staging", "production"]), required=True,
+              help="Sets the template's Environment parameter, when it has one.")
+@click.option("--template", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="The layer's template (default: cloudformation/wikitide.yaml, the data layer).")
+@click.option("--param", "params", multiple=True, metavar="K=V", help="A template parameter (repeatable).")
+@click.option("--yes", is_flag=True, help="Apply without asking.")
+@click.option("--timeout", default=1800.0, show_default=True, help="Seconds to wait for the stack.")
+def deploy(stack_name: str, environment: str, template: Path | None, params: tuple[str, ...], yes: bool,
+           timeout: float) -> None:
+    """Lint a template, show what changes against the deployed stack, then create or update it and report."""
+    from wikitide import deploy as deployment
+    from wikitide.aws import make_client
+    from wikitide.errors import ConfigError
+    from wikitide.stack import TEMPLATE_PATH, load_template
+
+    path = template or TEMPLATE_PATH
+    given: dict[str, str] = {}
+    for param in params:
+        key, sep, value = param.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--param takes K=V, got {param!r}")
+        given[key] = value
+    if "Environment" in load_template(path).get("Parameters", {}):
+        given.setdefault("Environment", environment)
+    warnings = deployment.lint(path)
+    if warnings:
+        click.echo(warnings)
+    settings = Settings.from_env()
+    emulator = settings.cloudformation_endpoint is not None
+    # One attempt per call: an update is not repeated behind the operator's back.
+    cloudformation = make_client(settings, "cloudformation", max_attempts=1, read_timeout=60.0)
+    plan = deployment.plan(cloudformation, stack_name, path, given, emulator=emulator)
+    click.echo(deployment.render(plan))
+    if not plan.has_changes:
+        return
+    if not yes and not click.confirm("Apply these changes?", default=False):
+        raise ConfigError("not applied")
+    status = deployment.apply(cloudformation, plan, emulator=emulator, echo=click.echo, timeout=timeout)
+    click.echo(f"{stack_name}: {status}")
+    if emulator and settings.kinesis_endpoint:
+        _reconcile_local_stream(settings, cloudformation, stack_name, path, plan.parameters)
+
+
+def _reconcile_local_stream(settings: Settings, cloudformation: object, stack_name: str, template: Path,
+                            parameters: dict[str, str]) -> None:
+    """On the local stack the stream lives in kinesis-mock, not in moto: give it the template's shard count."""
+    from wikitide.aws import make_client
+    from wikitide.stack import load_template, reconcile_stream, resolve_shard_count
+
+    outputs = {o["OutputKey"]: o["OutputValue"]
+               for o in cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0].get("Outputs", [])}  # type: ignore[attr-defined]
+    if "StreamName" not in outputs:
+        return
+    shards = resolve_shard_count(load_template(template), parameters)
+    before = reconcile_stream(make_client(settings, "kinesis"), outputs["StreamName"], shards)
+    if before is not None:
+        click.echo(f"local Kinesis stream {outputs['StreamName']}: {before} -> {shards} shards")
 
 
 @cli.command()

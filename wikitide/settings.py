@@ -1,5 +1,9 @@
 """One frozen settings object per process, read from the environment at the entrypoint and nowhere else.
 
+Redis: `REDIS_URL` (`rediss://host:port/0` for TLS, as ElastiCache with encryption in transit needs), the AUTH
+password apart in `REDIS_PASSWORD` (ECS injects it from Secrets Manager; a password inside the URL works too),
+and `REDIS_TLS_CA_FILE` when the server's certificate is not signed by a CA the system trusts (a test's own).
+
 Endpoints follow the AWS SDK's own variables (`AWS_ENDPOINT_URL_KINESIS`, `AWS_ENDPOINT_URL_DYNAMODB`, ...,
 or `AWS_ENDPOINT_URL` for LocalStack): boto3 reads them itself, so with none set the code talks to real AWS.
 """
@@ -8,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wikitide.errors import ConfigError
 
@@ -33,6 +37,9 @@ class Settings:
     kinesis_put: str = "records"
     # How long the API reuses its dependency checks for `/health` (0: check on every call).
     health_cache_seconds: float = 5.0
+    redis_password: str | None = field(default=None, repr=False)
+    redis_ca_file: str | None = None
+    cloudformation_endpoint: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -49,6 +56,9 @@ class Settings:
             kcl_journal=env.get("WIKITIDE_KCL_JOURNAL") == "1",
             kinesis_put=_choice(env, "WIKITIDE_KINESIS_PUT", KINESIS_PUT_APIS),
             health_cache_seconds=_seconds(env, "WIKITIDE_HEALTH_CACHE_SECONDS", 5.0),
+            redis_password=env.get("REDIS_PASSWORD") or None,
+            redis_ca_file=env.get("REDIS_TLS_CA_FILE") or None,
+            cloudformation_endpoint=env.get("AWS_ENDPOINT_URL_CLOUDFORMATION") or shared,
         )
 
     def require_redis_url(self) -> str:

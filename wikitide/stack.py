@@ -36,6 +36,11 @@ class StackResources:
 
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     """The template as data; CloudFormation's short tags (`!Ref`, `!Sub`, ...) become their `Fn::` forms."""
+    return parse_template(path.read_text(encoding="utf-8"))
+
+
+def parse_template(text: str) -> dict[str, Any]:
+    """A template's YAML or JSON text as data, short tags as their `Fn::` forms."""
 
     class _Loader(yaml.SafeLoader):
         pass
@@ -44,6 +49,8 @@ def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
         name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
         if isinstance(node, yaml.ScalarNode):
             value: Any = loader.construct_scalar(node)
+            if suffix == "GetAtt":  # `!GetAtt Name.Attribute` is `{"Fn::GetAtt": ["Name", "Attribute"]}`
+                value = value.split(".", 1)
         elif isinstance(node, yaml.SequenceNode):
             value = loader.construct_sequence(node, deep=True)
         else:
@@ -51,8 +58,11 @@ def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
         return {name: value}
 
     _Loader.add_multi_constructor("!", _construct)
-    with path.open(encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    # A SafeLoader subclass (only CloudFormation's short tags added): bandit cannot see that.
+    loaded = yaml.load(text, Loader=_Loader)  # noqa: S506  # nosec B506
+    if not isinstance(loaded, dict):
+        raise ConfigError("a CloudFormation template must be a mapping")
+    return loaded
 
 
 def read_outputs(cloudformation: Any, stack_name: str) -> StackResources:
@@ -100,7 +110,7 @@ def deploy_local(
         cloudformation.create_stack(StackName=stack_name, TemplateBody=body, Parameters=params)
     _wait_complete(cloudformation, stack_name, timeout)
     resources = read_outputs(cloudformation, stack_name)
-    shard_count = int(_resolve_shard_count(template, parameters or {}))
+    shard_count = resolve_shard_count(template, parameters or {})
     _ensure_stream(kinesis, resources.stream_name, shard_count, timeout)
     return resources
 
@@ -125,15 +135,46 @@ def _wait_complete(cloudformation: Any, stack_name: str, timeout: float) -> None
     raise DependencyUnavailable(f"stack {stack_name} not complete after {timeout:.0f}s")
 
 
-def _resolve_shard_count(template: dict[str, Any], parameters: dict[str, str]) -> Any:
+def resolve_shard_count(template: dict[str, Any], parameters: dict[str, str]) -> int:
+    """The stream's shard count as the template resolves it with these parameters (the local stack runs the
+    stream PROVISIONED: an `Fn::If` on the stream mode resolves to the `ShardCount` parameter it refers to)."""
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::Kinesis::Stream":
             value = resource["Properties"]["ShardCount"]
-            if isinstance(value, dict) and "Ref" in value:
-                name = value["Ref"]
-                return parameters.get(name, template["Parameters"][name]["Default"])
-            return value
+            if isinstance(value, int | str):
+                return int(value)
+            names = [name for name in _refs(value) if name in template.get("Parameters", {})]
+            if len(names) != 1:
+                raise ConfigError(f"cannot resolve the stream's ShardCount locally: {value!r}")
+            return int(parameters.get(names[0], template["Parameters"][names[0]]["Default"]))
     raise ConfigError("the template defines no AWS::Kinesis::Stream")
+
+
+def _refs(value: Any) -> list[str]:
+    """Every name a `Ref` inside `value` refers to, in order."""
+    if isinstance(value, dict):
+        if set(value) == {"Ref"}:
+            return [value["Ref"]]
+        return [name for item in value.values() for name in _refs(item)]
+    if isinstance(value, list):
+        return [name for item in value for name in _refs(item)]
+    return []
+
+
+def reconcile_stream(kinesis: Any, name: str, shard_count: int, *, timeout: float = 60.0) -> int | None:
+    """Make the local Kinesis's stream (kinesis-mock, where the pipeline's stream lives on the local stack) match
+    the template's shard count after a deploy: create it when missing, else `UpdateShardCount` (uniform scaling,
+    so at most double or half per call, as on AWS). Returns the open shard count before, or None when unchanged."""
+    _ensure_stream(kinesis, name, shard_count, timeout)
+    current = int(kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["OpenShardCount"])
+    if current == shard_count:
+        return None
+    try:
+        kinesis.update_shard_count(StreamName=name, TargetShardCount=shard_count, ScalingType="UNIFORM_SCALING")
+    except ClientError as exc:
+        raise ConfigError(f"cannot reshard {name} from {current} to {shard_count} shards: {exc}") from exc
+    _wait_active(kinesis, name, timeout)
+    return current
 
 
 def _ensure_stream(kinesis: Any, name: str, shard_count: int, timeout: float) -> None:
@@ -143,6 +184,10 @@ def _ensure_stream(kinesis: Any, name: str, shard_count: int, timeout: float) ->
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceInUseException":
             raise
+    _wait_active(kinesis, name, timeout)
+
+
+def _wait_active(kinesis: Any, name: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         summary = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]

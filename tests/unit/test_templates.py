@@ -1,0 +1,120 @@
+"""The template family holds together: every cross-stack import names an export of the layer its parameter
+points at, the code's stack outputs exist, and the local stack resolves the stream's shard count."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wikitide import stack
+from wikitide.errors import ConfigError
+
+TEMPLATES = Path(stack.TEMPLATE_PATH).parent
+# Which layer each stack-name parameter refers to.
+LAYER_OF_PARAMETER = {
+    "NetworkStackName": "network.yaml",
+    "ImagesStackName": "images.yaml",
+    "DataStackName": "wikitide.yaml",
+    "CacheStackName": "cache.yaml",
+}
+IMPORT = re.compile(r"^\$\{(\w+StackName)\}-(\w+)$")
+
+
+@functools.cache
+def _parsed(name: str) -> dict[str, Any]:
+    return stack.load_template(TEMPLATES / name)
+
+
+def _template(name: str) -> dict[str, Any]:
+    return copy.deepcopy(_parsed(name))
+
+
+def _exports(template: dict[str, Any]) -> set[str]:
+    names = set()
+    for output in template["Outputs"].values():
+        if "Export" in output:
+            sub = output["Export"]["Name"]["Fn::Sub"]
+            assert sub.startswith("${AWS::StackName}-"), sub
+            names.add(sub.removeprefix("${AWS::StackName}-"))
+    return names
+
+
+def _imports(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        if set(value) == {"Fn::ImportValue"}:
+            return [value["Fn::ImportValue"]["Fn::Sub"]]
+        return [found for item in value.values() for found in _imports(item)]
+    if isinstance(value, list):
+        return [found for item in value for found in _imports(item)]
+    return []
+
+
+@pytest.mark.parametrize("name", ["cache.yaml", "compute.yaml"])
+def test_every_import_is_an_export_of_the_layer_it_names(name: str) -> None:
+    template = _template(name)
+    imports = _imports(template["Resources"])
+    assert imports
+    for imported in imports:
+        match = IMPORT.match(imported)
+        assert match, imported
+        parameter, export = match.groups()
+        assert parameter in template["Parameters"], imported
+        assert export in _exports(_template(LAYER_OF_PARAMETER[parameter])), imported
+
+
+def test_the_outputs_the_code_reads_are_in_the_data_layer() -> None:
+    outputs = _template("wikitide.yaml")["Outputs"]
+
+    class FakeCloudFormation:
+        def describe_stacks(self, StackName: str) -> dict[str, Any]:  # noqa: N803 - boto3's spelling
+            return {"Stacks": [{"Outputs": [{"OutputKey": k, "OutputValue": f"v-{k}"} for k in outputs]}]}
+
+    resources = stack.read_outputs(FakeCloudFormation(), "s")
+    assert resources.stream_name == "v-StreamName"
+    assert resources.archive_bucket == "v-ArchiveBucketName"
+
+
+def test_the_tasks_read_the_data_stack_the_redis_url_and_its_password() -> None:
+    tasks = {
+        name: resource["Properties"]["ContainerDefinitions"][0]
+        for name, resource in _template("compute.yaml")["Resources"].items()
+        if resource["Type"] == "AWS::ECS::TaskDefinition"
+    }
+    assert set(tasks) == {"ProducerTask", "KclTask", "ApiTask"}
+    for name, container in tasks.items():
+        env = {e["Name"]: e["Value"] for e in container["Environment"]}
+        assert env["WIKITIDE_STACK"] == {"Ref": "DataStackName"}, name
+        secrets = {s["Name"] for s in container.get("Secrets", [])}
+        assert ("REDIS_URL" in env) == ("REDIS_PASSWORD" in secrets), name
+    assert "REDIS_URL" not in {e["Name"] for e in tasks["ProducerTask"]["Environment"]}
+
+
+def test_each_service_has_its_own_task_role_and_log_group() -> None:
+    resources = _template("compute.yaml")["Resources"]
+    tasks = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::ECS::TaskDefinition"]
+    roles = [t["TaskRoleArn"]["Fn::GetAtt"][0] for t in tasks]
+    groups = [t["ContainerDefinitions"][0]["LogConfiguration"]["Options"]["awslogs-group"]["Ref"] for t in tasks]
+    assert len(set(roles)) == len(tasks) and len(set(groups)) == len(tasks)
+    assert all(t["ExecutionRoleArn"]["Fn::GetAtt"][0] not in roles for t in tasks)
+    assert all("RetentionInDays" in resources[g]["Properties"] for g in groups)
+
+
+def test_the_local_stack_resolves_the_shard_count_through_the_stream_mode() -> None:
+    template = _template("wikitide.yaml")
+    assert stack.resolve_shard_count(template, {}) == 2
+    assert stack.resolve_shard_count(template, {"ShardCount": "4"}) == 4
+
+
+def test_a_shard_count_it_cannot_resolve_is_a_clear_error() -> None:
+    template = {
+        "Parameters": {"A": {"Default": 1}, "B": {"Default": 2}},
+        "Resources": {"S": {"Type": "AWS::Kinesis::Stream",
+                            "Properties": {"ShardCount": {"Fn::If": ["C", {"Ref": "A"}, {"Ref": "B"}]}}}},
+    }
+    with pytest.raises(ConfigError, match="ShardCount"):
+        stack.resolve_shard_count(template, {})
