@@ -10,7 +10,7 @@ from datetime import datetime
 from types import FrameType
 
 from producer.filters import KEEP_ALL, ChangeFilter
-from producer.kinesis_writer import make_writer
+from producer.kinesis_writer import PutApi, make_writer
 from producer.positions import PositionStore
 from producer.service import Producer, ProducerStats
 from producer.since import cold_start_gap
@@ -39,7 +39,8 @@ def run_producer(
     """
     resources = read_outputs(make_client(settings, "cloudformation"), settings.stack_name)
     kinesis = make_adapter_client(settings, "kinesis", read_timeout=retry.PRODUCER_KINESIS_READ_TIMEOUT)
-    put_api = "record" if settings.kinesis_put == "record" else "records"
+    put_api: PutApi = "record" if settings.kinesis_put == "record" else (
+        "auto" if settings.kinesis_put == "auto" else "records")
     writer = make_writer(kinesis, resources.stream_name, put_api, fast_retries=settings.fast_retries)
     dynamodb = make_adapter_client(settings, "dynamodb")
     positions = PositionStore(dynamodb, resources.producer_state_table, source, fast_retries=settings.fast_retries)

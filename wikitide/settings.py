@@ -18,9 +18,10 @@ from wikitide.errors import ConfigError
 
 DEFAULT_STACK = "wikitide"
 DEFAULT_REGION = "us-east-1"
-# How the producer writes to Kinesis: `records` (PutRecords, 500 a call: AWS) or `record` (PutRecord calls side by
-# side: kinesis-mock, whose PutRecords slows down as the stream grows; see producer/kinesis_writer.py).
-KINESIS_PUT_APIS = ("records", "record")
+# How the producer writes to Kinesis: `records` (PutRecords, 500 a call: AWS), `record` (PutRecord calls side by
+# side) or `auto` (PutRecords until PutRecord is the cheaper per entry: kinesis-mock, whose PutRecords slows down
+# as the stream grows; see producer/kinesis_writer.py).
+KINESIS_PUT_APIS = ("records", "record", "auto")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import boto3
 import pytest
 
 from producer.batcher import to_entry
-from producer.kinesis_writer import KinesisRecordWriter, KinesisWriter, make_writer
+from producer.kinesis_writer import AdaptiveKinesisWriter, KinesisRecordWriter, KinesisWriter, make_writer
 from tests.conftest import RECENTCHANGE
 from wikitide.envelope import event_of
 from wikitide.errors import DependencyUnavailable
@@ -165,7 +165,7 @@ def test_the_record_writer_retries_a_throttled_record_and_ends_in_a_clear_error_
     finally:
         writer.close()
     assert throttled["left"] == 0
-    assert sorted(_read_all(client, provisioned.stream_name)) == sorted(e.data for e in entries)
+    assert sorted(_read_all(client, provisioned.stream_name)) == sorted(event_of(e.data) for e in entries)
 
     def throttle_always(**kwargs) -> None:
         raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "no"}}, "PutRecord")
@@ -189,5 +189,9 @@ def test_the_put_api_is_chosen_by_the_settings() -> None:
     record_writer.close()
     assert Settings.from_env({}).kinesis_put == "records"
     assert Settings.from_env({"WIKITIDE_KINESIS_PUT": "record"}).kinesis_put == "record"
+    assert Settings.from_env({"WIKITIDE_KINESIS_PUT": "auto"}).kinesis_put == "auto"
+    adaptive = make_writer(None, "s", "auto")
+    assert isinstance(adaptive, AdaptiveKinesisWriter) and adaptive.current == "records"
+    adaptive.close()
     with pytest.raises(ConfigError, match="WIKITIDE_KINESIS_PUT"):
         Settings.from_env({"WIKITIDE_KINESIS_PUT": "batch"})

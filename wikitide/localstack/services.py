@@ -50,7 +50,7 @@ def endpoint_env(ports: Ports, stack_name: str) -> dict[str, str]:
         "REDIS_URL": f"redis://127.0.0.1:{ports.redis}/0",
         "WIKITIDE_STACK": stack_name,
         # kinesis-mock's PutRecords slows down with every record a shard holds; its PutRecord does not.
-        "WIKITIDE_KINESIS_PUT": os.environ.get("WIKITIDE_KINESIS_PUT") or "record",
+        "WIKITIDE_KINESIS_PUT": os.environ.get("WIKITIDE_KINESIS_PUT") or "auto",
     }
 
 
