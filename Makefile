@@ -54,7 +54,7 @@ $(BIN)/.lint-tools: $(BIN)/.installed Makefile
 
 # `make test ARGS="tests/unit"` runs a part; `make test TEST_WORKERS=0` runs in one process.
 test: install $(BIN)/.test-tools
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=30 $(ARGS)
 
 $(CHECKOV): Makefile
 	$(PYTHON) -m venv $(LOCAL)/checkov

@@ -28,6 +28,8 @@ def test_production_parameters_protect_the_tables_and_export_every_name(local_st
         assert dynamodb.describe_table(TableName=table)["Table"]["DeletionProtectionEnabled"] is True, table
     summary = make_client(settings, "kinesis").describe_stream_summary(StreamName=resources.stream_name)
     assert summary["StreamDescriptionSummary"]["OpenShardCount"] == 3
-    exports = {e["Name"]: e["Value"] for e in cloudformation.list_exports()["Exports"]}
+    # Paged: the session's other stacks export names too (an unpaged read missed this stack's in CI).
+    pages = cloudformation.get_paginator("list_exports").paginate()
+    exports = {e["Name"]: e["Value"] for page in pages for e in page["Exports"]}
     assert exports[f"{name}-StreamName"] == resources.stream_name
     assert exports[f"{name}-KclApplicationName"] == f"{name}-kcl"
