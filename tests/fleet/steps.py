@@ -75,7 +75,7 @@ def assert_exactly_once(exactly_once: Callable[..., Any], measure: Callable[[str
 def workers_command(fleet_stack: FleetStack, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "wikitide", "workers", *args], env={**os.environ, **fleet_stack.env},
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True, text=True, timeout=180, check=False,
     )
 
 
