@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import boto3
@@ -29,6 +29,7 @@ from producer.sse_source import ReconnectPolicy, read_events
 from tests.conftest import RECENTCHANGE
 from tests.integration.faulty_sse import EndlessLine, FaultySSE
 from tests.integration.test_kinesis_writer import _read_all
+from tests.quiet_http import QuietThreadingHTTPServer
 from wikitide.errors import ConfigError
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -142,8 +143,7 @@ class _Server:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = QuietThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.scheme = "http"
         if tls is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -2,7 +2,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ import pytest
 from producer.frames import Frame, load_frames
 from producer.recorder import RecordingError, record
 from producer.replay import ReplayServer
+from tests.quiet_http import QuietThreadingHTTPServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -26,7 +27,7 @@ def frames() -> list[Frame]:
 @pytest.fixture
 def answering() -> Iterator[Any]:
     """HTTP servers answering every GET with a given status and Content-Type; `.seen` holds the headers."""
-    servers: list[ThreadingHTTPServer] = []
+    servers: list[QuietThreadingHTTPServer] = []
     seen: list[dict[str, str]] = []
 
     def start(status: int, content_type: str = "text/plain") -> str:
@@ -42,7 +43,7 @@ def answering() -> Iterator[Any]:
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server = QuietThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}/v2/stream/recentchange"

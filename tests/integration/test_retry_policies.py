@@ -6,11 +6,12 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from tests.integration.hanging_proxy import HangingProxy
+from tests.quiet_http import QuietThreadingHTTPServer
 from wikitide import aws, retry
 from wikitide.errors import DependencyUnavailable
 from wikitide.redis_client import make_redis
@@ -41,7 +42,7 @@ class FailingDynamoDB:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._http = QuietThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
         threading.Thread(target=self._http.serve_forever, daemon=True).start()
 
