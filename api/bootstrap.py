@@ -71,7 +71,7 @@ class Adapters:
 
     @cached_property
     def edits(self) -> DynamoEdits:
-        return DynamoEdits(self._dynamodb, self.resources.events_table, self.resources.latest_page_table)
+        return DynamoEdits(self._dynamodb, self.resources.events_table)
 
     @cached_property
     def health_checks(self) -> HealthChecks:

@@ -124,7 +124,7 @@ def retarget(kwargs: dict[str, Any], tables: dict[str, str]) -> dict[str, Any]:
 
 
 def table_names(resources: StackResources) -> list[str]:
-    return [resources.events_table, resources.latest_page_table, resources.counters_table,
+    return [resources.events_table, resources.counters_table,
             resources.dead_letter_table]
 
 

@@ -53,7 +53,7 @@ def build_stores(
     rebuilders.append(Rebuilder(redis_client, mirror, scanner.scan))
     stores = Stores(
         events=DynamoEventStore(
-            dynamodb, resources.events_table, resources.latest_page_table, pool=pool, fast_retries=fast_retries
+            dynamodb, resources.events_table, pool=pool, fast_retries=fast_retries
         ),
         dead_letters=DynamoDeadLetterStore(dynamodb, resources.dead_letter_table, fast_retries=fast_retries),
         ledger=counter_ledger,

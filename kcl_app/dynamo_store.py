@@ -1,9 +1,9 @@
-"""DynamoDB adapters for the events, latest-change-per-page and dead-letter tables.
+"""DynamoDB adapters for the events and dead-letter tables.
 
 Every write is idempotent. An event is claimed by the first stream position that stores it (read in batches,
-written in batches: see `DynamoEventStore.claim` for why no condition is needed); the latest change of a page is
-a conditional update that only moves forward; a dead letter is an overwrite keyed by the record's stream
-position.
+written in batches: see `DynamoEventStore.claim` for why no condition is needed); its item also indexes it
+under its page (`wikitide.event_items`), which is how the API finds a page's latest changes. A dead letter is
+an overwrite keyed by the record's stream position.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 
 from kcl_app.handler import DeadLetter, ProcessedChange
 from wikitide import aws, retry
+from wikitide import event_items as items
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,6 @@ class DynamoEventStore:
         self,
         client: Any,
         events_table: str,
-        latest_table: str,
         *,
         pool: WritePool | None = None,
         attempts: int | None = None,
@@ -87,7 +87,6 @@ class DynamoEventStore:
     ) -> None:
         self._client = client
         self._events = events_table
-        self._latest = latest_table
         self._pool = pool or WritePool()
         self._attempts = attempts
         self._fast = fast_retries
@@ -141,38 +140,6 @@ class DynamoEventStore:
         requests = [{"PutRequest": {"Item": event_item(change)}} for change in changes]
         batch_write(self._client, self._events, requests, attempts=self._attempts, fast=self._fast)
 
-    def remember_latest(self, changes: Sequence[ProcessedChange]) -> None:
-        newest: dict[str, ProcessedChange] = {}
-        for change in changes:
-            page = latest_key(change)
-            if page not in newest or change_order(change) > change_order(newest[page]):
-                newest[page] = change
-        self._pool.map(self._remember_one, list(newest.values()))
-
-    def _remember_one(self, change: ProcessedChange) -> None:
-        def attempt() -> None:
-            try:
-                self._client.put_item(
-                    TableName=self._latest,
-                    Item={
-                        "pk": {"S": latest_key(change)},
-                        "order": {"S": change_order(change)},
-                        "key": {"S": change.key},
-                        "dt": {"S": change.doc["dt"]},
-                        "doc": {"S": json.dumps(change.doc, ensure_ascii=False, sort_keys=True)},
-                    },
-                    ConditionExpression="attribute_not_exists(pk) OR #order < :order",
-                    ExpressionAttributeNames={"#order": "order"},
-                    ExpressionAttributeValues={":order": {"S": change_order(change)}},
-                )
-            except ClientError as exc:
-                if not is_condition_failure(exc):  # a newer change of the page is already there
-                    raise
-
-        aws.call(
-            attempt, what=f"write to {self._latest}", policy=POLICY, attempts=self._attempts, fast=self._fast
-        )
-
 
 class DynamoDeadLetterStore:
     def __init__(self, client: Any, table: str, *, attempts: int | None = None, fast_retries: bool = False) -> None:
@@ -204,25 +171,21 @@ def batch_write(client: Any, table: str, requests: list[dict[str, Any]], *, atte
 def event_item(change: ProcessedChange) -> dict[str, Any]:
     doc = change.doc
     return {
-        "pk": {"S": change.key},
-        "position": {"S": change.record.position},
+        items.KEY: {"S": change.key},
+        items.POSITION: {"S": change.record.position},
+        items.PAGE: {"S": change.change.page_key},
+        items.ORDER: {"S": change_order(change)},
         "arrival_ms": {"N": str(change.record.arrival_ms)},
         "wiki": {"S": doc["wiki"]},
         "type": {"S": doc["type"]},
         "dt": {"S": doc["dt"]},
         "title": {"S": doc["title"]},
-        "doc": {"S": json.dumps(doc, ensure_ascii=False, sort_keys=True)},
+        items.DOC: {"S": json.dumps(doc, ensure_ascii=False, sort_keys=True)},
     }
 
 
-def latest_key(change: ProcessedChange) -> str:
-    return f"{change.change.wiki}#{change.change.title}"
-
-
 def change_order(change: ProcessedChange) -> str:
-    """Sorts as the changes of one page happened: event time, then the wiki's own change id."""
-    rc = change.change.rc_id or change.change.rev_new or 0
-    return f"{int(change.change.dt.timestamp() * 1000):014d}#{rc:015d}"
+    return items.change_order(change.change.dt, change.change.rc_id or change.change.rev_new, change.key)
 
 
 def dead_letter_item(letter: DeadLetter) -> dict[str, Any]:

@@ -93,9 +93,6 @@ class EventStore(Protocol):
         changes whose record holds the key: first claims and redeliveries of the holder. Idempotent.
         Raises DependencyUnavailable."""
 
-    def remember_latest(self, changes: Sequence[ProcessedChange]) -> None:
-        """Keep, per page, the newest change by event time. Idempotent. Raises DependencyUnavailable."""
-
 
 class DeadLetterStore(Protocol):
     def put(self, letters: Sequence[DeadLetter]) -> None:
@@ -235,8 +232,6 @@ def apply_batch(records: Sequence[StreamRecord], stores: Stores) -> BatchOutcome
     claimed = stores.events.claim(ready) if ready else []
     outcome.claimed = len(claimed)
     outcome.duplicates += len(ready) - len(claimed)
-    if claimed:
-        stores.events.remember_latest(claimed)
     if letters:
         stores.dead_letters.put(letters)
     contributions = [c for item in claimed for c in contributions_of(item)]

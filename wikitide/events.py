@@ -164,7 +164,12 @@ class RecentChange:
     @property
     def page_key(self) -> str:
         """The page (wiki + title): the Kinesis partition key, so one page's changes stay in order."""
-        return f"{self.wiki}\t{self.title}"
+        return page_key(self.wiki, self.title)
+
+
+def page_key(wiki: str, title: str) -> str:
+    """A page across wikis: a tab, which neither a wiki name nor a MediaWiki title can hold, between the two."""
+    return f"{wiki}\t{title}"
 
 
 def revision_key(wiki: str, rev_id: int) -> str:

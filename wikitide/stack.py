@@ -28,7 +28,6 @@ class StackResources:
     stream_name: str
     events_table: str
     counters_table: str
-    latest_page_table: str
     dead_letter_table: str
     producer_state_table: str
     archive_bucket: str
@@ -78,7 +77,6 @@ def read_outputs(cloudformation: Any, stack_name: str) -> StackResources:
             stream_name=outputs["StreamName"],
             events_table=outputs["EventsTableName"],
             counters_table=outputs["CountersTableName"],
-            latest_page_table=outputs["LatestPageTableName"],
             dead_letter_table=outputs["DeadLetterTableName"],
             producer_state_table=outputs["ProducerStateTableName"],
             archive_bucket=outputs["ArchiveBucketName"],

@@ -23,7 +23,7 @@ def test_production_parameters_protect_the_tables_and_export_every_name(local_st
         parameters={"Environment": "production", "ShardCount": "3"},
     )
     dynamodb = make_client(settings, "dynamodb")
-    for table in (resources.events_table, resources.counters_table, resources.latest_page_table,
+    for table in (resources.events_table, resources.counters_table,
                   resources.dead_letter_table, resources.producer_state_table):
         assert dynamodb.describe_table(TableName=table)["Table"]["DeletionProtectionEnabled"] is True, table
     summary = make_client(settings, "kinesis").describe_stream_summary(StreamName=resources.stream_name)

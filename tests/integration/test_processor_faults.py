@@ -92,7 +92,7 @@ def test_throttled_dynamodb_and_a_restarted_redis_lose_nothing_and_double_nothin
     writer = KinesisWriter(kinesis, provisioned.stream_name)
     source = _source()
     parts = [source[:500], source[500:1300], source[1300:]]
-    pipeline_tables = {provisioned.events_table, provisioned.counters_table, provisioned.latest_page_table,
+    pipeline_tables = {provisioned.events_table, provisioned.counters_table,
                        provisioned.dead_letter_table}
 
     def put(lines: list[str]) -> None:

@@ -46,12 +46,6 @@ class FakeEventStore:
                 held.append(change)
         return held
 
-    def remember_latest(self, changes: Sequence[ProcessedChange]) -> None:
-        for change in changes:
-            page = f"{change.change.wiki}#{change.change.title}"
-            if page not in self.latest or self.latest[page]["dt"] <= change.doc["dt"]:
-                self.latest[page] = change.doc
-
 
 class FakeDeadLetters:
     def __init__(self) -> None:

@@ -116,19 +116,6 @@ def test_bytes_bots_wikis_and_pages_add_up() -> None:
     assert page_events == totals["edit"] + totals["new"]
 
 
-def test_latest_change_per_page_keeps_the_newest() -> None:
-    stores, events, _, _, _ = fake_stores()
-    records = _records(_payloads())
-    process_batch(records[1000:], stores)
-    process_batch(records[:1000], stores)
-    by_page: dict[str, str] = {}
-    for payload in _payloads():
-        change = json.loads(payload)
-        page = f"{change['wiki']}#{change['title']}"
-        by_page[page] = max(by_page.get(page, ""), change["meta"]["dt"][:19])
-    assert {page: doc["dt"][:19] for page, doc in events.latest.items()} == by_page
-
-
 def test_a_refused_or_failing_record_is_isolated_and_the_rest_stored_once() -> None:
     payloads = _payloads()[:64]
     records = _records(payloads)
