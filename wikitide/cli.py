@@ -23,6 +23,10 @@ NO_STACK_HINT = ("start the local stack with `make up` (commands in another shel
                  "point at AWS with credentials and AWS_REGION")
 
 
+# How each WIKITIDE_KINESIS_PUT value writes, for the commands that say so.
+WRITE_PATHS = {"records": "PutRecords", "record": "PutRecord lanes", "auto": "PutRecords or PutRecord lanes (auto)"}
+
+
 def _logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -131,6 +135,40 @@ def produce(source: str, speed: float, linger: float, since: str | None, wikis: 
     )
     start = parse_since(since, datetime.now(UTC)) if since else None
     run_producer(Settings.from_env(), source, speed=speed, linger=linger, since=start, keep=keep)
+
+
+@cli.command()
+@click.option("--since", required=True, help="Where the gap starts: ISO time or a duration ago (15m, 1h, 2d); "
+              "`wikitide producer-status` shows the last gap's times (last_gap.last_dt .. next_dt).")
+@click.option("--until", default=None, help="Where the gap ends: ISO time or a duration ago (default: now).")
+@click.option("--source", default="live", show_default=True, help="live | sse:URL | replay:PATH")
+@click.option("--linger", default=0.25, show_default=True, help="Seconds a record may wait for its batch.")
+def backfill(since: str, until: str | None, source: str, linger: float) -> None:
+    """Fill a gap the producer reported: read the source again from `since=` (EventStreams keeps a limited
+    history) through the producer's own path into the stack's stream, up to the first event past --until.
+    Events already in the stream are counted once (the processor de-duplicates). Says plainly what part of the
+    gap EventStreams no longer holds, and exits 1 then."""
+    from datetime import UTC, datetime
+
+    from producer.bootstrap import run_backfill
+    from producer.since import parse_since
+    from wikitide.errors import ConfigError
+
+    now = datetime.now(UTC)
+    start = parse_since(since, now)
+    end = parse_since(until, now) if until else now
+    if end <= start:
+        raise ConfigError(f"--until {end.isoformat()} is not after --since {start.isoformat()}")
+    window, stats = run_backfill(Settings.from_env(), source, start, end, linger=linger)
+    filled, *missing = window.describe()
+    is_filled = window.first_dt is not None and not window.is_beyond_retention
+    click.echo(f"wikitide backfill: {filled}", err=not is_filled)
+    for line in missing:
+        click.echo(f"wikitide backfill: {line}", err=True)
+    click.echo(f"read {stats.read}, wrote {stats.written} in {stats.batches} calls, skipped {dict(stats.skipped)}, "
+               f"rejected {dict(stats.rejected)}")
+    if not is_filled or missing:
+        sys.exit(1)
 
 
 @cli.command("producer-status")
@@ -300,7 +338,7 @@ def archive_replay(start: str, end: str, into: str | None, rate: float | None, b
     resumes after the last call that succeeded."""
     from tqdm import tqdm
 
-    from producer.kinesis_writer import KinesisWriter
+    from producer.kinesis_writer import make_writer, put_api_of
     from wikitide import retry
     from wikitide.archive.objects import Corrupt, S3Archive
     from wikitide.archive.replay import ReplayPosition, replay
@@ -312,9 +350,11 @@ def archive_replay(start: str, end: str, into: str | None, rate: float | None, b
     name = _archive_bucket(settings, bucket)
     begin, finish = _archive_time("--start", start), _archive_time("--end", end)
     store = S3Archive(make_adapter_client(settings, "s3"), name, fast=settings.fast_retries)
-    writer = KinesisWriter(
+    # The producer's write path (WIKITIDE_KINESIS_PUT): on the local stack the launcher sets `auto`, because
+    # kinesis-mock's PutRecords slows as the stream grows and a replay makes it grow.
+    writer = make_writer(
         make_adapter_client(settings, "kinesis", read_timeout=retry.PRODUCER_KINESIS_READ_TIMEOUT), stream,
-        fast_retries=settings.fast_retries,
+        put_api_of(settings.kinesis_put), fast_retries=settings.fast_retries,
     )
     position = ReplayPosition(state_dir, name, begin, finish, stream)
     if from_start:
@@ -337,9 +377,12 @@ def archive_replay(start: str, end: str, into: str | None, rate: float | None, b
         click.echo(f"interrupted; resume with: wikitide archive replay --start {begin.isoformat()} "
                    f"--end {finish.isoformat()} --into {stream} --state-dir {state_dir}", err=True)
         sys.exit(130)
+    finally:
+        writer.close()
     resumed = f" (resumed after {result.resumed_after[0]} line {result.resumed_after[1]})" if result.resumed_after \
         else ""
-    click.echo(f"replayed {result.records} records in {result.calls} calls into {stream}{resumed}; "
+    click.echo(f"replayed {result.records} records in {result.calls} calls into {stream} via "
+               f"{WRITE_PATHS[put_api_of(settings.kinesis_put)]}{resumed}; "
                f"{len(result.corrupt or [])} corrupt objects skipped")
 
 
