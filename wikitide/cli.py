@@ -427,8 +427,19 @@ def deploy(stack_name: str, environment: str, template: Path | None, params: tup
         raise ConfigError("not applied")
     status = deployment.apply(cloudformation, plan, emulator=emulator, echo=click.echo, timeout=timeout)
     click.echo(f"{stack_name}: {status}")
+    if emulator:
+        _reconcile_local_indexes(settings, stack_name, path)
     if emulator and settings.kinesis_endpoint:
         _reconcile_local_stream(settings, cloudformation, stack_name, path, plan.parameters)
+
+
+def _reconcile_local_indexes(settings: Settings, stack_name: str, template: Path) -> None:
+    """moto's CloudFormation does not add a table's new indexes: add them with UpdateTable."""
+    from wikitide.aws import make_client
+    from wikitide.stack import load_template, reconcile_indexes
+
+    for index in reconcile_indexes(make_client(settings, "dynamodb"), stack_name, load_template(template)):
+        click.echo(f"local DynamoDB index {index}: created (the emulator's CloudFormation does not add indexes)")
 
 
 def _reconcile_local_stream(settings: Settings, cloudformation: object, stack_name: str, template: Path,
