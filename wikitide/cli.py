@@ -398,8 +398,6 @@ def archive_replay(start: str, end: str, into: str | None, rate: float | None, b
 def deploy(stack_name: str, environment: str, template: Path | None, params: tuple[str, ...], yes: bool,
            timeout: float) -> None:
     """Lint a template, show what changes against the deployed stack, then create or update it and report."""
-    from wikitide import deploy as deployment
-    from wikitide.aws import make_client
     from wikitide.errors import ConfigError
     from wikitide.stack import TEMPLATE_PATH, load_template
 
@@ -412,6 +410,33 @@ def deploy(stack_name: str, environment: str, template: Path | None, params: tup
         given[key] = value
     if "Environment" in load_template(path).get("Parameters", {}):
         given.setdefault("Environment", environment)
+    _deploy_stack(stack_name, path, given, yes=yes, timeout=timeout)
+
+
+@cli.command()
+@click.option("--shards", type=click.IntRange(min=1), required=True, help="The change stream's new shard count.")
+@click.option("--stack", "stack_name", default=None, help="The data layer's stack (default: WIKITIDE_STACK).")
+@click.option("--yes", is_flag=True, help="Apply without asking.")
+@click.option("--timeout", default=1800.0, show_default=True, help="Seconds to wait for the stack.")
+def scale(shards: int, stack_name: str | None, yes: bool, timeout: float) -> None:
+    """Change the change stream's shard count: a `wikitide deploy` of the data layer with ShardCount=N and every
+    other parameter as deployed, so the template stays the one source of truth (an UpdateShardCount beside
+    CloudFormation would be undone by the next deploy). On the local stack that deploy then reshards kinesis-mock's
+    stream (uniform scaling: at most double or half per run, as on AWS)."""
+    from wikitide.stack import TEMPLATE_PATH
+
+    _deploy_stack(stack_name or Settings.from_env().stack_name, TEMPLATE_PATH, {"ShardCount": str(shards)}, yes=yes,
+                  timeout=timeout, must_exist=True)
+
+
+def _deploy_stack(stack_name: str, path: Path, given: dict[str, str], *, yes: bool, timeout: float,
+                  must_exist: bool = False) -> None:
+    """Lint, show the plan, ask unless `yes`, apply and report; on the local stack, then bring what moto's
+    CloudFormation leaves out (kinesis-mock's shard count, new table indexes) to the template."""
+    from wikitide import deploy as deployment
+    from wikitide.aws import make_client
+    from wikitide.errors import ConfigError
+
     warnings = deployment.lint(path)
     if warnings:
         click.echo(warnings)
@@ -420,6 +445,8 @@ def deploy(stack_name: str, environment: str, template: Path | None, params: tup
     # One attempt per call: an update is not repeated behind the operator's back.
     cloudformation = make_client(settings, "cloudformation", max_attempts=1, read_timeout=60.0)
     plan = deployment.plan(cloudformation, stack_name, path, given, emulator=emulator)
+    if must_exist and not plan.exists:
+        raise ConfigError(f"no stack {stack_name!r} to scale: deploy it first (wikitide deploy)")
     click.echo(deployment.render(plan))
     if not plan.has_changes:
         return

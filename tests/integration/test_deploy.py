@@ -181,3 +181,17 @@ def test_an_index_moto_leaves_out_is_added_by_the_deploy(local_stack: object, tm
     assert [item["pk"]["S"] for item in found] == ["k"]
     again = _deploy(stack, "--template", str(template), "--yes")
     assert again.exit_code == 0 and "no changes" in again.output, again.output
+
+
+def test_scale_is_a_deploy_of_the_shard_count_alone(local_stack: object) -> None:
+    stack = _stack_name()
+    missing = CliRunner().invoke(cli, ["scale", "--stack", stack, "--shards", "4", "--yes"])
+    assert missing.exit_code != 0 and "deploy it first" in str(missing.exception)
+    assert _deploy(stack, "--yes", "--param", "RetentionHours=48").exit_code == 0
+    scaled = CliRunner().invoke(cli, ["scale", "--stack", stack, "--shards", "4", "--yes"])
+    assert scaled.exit_code == 0, scaled.output
+    assert "parameter ShardCount: 2 -> 4" in scaled.output
+    assert "RetentionHours" not in scaled.output  # every other parameter kept as deployed
+    assert f"local Kinesis stream {stack}-changes: 2 -> 4 shards" in scaled.output
+    local = boto3.client("kinesis").describe_stream_summary(StreamName=f"{stack}-changes")
+    assert local["StreamDescriptionSummary"]["OpenShardCount"] == 4
