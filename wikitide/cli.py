@@ -359,7 +359,8 @@ def archive_replay(start: str, end: str, into: str | None, rate: float | None, b
     position = ReplayPosition(state_dir, name, begin, finish, stream)
     if from_start:
         position.clear()
-    bar = tqdm(unit=" records", desc=f"replay into {stream}", dynamic_ncols=True)
+    bar = tqdm(unit=" records", desc=f"replay into {stream} via {WRITE_PATHS[put_api_of(settings.kinesis_put)]}",
+               dynamic_ncols=True)
 
     def corrupt(found: Corrupt) -> None:
         bar.write(f"wikitide: corrupt object skipped: {found.key}: {found.reason}")
