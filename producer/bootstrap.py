@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from datetime import datetime
 from types import FrameType
 
+from producer.backfill import BackfillWindow
 from producer.filters import KEEP_ALL, ChangeFilter
-from producer.kinesis_writer import PutApi, make_writer
+from producer.kinesis_writer import make_writer, put_api_of
 from producer.positions import PositionStore
 from producer.service import Producer, ProducerStats
 from producer.since import cold_start_gap
@@ -39,9 +40,8 @@ def run_producer(
     """
     resources = read_outputs(make_client(settings, "cloudformation"), settings.stack_name)
     kinesis = make_adapter_client(settings, "kinesis", read_timeout=retry.PRODUCER_KINESIS_READ_TIMEOUT)
-    put_api: PutApi = "record" if settings.kinesis_put == "record" else (
-        "auto" if settings.kinesis_put == "auto" else "records")
-    writer = make_writer(kinesis, resources.stream_name, put_api, fast_retries=settings.fast_retries)
+    writer = make_writer(kinesis, resources.stream_name, put_api_of(settings.kinesis_put),
+                         fast_retries=settings.fast_retries)
     dynamodb = make_adapter_client(settings, "dynamodb")
     positions = PositionStore(dynamodb, resources.producer_state_table, source, fast_retries=settings.fast_retries)
     checkpoint = positions.load()
@@ -74,6 +74,42 @@ def run_producer(
                 " (%d offsets missed), position %s", stats.read, stats.written, stats.batches, dict(stats.skipped),
                 dict(stats.rejected), stats.truncated, stats.gaps, stats.missed, stats.last_id)
     return stats
+
+
+def run_backfill(
+    settings: Settings,
+    source: str,
+    since: datetime,
+    until: datetime,
+    *,
+    linger: float = 0.25,
+    keep: ChangeFilter = KEEP_ALL,
+) -> tuple[BackfillWindow, ProducerStats]:
+    """Read `source` from `since=` up to the first event past `until` and write it into the stack's stream through
+    the producer's own path (parsing, envelope, per-page order, `WIKITIDE_KINESIS_PUT`'s writer). The live
+    producer's saved position is neither read nor moved. SIGINT/SIGTERM flush what was read and stop."""
+    resources = read_outputs(make_client(settings, "cloudformation"), settings.stack_name)
+    kinesis = make_adapter_client(settings, "kinesis", read_timeout=retry.PRODUCER_KINESIS_READ_TIMEOUT)
+    writer = make_writer(kinesis, resources.stream_name, put_api_of(settings.kinesis_put),
+                         fast_retries=settings.fast_retries)
+    window = BackfillWindow(since, until)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        with open_source(source, speed=0.0) as url:
+            logger.info("backfill of %s from since=%s to %s into %s", source, since.isoformat(), until.isoformat(),
+                        resources.stream_name)
+            events = read_events(url, user_agent(settings.contact), since=since, should_stop=stop.is_set)
+            producer = Producer(window.bound(events), writer, linger=linger, keep=keep)
+            stats = producer.run(stop)
+    finally:
+        writer.close()
+    return window, stats
 
 
 def _reporting_cold_start_gap(events: Iterator[SourceEvent], since: datetime) -> Iterator[SourceEvent]:

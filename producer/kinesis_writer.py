@@ -146,9 +146,16 @@ class AdaptiveKinesisWriter:
             writer.close()
 
 
+def put_api_of(setting: str) -> PutApi:
+    """The write path a `WIKITIDE_KINESIS_PUT` value names (`Settings.kinesis_put`); anything else is `records`."""
+    return "record" if setting == "record" else "auto" if setting == "auto" else "records"
+
+
 def make_writer(
     client: Any, stream_name: str, put_api: PutApi, *, fast_retries: bool = False
 ) -> KinesisWriter | KinesisRecordWriter | AdaptiveKinesisWriter:
+    """The writer for `put_api` (`WIKITIDE_KINESIS_PUT`): the producer, `wikitide backfill` and
+    `wikitide archive replay` all write through it. Close it when done (the PutRecord lanes hold threads)."""
     if put_api == "record":
         return KinesisRecordWriter(client, stream_name, fast_retries=fast_retries)
     if put_api == "auto":

@@ -1,8 +1,11 @@
 """A local SSE server that replays frames, so the real SSE client code runs even without the live stream.
 
 It behaves like EventStreams where a client can tell: `text/event-stream` on any GET path, `:ok` first,
-`Last-Event-ID` resumes, and the connection stays open (idle, with heartbeat comments) after the last
-frame unless `close_at_end` is set.
+`Last-Event-ID` resumes, `?since=` (an ISO time or epoch milliseconds, read only without `Last-Event-ID`) starts at
+the first frame of that event time or later, and the connection stays open (idle, with heartbeat comments) after
+the last frame unless `close_at_end` is set. With `held_from` (the event time of the oldest event it still holds,
+as EventStreams holds only its retention), a `since` older than that starts from the newest frame instead, as
+EventStreams silently does (`../shared/data/recentchange/README.md`).
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from urllib.parse import parse_qs, urlsplit
 
 from producer.frames import Frame, event_time
 
@@ -86,7 +91,9 @@ class ReplayServer:
         close_at_end: bool = False,
         heartbeat_s: float = 15.0,
         max_gap_s: float = 5.0,
+        held_from: datetime | None = None,
     ) -> None:
+        """`held_from`: only for a finite `frames`; see the module docstring."""
         Pacer(speed, rate, max_gap_s)  # validates the arguments now rather than in a handler thread
         self._frames = frames
         self._port = port
@@ -97,6 +104,8 @@ class ReplayServer:
         self._loop = loop
         self._close_at_end = close_at_end
         self._heartbeat_s = heartbeat_s
+        self._held_from = held_from.timestamp() if held_from else None
+        self.since_asked: list[str] = []  # the `since` of each connection that sent one, as sent
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
@@ -164,12 +173,17 @@ class ReplayServer:
         with self._lock:
             self._connections.discard(sock)
 
-    def _stream(self, out: io.BufferedIOBase, last_event_id: str | None) -> None:
+    def _stream(self, out: io.BufferedIOBase, last_event_id: str | None, since: str | None = None) -> None:
         out.write(b":ok\n\n")
         if self._retry_ms is not None:
             out.write(f"retry: {self._retry_ms}\n\n".encode())
-        frames = self._frames_after(last_event_id)
-        is_fresh_pass = not last_event_id
+        if since is not None and not last_event_id:
+            with self._lock:
+                self.since_asked.append(since)
+            frames = self._frames_since(since)
+        else:
+            frames = self._frames_after(last_event_id)
+        is_fresh_pass = not last_event_id and since is None
         while True:
             sent = self._send_paced(out, frames)
             if sent is None:
@@ -212,6 +226,42 @@ class ReplayServer:
         return iter(self._frames())
 
 
+    def _frames_since(self, since: str) -> Iterator[Frame]:
+        """From the first frame whose event time is at or after `since`; from the newest frame when `since` is
+        older than `held_from`. A frame without a readable time is served with those around it."""
+        moment = _since_seconds(since)
+        if moment is None:
+            logger.warning("since=%.80s is not a time; replaying from the beginning", since)
+            return iter(self._frames())
+        if self._held_from is not None and moment < self._held_from:
+            frames = list(self._frames())
+            return iter(frames[-1:])
+        frames = iter(self._frames())
+        for scanned, frame in enumerate(frames):
+            at = event_time(frame)
+            if at is not None and at >= moment:
+                return _prepend(frame, frames)
+            if scanned >= self.RESUME_SCAN_LIMIT:
+                break
+        return iter(())
+
+
+def _prepend(first: Frame, rest: Iterator[Frame]) -> Iterator[Frame]:
+    yield first
+    yield from rest
+
+
+def _since_seconds(value: str) -> float | None:
+    """EventStreams' `since`: epoch milliseconds or an ISO 8601 time (UTC when it names no zone)."""
+    if value.isdigit():
+        return int(value) / 1000
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
 class _HTTPServer(ThreadingHTTPServer):
     # Non-daemon handler threads are remembered, so server_close() can join them.
     daemon_threads = False
@@ -243,7 +293,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "text/event-stream; charset=utf-8")
             self.send_header("Cache-Control", "no-cache")
             self.end_headers()
-            self.server.replay._stream(self.wfile, self.headers.get("Last-Event-ID"))
+            since = parse_qs(urlsplit(self.path).query).get("since")
+            self.server.replay._stream(self.wfile, self.headers.get("Last-Event-ID"), since[0] if since else None)
         except ConnectionError:
             logger.debug("client %s went away", self.client_address)
         except OSError:

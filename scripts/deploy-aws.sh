@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Deploy wikitide to an AWS account, layer by layer, with `aws cloudformation deploy` (a change set per layer; a
-# layer that fails rolls itself back and stops the script). Then wait for the API's /health and, when it does not
-# answer 200, deploy the compute layer again with the image tag it ran before and exit 1.
+# Deploy wikitide to an AWS account, layer by layer, with `wikitide deploy` (cfn-lint, the computed diff, a change
+# set per layer; a layer that fails rolls itself back, its failed resources are named and the script stops). Then
+# wait for the API's /health and, when it does not answer 200, deploy the compute layer again with the image tag it
+# ran before and exit 1. WIKITIDE names the command (default .venv/bin/wikitide: `make install`, or
+# `pip install -e . cfn-lint`).
 #
 #   scripts/deploy-aws.sh ENV IMAGE_TAG
 #
@@ -18,12 +20,18 @@ tag="${2:?usage: $0 staging|production IMAGE_TAG}"
 system="wikitide-${env_name}"
 cd "$(dirname "$0")/.."
 
+wikitide="${WIKITIDE:-.venv/bin/wikitide}"
+
 deploy() {
-    local stack="$1" template="$2"
+    local stack="$1" template="$2" parameter
     shift 2
+    local params=()
+    for parameter in "$@"; do
+        params+=(--param "${parameter}")
+    done
     echo "== ${stack} (${template})"
-    aws cloudformation deploy --stack-name "${stack}" --template-file "cloudformation/${template}" \
-        --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset --parameter-overrides "$@"
+    "${wikitide}" deploy --stack "${stack}" --env "${env_name}" --template "cloudformation/${template}" \
+        "${params[@]}" --yes
 }
 
 output() {

@@ -23,6 +23,10 @@ NO_STACK_HINT = ("start the local stack with `make up` (commands in another shel
                  "point at AWS with credentials and AWS_REGION")
 
 
+# How each WIKITIDE_KINESIS_PUT value writes, for the commands that say so.
+WRITE_PATHS = {"records": "PutRecords", "record": "PutRecord lanes", "auto": "PutRecords or PutRecord lanes (auto)"}
+
+
 def _logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -131,6 +135,40 @@ def produce(source: str, speed: float, linger: float, since: str | None, wikis: 
     )
     start = parse_since(since, datetime.now(UTC)) if since else None
     run_producer(Settings.from_env(), source, speed=speed, linger=linger, since=start, keep=keep)
+
+
+@cli.command()
+@click.option("--since", required=True, help="Where the gap starts: ISO time or a duration ago (15m, 1h, 2d); "
+              "`wikitide producer-status` shows the last gap's times (last_gap.last_dt .. next_dt).")
+@click.option("--until", default=None, help="Where the gap ends: ISO time or a duration ago (default: now).")
+@click.option("--source", default="live", show_default=True, help="live | sse:URL | replay:PATH")
+@click.option("--linger", default=0.25, show_default=True, help="Seconds a record may wait for its batch.")
+def backfill(since: str, until: str | None, source: str, linger: float) -> None:
+    """Fill a gap the producer reported: read the source again from `since=` (EventStreams keeps a limited
+    history) through the producer's own path into the stack's stream, up to the first event past --until.
+    Events already in the stream are counted once (the processor de-duplicates). Says plainly what part of the
+    gap EventStreams no longer holds, and exits 1 then."""
+    from datetime import UTC, datetime
+
+    from producer.bootstrap import run_backfill
+    from producer.since import parse_since
+    from wikitide.errors import ConfigError
+
+    now = datetime.now(UTC)
+    start = parse_since(since, now)
+    end = parse_since(until, now) if until else now
+    if end <= start:
+        raise ConfigError(f"--until {end.isoformat()} is not after --since {start.isoformat()}")
+    window, stats = run_backfill(Settings.from_env(), source, start, end, linger=linger)
+    filled, *missing = window.describe()
+    is_filled = window.first_dt is not None and not window.is_beyond_retention
+    click.echo(f"wikitide backfill: {filled}", err=not is_filled)
+    for line in missing:
+        click.echo(f"wikitide backfill: {line}", err=True)
+    click.echo(f"read {stats.read}, wrote {stats.written} in {stats.batches} calls, skipped {dict(stats.skipped)}, "
+               f"rejected {dict(stats.rejected)}")
+    if not is_filled or missing:
+        sys.exit(1)
 
 
 @cli.command("producer-status")
@@ -300,7 +338,7 @@ def archive_replay(start: str, end: str, into: str | None, rate: float | None, b
     resumes after the last call that succeeded."""
     from tqdm import tqdm
 
-    from producer.kinesis_writer import KinesisWriter
+    from producer.kinesis_writer import make_writer, put_api_of
     from wikitide import retry
     from wikitide.archive.objects import Corrupt, S3Archive
     from wikitide.archive.replay import ReplayPosition, replay
@@ -312,14 +350,17 @@ def archive_replay(start: str, end: str, into: str | None, rate: float | None, b
     name = _archive_bucket(settings, bucket)
     begin, finish = _archive_time("--start", start), _archive_time("--end", end)
     store = S3Archive(make_adapter_client(settings, "s3"), name, fast=settings.fast_retries)
-    writer = KinesisWriter(
+    # The producer's write path (WIKITIDE_KINESIS_PUT): on the local stack the launcher sets `auto`, because
+    # kinesis-mock's PutRecords slows as the stream grows and a replay makes it grow.
+    writer = make_writer(
         make_adapter_client(settings, "kinesis", read_timeout=retry.PRODUCER_KINESIS_READ_TIMEOUT), stream,
-        fast_retries=settings.fast_retries,
+        put_api_of(settings.kinesis_put), fast_retries=settings.fast_retries,
     )
     position = ReplayPosition(state_dir, name, begin, finish, stream)
     if from_start:
         position.clear()
-    bar = tqdm(unit=" records", desc=f"replay into {stream}", dynamic_ncols=True)
+    bar = tqdm(unit=" records", desc=f"replay into {stream} via {WRITE_PATHS[put_api_of(settings.kinesis_put)]}",
+               dynamic_ncols=True)
 
     def corrupt(found: Corrupt) -> None:
         bar.write(f"wikitide: corrupt object skipped: {found.key}: {found.reason}")
@@ -337,9 +378,12 @@ def archive_replay(start: str, end: str, into: str | None, rate: float | None, b
         click.echo(f"interrupted; resume with: wikitide archive replay --start {begin.isoformat()} "
                    f"--end {finish.isoformat()} --into {stream} --state-dir {state_dir}", err=True)
         sys.exit(130)
+    finally:
+        writer.close()
     resumed = f" (resumed after {result.resumed_after[0]} line {result.resumed_after[1]})" if result.resumed_after \
         else ""
-    click.echo(f"replayed {result.records} records in {result.calls} calls into {stream}{resumed}; "
+    click.echo(f"replayed {result.records} records in {result.calls} calls into {stream} via "
+               f"{WRITE_PATHS[put_api_of(settings.kinesis_put)]}{resumed}; "
                f"{len(result.corrupt or [])} corrupt objects skipped")
 
 
@@ -355,8 +399,6 @@ def archive_replay(start: str, end: str, into: str | None, rate: float | None, b
 def deploy(stack_name: str, environment: str, template: Path | None, params: tuple[str, ...], yes: bool,
            timeout: float) -> None:
     """Lint a template, show what changes against the deployed stack, then create or update it and report."""
-    from wikitide import deploy as deployment
-    from wikitide.aws import make_client
     from wikitide.errors import ConfigError
     from wikitide.stack import TEMPLATE_PATH, load_template
 
@@ -369,6 +411,33 @@ def deploy(stack_name: str, environment: str, template: Path | None, params: tup
         given[key] = value
     if "Environment" in load_template(path).get("Parameters", {}):
         given.setdefault("Environment", environment)
+    _deploy_stack(stack_name, path, given, yes=yes, timeout=timeout)
+
+
+@cli.command()
+@click.option("--shards", type=click.IntRange(min=1), required=True, help="The change stream's new shard count.")
+@click.option("--stack", "stack_name", default=None, help="The data layer's stack (default: WIKITIDE_STACK).")
+@click.option("--yes", is_flag=True, help="Apply without asking.")
+@click.option("--timeout", default=1800.0, show_default=True, help="Seconds to wait for the stack.")
+def scale(shards: int, stack_name: str | None, yes: bool, timeout: float) -> None:
+    """Change the change stream's shard count: a `wikitide deploy` of the data layer with ShardCount=N and every
+    other parameter as deployed, so the template stays the one source of truth (an UpdateShardCount beside
+    CloudFormation would be undone by the next deploy). On the local stack that deploy then reshards kinesis-mock's
+    stream (uniform scaling: at most double or half per run, as on AWS)."""
+    from wikitide.stack import TEMPLATE_PATH
+
+    _deploy_stack(stack_name or Settings.from_env().stack_name, TEMPLATE_PATH, {"ShardCount": str(shards)}, yes=yes,
+                  timeout=timeout, must_exist=True)
+
+
+def _deploy_stack(stack_name: str, path: Path, given: dict[str, str], *, yes: bool, timeout: float,
+                  must_exist: bool = False) -> None:
+    """Lint, show the plan, ask unless `yes`, apply and report; on the local stack, then bring what moto's
+    CloudFormation leaves out (kinesis-mock's shard count, new table indexes) to the template."""
+    from wikitide import deploy as deployment
+    from wikitide.aws import make_client
+    from wikitide.errors import ConfigError
+
     warnings = deployment.lint(path)
     if warnings:
         click.echo(warnings)
@@ -377,6 +446,8 @@ def deploy(stack_name: str, environment: str, template: Path | None, params: tup
     # One attempt per call: an update is not repeated behind the operator's back.
     cloudformation = make_client(settings, "cloudformation", max_attempts=1, read_timeout=60.0)
     plan = deployment.plan(cloudformation, stack_name, path, given, emulator=emulator)
+    if must_exist and not plan.exists:
+        raise ConfigError(f"no stack {stack_name!r} to scale: deploy it first (wikitide deploy)")
     click.echo(deployment.render(plan))
     if not plan.has_changes:
         return
@@ -384,8 +455,19 @@ def deploy(stack_name: str, environment: str, template: Path | None, params: tup
         raise ConfigError("not applied")
     status = deployment.apply(cloudformation, plan, emulator=emulator, echo=click.echo, timeout=timeout)
     click.echo(f"{stack_name}: {status}")
+    if emulator:
+        _reconcile_local_indexes(settings, stack_name, path)
     if emulator and settings.kinesis_endpoint:
         _reconcile_local_stream(settings, cloudformation, stack_name, path, plan.parameters)
+
+
+def _reconcile_local_indexes(settings: Settings, stack_name: str, template: Path) -> None:
+    """moto's CloudFormation does not add a table's new indexes: add them with UpdateTable."""
+    from wikitide.aws import make_client
+    from wikitide.stack import load_template, reconcile_indexes
+
+    for index in reconcile_indexes(make_client(settings, "dynamodb"), stack_name, load_template(template)):
+        click.echo(f"local DynamoDB index {index}: created (the emulator's CloudFormation does not add indexes)")
 
 
 def _reconcile_local_stream(settings: Settings, cloudformation: object, stack_name: str, template: Path,

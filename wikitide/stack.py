@@ -193,3 +193,43 @@ def _wait_active(kinesis: Any, name: str, timeout: float) -> None:
             return
         time.sleep(0.2)
     raise DependencyUnavailable(f"stream {name} not ACTIVE after {timeout:.0f}s")
+
+
+def reconcile_indexes(dynamodb: Any, stack_name: str, template: dict[str, Any]) -> list[str]:
+    """Create the global secondary indexes the template gives a table and the table lacks; return them as
+    `table/index`. For the local stack only: moto's CloudFormation answers an update that adds an index to a table
+    with UPDATE_COMPLETE and creates no index (measured with moto 5), while its UpdateTable does create one. Only
+    tables named by a literal or by `${AWS::StackName}` in a `Fn::Sub` are resolved; indexes are never removed."""
+    created = []
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::DynamoDB::Table":
+            continue
+        properties = resource["Properties"]
+        name = _table_name(properties.get("TableName"), stack_name)
+        wanted = properties.get("GlobalSecondaryIndexes") or []
+        if name is None or not wanted:
+            continue
+        have = {index["IndexName"] for index in dynamodb.describe_table(TableName=name)["Table"].get(
+            "GlobalSecondaryIndexes", [])}
+        for index in wanted:
+            if index["IndexName"] in have:
+                continue
+            keys = {key["AttributeName"] for key in index["KeySchema"]}
+            definitions = [d for d in properties["AttributeDefinitions"] if d["AttributeName"] in keys]
+            dynamodb.update_table(
+                TableName=name, AttributeDefinitions=definitions,
+                GlobalSecondaryIndexUpdates=[{"Create": {
+                    "IndexName": index["IndexName"], "KeySchema": index["KeySchema"],
+                    "Projection": index["Projection"]}}],
+            )
+            created.append(f"{name}/{index['IndexName']}")
+    return created
+
+
+def _table_name(value: Any, stack_name: str) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str):
+        resolved = value["Fn::Sub"].replace("${AWS::StackName}", stack_name)
+        return None if "${" in resolved else resolved
+    return None

@@ -27,6 +27,7 @@ import boto3
 import pytest
 import redis
 
+from api import create_app
 from kcl_app.bootstrap import build_stores
 from kcl_app.handler import process_batch
 from producer.frames import Frame, load_frames
@@ -87,9 +88,10 @@ class Archived:
         end = datetime.now(UTC) + timedelta(hours=1)
         return list(read_range(self.archive(), self.started - timedelta(hours=1), end, lambda c: None))
 
-    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "wikitide", *args], cwd=REPO, env=self.env, capture_output=True,
-                              text=True, timeout=timeout)
+    def cli(self, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "wikitide", *args], cwd=REPO, env=env or self.env,
+                              capture_output=True, text=True, timeout=timeout)
 
     def range_args(self) -> list[str]:
         start = (self.started - timedelta(minutes=5)).isoformat()
@@ -264,6 +266,62 @@ def test_a_corrupt_or_truncated_object_is_reported_with_its_key_and_skipped(
     assert stats["by_wiki"] == _expected_by_wiki() and stats["records"] == archived.kinesis_records
 
 
+WINDOWS = ("1m", "5m", "1h", "24h")
+
+
+def _api_answers(stack_name: str, redis_db_url: str) -> dict[str, object]:
+    """Every `/v1/stats` and `/v1/pages/top` answer for every window, over all wikis and the busiest three."""
+    settings = Settings.from_env({**os.environ, "WIKITIDE_STACK": stack_name, "REDIS_URL": redis_db_url})
+    client = create_app(settings, health_checks={}).test_client()
+    events = [json.loads(data) for data in _recorded()]
+    busiest = [wiki for wiki, _ in Counter(e["wiki"] for e in events).most_common(3)]
+    answers: dict[str, object] = {}
+    for window in WINDOWS:
+        for wiki in (None, *busiest):
+            scope = f"&wiki={wiki}" if wiki else ""
+            for path in (f"/v1/stats?window={window}{scope}", f"/v1/pages/top?window={window}{scope}&limit=100"):
+                response = client.get(path)
+                assert response.status_code == 200, (path, response.get_data(as_text=True))
+                answers[path] = response.get_json()
+    return answers
+
+
+def _process_stream(stream: str, resources: stack.StackResources, redis_db_url: str) -> None:
+    """What the KCL workers would do with the stream: every shard's records, in order, through the processor."""
+    client = redis.Redis.from_url(redis_db_url, decode_responses=True)
+    client.flushdb()
+    stores, _ = build_stores(boto3.client("dynamodb"), client, resources)
+    for records in read_records(boto3.client("kinesis"), stream).values():
+        process_batch(records, stores)
+
+
+def test_replaying_into_an_empty_stack_answers_as_the_original_run(archived: Archived, redis_url: str) -> None:
+    """The original run (the archived stream, processed into a stack of its own) against a replay of the archive
+    into an empty stack (its own stream, tables and Redis database): the same API answers for every window."""
+    settings = Settings.from_env()
+    base = redis_url.rsplit("/", 1)[0]
+    runs = {}
+    for name, db in (("original", 1), ("replayed", 2)):
+        stack_name = f"{archived.name}-{name}"
+        resources = stack.deploy_local(make_client(settings, "cloudformation"), make_client(settings, "kinesis"),
+                                       stack_name)
+        runs[name] = (stack_name, resources, f"{base}/{db}")
+    original_name, original, original_redis = runs["original"]
+    _process_stream(archived.resources.stream_name, original, original_redis)
+    replayed_name, replayed, replayed_redis = runs["replayed"]
+    answer = archived.cli("archive", "replay", *archived.range_args(), "--bucket", archived.resources.archive_bucket,
+                          "--state-dir", str(archived.state / "empty-stack"),
+                          env={**archived.env, "WIKITIDE_STACK": replayed_name, "WIKITIDE_KINESIS_PUT": "auto"})
+    assert answer.returncode == 0, answer.stderr
+    assert f"replayed {archived.kinesis_records} records" in answer.stdout and "(auto)" in answer.stdout
+    _process_stream(replayed.stream_name, replayed, replayed_redis)
+    before, after = _api_answers(original_name, original_redis), _api_answers(replayed_name, replayed_redis)
+    assert after == before
+    totals = before["/v1/stats?window=24h"]
+    assert isinstance(totals, dict)
+    assert totals["events"] == len({identity(json.loads(data)) for data in _recorded()})  # not an empty answer
+
+
 def _counters(client: redis.Redis) -> dict[str, object]:
     found: dict[str, object] = {}
     for key in client.scan_iter("wt:m:*"):
@@ -308,7 +366,9 @@ def test_an_interrupted_replay_resumes_without_a_gap(archived: Archived, archive
     state = archived.state / "interrupted"
     command = [sys.executable, "-m", "wikitide", "archive", "replay", *archived.range_args(), "--into", target,
                "--state-dir", str(state)]
-    first = subprocess.Popen([*command, "--rate", "40"], cwd=REPO, env=archived.env, stdout=subprocess.PIPE,
+    # First on PutRecord lanes (the path the local stack moves to as its stream grows).
+    env = {**archived.env, "WIKITIDE_KINESIS_PUT": "record"}
+    first = subprocess.Popen([*command, "--rate", "40"], cwd=REPO, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     saved: dict = {}
@@ -317,11 +377,13 @@ def test_an_interrupted_replay_resumes_without_a_gap(archived: Archived, archive
             saved = json.loads(path.read_text())  # replaced atomically: always whole
         time.sleep(0.05)
     first.send_signal(signal.SIGINT)
-    first.communicate(timeout=60)
+    _, first_err = first.communicate(timeout=60)
+    assert "via PutRecord lanes" in first_err
     assert 80 <= saved["records"] < archived.kinesis_records  # interrupted part-way
+    # Resumed on the local stack's own path (`auto`): the position does not depend on the write path.
     second = subprocess.run(command, cwd=REPO, env=archived.env, capture_output=True, text=True, timeout=180)
     assert second.returncode == 0, second.stderr
-    assert "resumed after" in second.stdout
+    assert "resumed after" in second.stdout and "(auto)" in second.stdout
     stored = Counter(r.data for records in read_records(kinesis, target).values() for r in records)
     wanted = Counter(open_record(line).event for line in archived_lines)
     assert set(stored) == set(wanted)  # no gap

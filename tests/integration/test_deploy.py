@@ -142,3 +142,56 @@ def test_a_template_cfn_lint_rejects_is_not_deployed(local_stack: object, tmp_pa
     assert result.exit_code != 0
     assert "cfn-lint found errors" in str(result.exception)
     assert stack not in {s["StackName"] for s in boto3.client("cloudformation").list_stacks()["StackSummaries"]}
+
+
+def test_an_index_moto_leaves_out_is_added_by_the_deploy(local_stack: object, tmp_path: Path) -> None:
+    """moto's CloudFormation reports an index added to a table as UPDATE_COMPLETE and creates none; the deploy adds
+    it, and the table keeps its items."""
+    stack = _stack_name()
+    assert _deploy(stack, "--yes").exit_code == 0
+    dynamodb = boto3.client("dynamodb")
+    table = f"{stack}-events"
+    dynamodb.put_item(TableName=table, Item={"pk": {"S": "k"}, "wiki": {"S": "enwiki"}, "dt": {"S": "2026-12-02"}})
+    text = TEMPLATE_PATH.read_text(encoding="utf-8")
+    definitions = """      TableName: !Sub "${AWS::StackName}-events"
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions:
+        - AttributeName: pk
+          AttributeType: S
+"""
+    assert text.count(definitions) == 1
+    index = """        - AttributeName: wiki
+          AttributeType: S
+      GlobalSecondaryIndexes:
+        - IndexName: by-wiki
+          KeySchema:
+            - AttributeName: wiki
+              KeyType: HASH
+          Projection:
+            ProjectionType: KEYS_ONLY
+"""
+    template = tmp_path / "index.yaml"
+    template.write_text(text.replace(definitions, definitions + index), encoding="utf-8")
+    result = _deploy(stack, "--template", str(template), "--yes")
+    assert result.exit_code == 0, result.output
+    assert "~ Modify EventsTable [AWS::DynamoDB::Table]" in result.output
+    assert f"local DynamoDB index {table}/by-wiki: created" in result.output
+    found = dynamodb.query(TableName=table, IndexName="by-wiki", KeyConditionExpression="wiki = :w",
+                           ExpressionAttributeValues={":w": {"S": "enwiki"}})["Items"]
+    assert [item["pk"]["S"] for item in found] == ["k"]
+    again = _deploy(stack, "--template", str(template), "--yes")
+    assert again.exit_code == 0 and "no changes" in again.output, again.output
+
+
+def test_scale_is_a_deploy_of_the_shard_count_alone(local_stack: object) -> None:
+    stack = _stack_name()
+    missing = CliRunner().invoke(cli, ["scale", "--stack", stack, "--shards", "4", "--yes"])
+    assert missing.exit_code != 0 and "deploy it first" in str(missing.exception)
+    assert _deploy(stack, "--yes", "--param", "RetentionHours=48").exit_code == 0
+    scaled = CliRunner().invoke(cli, ["scale", "--stack", stack, "--shards", "4", "--yes"])
+    assert scaled.exit_code == 0, scaled.output
+    assert "parameter ShardCount: 2 -> 4" in scaled.output
+    assert "RetentionHours" not in scaled.output  # every other parameter kept as deployed
+    assert f"local Kinesis stream {stack}-changes: 2 -> 4 shards" in scaled.output
+    local = boto3.client("kinesis").describe_stream_summary(StreamName=f"{stack}-changes")
+    assert local["StreamDescriptionSummary"]["OpenShardCount"] == 4

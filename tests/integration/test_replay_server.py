@@ -226,3 +226,22 @@ def test_stop_cuts_open_streams_and_leaves_no_thread_behind(serve: Any, frames: 
     assert stop_took < 10.0  # open streams are cut, not waited for (heartbeats come every 15 s)
     assert left == set()
     assert all(tail.endswith(frames[1].encode()) for tail in tails)
+
+
+def _dt(frame: Frame) -> datetime:
+    return datetime.fromisoformat(json.loads(frame.data)["meta"]["dt"].replace("Z", "+00:00"))
+
+
+def test_since_starts_at_the_first_frame_of_that_time_and_an_older_one_than_held_at_the_newest(
+    serve: Any, frames: list[Frame]
+) -> None:
+    """As EventStreams: `since=` (ISO or epoch milliseconds) inside the held history starts there; older than it,
+    from the newest event."""
+    first_late = next(i for i, frame in enumerate(frames) if _dt(frame) >= datetime(2021, 8, 27, 13, 21, tzinfo=UTC))
+    server = serve(lambda: frames, held_from=_dt(frames[0]))
+    for since in ("2021-08-27T13:21:00Z", str(int(datetime(2021, 8, 27, 13, 21, tzinfo=UTC).timestamp() * 1000))):
+        got, _ = read_events(f"{server.url}?since={since}", 3)
+        assert got == frames[first_late:first_late + 3], since
+    newest, _ = read_events(f"{server.url}?since=2021-08-27T12:00:00Z", 1)
+    assert newest == frames[-1:]
+    assert server.since_asked == ["2021-08-27T13:21:00Z", since, "2021-08-27T12:00:00Z"]

@@ -54,7 +54,7 @@ def _imports(value: Any) -> list[str]:
     return []
 
 
-@pytest.mark.parametrize("name", ["cache.yaml", "compute.yaml"])
+@pytest.mark.parametrize("name", ["cache.yaml", "compute.yaml", "archive.yaml"])
 def test_every_import_is_an_export_of_the_layer_it_names(name: str) -> None:
     template = _template(name)
     imports = _imports(template["Resources"])
@@ -102,6 +102,27 @@ def test_each_service_has_its_own_task_role_and_log_group() -> None:
     assert len(set(roles)) == len(tasks) and len(set(groups)) == len(tasks)
     assert all(t["ExecutionRoleArn"]["Fn::GetAtt"][0] not in roles for t in tasks)
     assert all("RetentionInDays" in resources[g]["Properties"] for g in groups)
+
+
+def test_the_archive_has_one_bucket_which_the_firehose_writes_and_the_code_reads() -> None:
+    """One archive bucket in the family: the data layer's (its ArchiveBucketName output is what `wikitide archive`
+    reads), with the lifecycle and protections; the archive layer's delivery stream writes into that one."""
+    buckets = {
+        (name, logical) for name in ("wikitide.yaml", "archive.yaml", "cache.yaml", "compute.yaml", "network.yaml")
+        for logical, resource in _parsed(name)["Resources"].items() if resource["Type"] == "AWS::S3::Bucket"
+    }
+    assert buckets == {("wikitide.yaml", "ArchiveBucket"), ("wikitide.yaml", "AccessLogBucket")}
+    data = _template("wikitide.yaml")
+    bucket = data["Resources"]["ArchiveBucket"]["Properties"]
+    assert {rule["Id"] for rule in bucket["LifecycleConfiguration"]["Rules"]} >= {"raw-events", "delivery-errors"}
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert data["Outputs"]["ArchiveBucketName"]["Value"] == {"Ref": "ArchiveBucket"}
+    delivery = _template("archive.yaml")["Resources"]["DeliveryStream"]["Properties"]
+    assert delivery["ExtendedS3DestinationConfiguration"]["BucketARN"] == {
+        "Fn::ImportValue": {"Fn::Sub": "${DataStackName}-ArchiveBucketArn"}}
+    assert delivery["KinesisStreamSourceConfiguration"]["KinesisStreamARN"] == {
+        "Fn::ImportValue": {"Fn::Sub": "${DataStackName}-StreamArn"}}
 
 
 def test_the_local_stack_resolves_the_shard_count_through_the_stream_mode() -> None:

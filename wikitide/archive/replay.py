@@ -1,10 +1,10 @@
 """`wikitide archive replay`: archived records back into Kinesis, resumable, at a bounded rate.
 
 Each record goes back exactly as it was in Kinesis (the envelope with the event, its SSE id and receive time),
-keyed by its page as the producer keys it, through the producer's own writer (`KinesisWriter`: at most one entry
-per page per call, failed entries retried under its bounded policy), in archive order (`read_range`). Objects
-written in the same second have no order among them, so a page's order is kept within an object only; the
-processor's effects do not depend on it.
+keyed by its page as the producer keys it, through the producer's own writer (`producer.kinesis_writer.make_writer`,
+on the path `WIKITIDE_KINESIS_PUT` names: at most one entry of a page per call or round, failed entries retried
+under its bounded policy), in archive order (`read_range`). Objects written in the same second have no order
+among them, so a page's order is kept within an object only; the processor's effects do not depend on it.
 
 The position (`ReplayPosition`: the key and line of the last record of the last call that succeeded) is saved
 after every call, in a file named after the range and the target stream. Interrupted and run again, a replay
@@ -24,11 +24,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
 from producer.batcher import Batch, Entry, partition_key_for
+from producer.service import EntryWriter
 from wikitide.archive.objects import Corrupt, Line, S3Archive, read_range
 
 _decode = msgspec.json.decode
@@ -93,11 +93,11 @@ def _batches(lines: Iterator[Line], size: int) -> Iterator[tuple[list[Entry], Li
 
 
 def replay(
-    archive: S3Archive, writer: Any, position: ReplayPosition, start: datetime, end: datetime, *,
+    archive: S3Archive, writer: EntryWriter, position: ReplayPosition, start: datetime, end: datetime, *,
     rate: float | None = None, on_corrupt: Callable[[Corrupt], None], on_progress: Callable[[int, str], None],
     clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
 ) -> ReplayResult:
-    """Put every record received in [start, end) after the saved position into `writer` (a `KinesisWriter`),
+    """Put every record received in [start, end) after the saved position into `writer` (the producer's),
     at most `rate` records a second; `on_progress(records, key)` after every call."""
     saved = position.load()
     after, began_at = saved if saved else (None, datetime.now(UTC))
