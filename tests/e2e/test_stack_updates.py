@@ -32,6 +32,7 @@ from tests.conftest import RECENTCHANGE
 from tests.fleet import caught_up, checker
 from tests.fleet.harness import Fleet, LeaseTable, wait_until, write_fleet_properties
 from tests.fleet.traffic import Traffic, load_events
+from tests.template_edits import with_events_index
 from wikitide.cli import cli
 from wikitide.settings import Settings
 from wikitide.stack import TEMPLATE_PATH
@@ -47,34 +48,6 @@ FIRST_CATCH_UP = 420.0
 CATCH_UP = 300.0
 INDEX = "by-wiki-time"
 
-EVENTS_INDEX = """      GlobalSecondaryIndexes:
-        - IndexName: by-wiki-time
-          KeySchema:
-            - AttributeName: wiki
-              KeyType: HASH
-            - AttributeName: dt
-              KeyType: RANGE
-          Projection:
-            ProjectionType: KEYS_ONLY
-"""
-EVENTS_KEY = """      KeySchema:
-        - AttributeName: pk
-          KeyType: HASH
-      PointInTimeRecoverySpecification:
-        PointInTimeRecoveryEnabled: true
-      SSESpecification:
-        SSEEnabled: true
-        SSEType: KMS
-        KMSMasterKeyId: !GetAtt DataKey.Arn
-      DeletionProtectionEnabled: !If [IsProduction, true, false]
-
-  # One item per (minute, scope, shard) counter cell"""
-EVENTS_ATTRIBUTES = """      TableName: !Sub "${AWS::StackName}-events"
-      BillingMode: PAY_PER_REQUEST
-      AttributeDefinitions:
-        - AttributeName: pk
-          AttributeType: S
-"""
 # Valid for cfn-lint, refused by the service: the name of a table that exists outside the template (the KCL's
 # lease table, which the worker created and is using).
 CLASHING_TABLE = """
@@ -93,16 +66,9 @@ CLASHING_TABLE = """
 
 
 def _with_index(tmp_path: Path) -> Path:
-    text = TEMPLATE_PATH.read_text(encoding="utf-8")
-    assert text.count(EVENTS_KEY) == 1 and text.count(EVENTS_ATTRIBUTES) == 1
-    text = text.replace(EVENTS_ATTRIBUTES, EVENTS_ATTRIBUTES + """        - AttributeName: wiki
-          AttributeType: S
-        - AttributeName: dt
-          AttributeType: S
-""").replace(EVENTS_KEY, EVENTS_KEY.replace("      PointInTimeRecoverySpecification:",
-                                           EVENTS_INDEX + "      PointInTimeRecoverySpecification:"))
     path = tmp_path / "with-index.yaml"
-    path.write_text(text, encoding="utf-8")
+    path.write_text(with_events_index(TEMPLATE_PATH.read_text(encoding="utf-8"), INDEX, ["wiki", "dt"]),
+                    encoding="utf-8")
     return path
 
 

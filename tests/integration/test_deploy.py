@@ -10,6 +10,7 @@ import boto3
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.template_edits import with_events_index
 from wikitide import deploy as deployment
 from wikitide.cli import cli
 from wikitide.stack import TEMPLATE_PATH
@@ -152,26 +153,9 @@ def test_an_index_moto_leaves_out_is_added_by_the_deploy(local_stack: object, tm
     dynamodb = boto3.client("dynamodb")
     table = f"{stack}-events"
     dynamodb.put_item(TableName=table, Item={"pk": {"S": "k"}, "wiki": {"S": "enwiki"}, "dt": {"S": "2026-12-02"}})
-    text = TEMPLATE_PATH.read_text(encoding="utf-8")
-    definitions = """      TableName: !Sub "${AWS::StackName}-events"
-      BillingMode: PAY_PER_REQUEST
-      AttributeDefinitions:
-        - AttributeName: pk
-          AttributeType: S
-"""
-    assert text.count(definitions) == 1
-    index = """        - AttributeName: wiki
-          AttributeType: S
-      GlobalSecondaryIndexes:
-        - IndexName: by-wiki
-          KeySchema:
-            - AttributeName: wiki
-              KeyType: HASH
-          Projection:
-            ProjectionType: KEYS_ONLY
-"""
     template = tmp_path / "index.yaml"
-    template.write_text(text.replace(definitions, definitions + index), encoding="utf-8")
+    template.write_text(with_events_index(TEMPLATE_PATH.read_text(encoding="utf-8"), "by-wiki", ["wiki"]),
+                        encoding="utf-8")
     result = _deploy(stack, "--template", str(template), "--yes")
     assert result.exit_code == 0, result.output
     assert "~ Modify EventsTable [AWS::DynamoDB::Table]" in result.output
