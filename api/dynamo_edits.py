@@ -1,5 +1,5 @@
 """`EditStore` over a boto3 DynamoDB client: one `GetItem` on the events table by its dedup key, or on the
-latest-change-per-page table by page."""
+latest-change-per-page table by page, or one `Query` of a page's changes on the events table's page index."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from wikitide import event_index
 from wikitide.errors import DependencyUnavailable
 from wikitide.events import revision_key
+from wikitide.keys import page_member
 
 
 class DynamoEdits:
@@ -25,6 +27,19 @@ class DynamoEdits:
         if self._latest_table is None:
             return None
         return self._doc(self._latest_table, f"{wiki}#{title}", f"the latest change of {wiki}:{title}")
+
+    def page_changes(self, wiki: str, title: str, limit: int) -> list[dict[str, Any]]:
+        try:
+            response = self._client.query(
+                TableName=self._table, IndexName=event_index.PAGE_INDEX, KeyConditionExpression="#page = :page",
+                ExpressionAttributeNames={"#page": event_index.PAGE},
+                ExpressionAttributeValues={":page": {"S": page_member(wiki, title)}},
+                ScanIndexForward=False, Limit=limit,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise DependencyUnavailable(f"dynamodb: reading the changes of {wiki}:{title} failed") from exc
+        return [json.loads(item[event_index.DOC]["S"]) for item in response.get("Items", [])
+                if event_index.DOC in item]
 
     def _doc(self, table: str, key: str, what: str) -> dict[str, Any] | None:
         try:

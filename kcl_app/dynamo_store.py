@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from kcl_app.handler import DeadLetter, ProcessedChange
-from wikitide import aws, retry
+from kcl_app.handler import DeadLetter, ProcessedChange, recent_score
+from wikitide import aws, event_index, keys, retry
 
 logger = logging.getLogger(__name__)
 
@@ -202,8 +202,9 @@ def batch_write(client: Any, table: str, requests: list[dict[str, Any]], *, atte
 
 
 def event_item(change: ProcessedChange) -> dict[str, Any]:
+    """The events table's item, with the attributes of its time and page indexes (`wikitide.event_index`)."""
     doc = change.doc
-    return {
+    item = {
         "pk": {"S": change.key},
         "position": {"S": change.record.position},
         "arrival_ms": {"N": str(change.record.arrival_ms)},
@@ -212,7 +213,12 @@ def event_item(change: ProcessedChange) -> dict[str, Any]:
         "dt": {"S": doc["dt"]},
         "title": {"S": doc["title"]},
         "doc": {"S": json.dumps(doc, ensure_ascii=False, sort_keys=True)},
+        event_index.MINUTE: {"N": str(keys.epoch_minute(change.change.dt))},
+        event_index.ORDER: {"S": event_index.order_key(recent_score(change), change.key)},
     }
+    if change.change.title:
+        item[event_index.PAGE] = {"S": keys.page_member(change.change.wiki, change.change.title)}
+    return item
 
 
 def latest_key(change: ProcessedChange) -> str:
