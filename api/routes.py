@@ -24,8 +24,8 @@ from api.params import (
     parse_wiki,
     parse_wiki_filter,
 )
-from api.recent import EDITORS, TYPES, RecentFilter, parse_choice, parse_cursor
 from api.ports import Services
+from api.recent import EDITORS, TYPES, RecentFilter, parse_choice, parse_cursor
 from wikitide.errors import DependencyUnavailable
 
 EXTENSION = "wikitide"

@@ -313,7 +313,9 @@ def merge_call(state: CellState) -> tuple[list[str], list[Any]]:
         for length in keys.ROLLING_WINDOWS:
             windows += [keys.window_range_key(length), keys.window_pages_key(length),
                         keys.window_pages_key(length, wiki), keys.window_wikis_key(length)]
-    args: list[Any] = [f"{scope}|{state.shard}", str(state.sequence), kind, keys.BUCKET_TTL_SECONDS, page, minute, extra]
+    args: list[Any] = [
+        f"{scope}|{state.shard}", str(state.sequence), kind, keys.BUCKET_TTL_SECONDS, page, minute, extra,
+    ]
     for name, value in state.values.items():
         args.extend((name, value))
     bucket, other_bucket, roll_up = targets

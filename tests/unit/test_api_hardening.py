@@ -17,10 +17,10 @@ from flask.testing import FlaskClient
 from gunicorn.http import errors as gunicorn_errors
 
 from api import create_app
-from api.recent import Position, RecentFilter, RecentPage
 from api.headers import SECURITY_HEADERS
 from api.health import HealthCache, run_checks
 from api.ports import HealthChecks
+from api.recent import Position, RecentFilter, RecentPage
 from api.serving import error_answer, error_bytes
 from wikitide.errors import ConfigError, DependencyUnavailable
 from wikitide.settings import Settings

@@ -13,8 +13,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from api import create_app
-from api.recent import Collector, Position, RecentFilter, RecentPage
 from api.ports import HealthChecks
+from api.recent import Collector, Position, RecentFilter, RecentPage
 from wikitide.errors import ConfigError, DependencyUnavailable
 from wikitide.keys import epoch_minute, page_member
 from wikitide.settings import Settings
