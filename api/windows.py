@@ -108,13 +108,13 @@ def cover(first: int, last: int) -> tuple[list[int], list[int]]:
 
 def wiki_rows(totals: Mapping[str, Mapping[str, int]]) -> list[dict[str, object]]:
     """The `/v1/wikis` rows: every wiki with events, sorted by events (then name), with its bot share."""
-    rows: list[dict[str, object]] = []
+    ranked: list[tuple[int, str, dict[str, object]]] = []
     for wiki, counts in totals.items():
         events = int(counts.get("events", 0))
         if events <= 0:
             continue
         bots = int(counts.get("bot_events", 0))
-        rows.append({
+        ranked.append((-events, wiki, {
             "wiki": wiki,
             "events": events,
             "edits": int(counts.get("edit", 0)) + int(counts.get("new", 0)),
@@ -122,6 +122,6 @@ def wiki_rows(totals: Mapping[str, Mapping[str, int]]) -> list[dict[str, object]
             "bot_share": round(bots / events, 4),
             "bytes_added": int(counts.get("bytes_added", 0)),
             "bytes_removed": int(counts.get("bytes_removed", 0)),
-        })
-    rows.sort(key=lambda row: (-int(row["events"]), str(row["wiki"])))  # type: ignore[call-overload]
-    return rows
+        }))
+    ranked.sort(key=lambda item: item[:2])
+    return [row for _, _, row in ranked]

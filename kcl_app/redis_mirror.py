@@ -14,6 +14,12 @@ range one minute at a time, adding the minute that enters and subtracting the on
 Both run inside Redis scripts, so redelivered batches, racing workers and a rebuild keep that sum exact, and a
 rebuild that merges the cells again rebuilds the windows with the minute sets. Each `_ADVANCE` call does a bounded
 number of steps; `advance_windows` calls it until the windows end at the newest minute.
+
+The same merge keeps the roll-ups of `wikitide.keys`: a page cell's difference also goes to its hour's page set,
+a wiki cell's `WIKI_FIELDS` differences to the minute's wikis hash and to each rolling window's wiki counts hash
+whose range holds the minute; `_ADVANCE` slides those hashes with the page windows (adding the entering minute's
+wikis hash, subtracting the leaving one's). Being differences of the cells' states, they are exactly once and
+come back with a rebuild like the minute buckets.
 """
 
 from __future__ import annotations

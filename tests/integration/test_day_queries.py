@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -54,10 +55,13 @@ def loaded(client: redis.Redis) -> tuple[list[dict[str, Any]], FakeLedger]:
     client.config_set("slowlog-max-len", 100_000)
     client.config_set("slowlog-log-slower-than", 1000)
     client.slowlog_reset()
+    cpu = time.process_time()
+    redis_cpu = _redis_cpu(client)
     ledger = load(client, events)
+    cpu, redis_cpu = time.process_time() - cpu, _redis_cpu(client) - redis_cpu
     slow = client.slowlog_get(100_000)
     slowest = max(slow, key=lambda entry: entry["duration"], default=None)
-    print(f"\nloading: {len(slow)} Redis commands over 1 ms" + (
+    print(f"\nloading: {cpu:.1f} s of CPU here, {redis_cpu:.1f} s in Redis; {len(slow)} Redis commands over 1 ms" + (
         f", the slowest {slowest['duration']} µs ({_name(slowest)})" if slowest else ""))
     return events, ledger
 
@@ -118,8 +122,8 @@ def expected_trending(events: list[dict[str, Any]], last: int, length: int, wiki
              "score": round(s, 3)} for s, e, p, b, x in scored[:20]]
 
 
-def expected_recent(events: list[dict[str, Any]], matches: dict[str, Any]) -> list[str]:
-    """The keys of the recent changes Redis keeps (the newest 500 of the list read) that match, newest first."""
+def newest_first(events: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """`(de-duplication key, event)` of every event by event time in ms, then key, newest first."""
     def key(raw: dict[str, Any]) -> str:
         return f"{raw['wiki']}#rev#{raw['revision']['new']}" if is_revision(raw) else f"{raw['wiki']}#rc#{raw['id']}"
 
@@ -127,9 +131,13 @@ def expected_recent(events: list[dict[str, Any]], matches: dict[str, Any]) -> li
         return int(datetime.strptime(raw["meta"]["dt"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
                    .timestamp() * 1000)
 
-    kept = [raw for raw in events if matches.get("wiki") in (None, raw["wiki"])]
-    kept = sorted(kept, key=lambda raw: (ms(raw), key(raw)), reverse=True)[:RECENT_LIMIT]
-    return [key(raw) for raw in kept
+    return [(k, raw) for _, k, raw in sorted(((ms(raw), key(raw), raw) for raw in events), reverse=True)]
+
+
+def expected_recent(ordered: list[tuple[str, dict[str, Any]]], matches: dict[str, Any]) -> list[str]:
+    """The keys of the recent changes Redis keeps (the newest 500 of the list read) that match, newest first."""
+    kept = [(key, raw) for key, raw in ordered if matches.get("wiki") in (None, raw["wiki"])][:RECENT_LIMIT]
+    return [key for key, raw in kept
             if matches.get("type") in (None, raw["type"])
             and matches.get("namespace") in (None, raw["namespace"])
             and editor_matches(raw, matches.get("editor"))
@@ -147,52 +155,87 @@ def editor_matches(raw: dict[str, Any], editor: str | None) -> bool:
     return raw["user"].startswith("~") if editor == "temporary" else raw["user"][0].isdigit()
 
 
-def answers(client: redis.Redis, events: list[dict[str, Any]]) -> list[tuple[Any, Any]]:
-    """(got, expected) pairs of every windowed query of the day."""
-    stats = RedisStats(client)
-    latest = stats.latest_minute()
-    assert latest == FIRST_MINUTE + MINUTES - 1
+LATEST = FIRST_MINUTE + MINUTES - 1
+PAGE_WINDOWS = (1, 5, 60, 1440)
+
+
+@pytest.fixture(scope="module")
+def questions(loaded: tuple[list[dict[str, Any]], FakeLedger]) -> list[tuple[Any, ...]]:
+    """Every windowed query asked of the day: the wikis of each window, trending pages of each trending window
+    overall and for three wikis, and the edits per window of 53 pages (the busiest, a sample, and unknown ones)."""
+    events, _ = loaded
     busiest = [wiki for wiki, _ in Counter(raw["wiki"] for raw in events).most_common()]
-    pairs: list[tuple[Any, Any]] = []
-    for window, length in (("1m", 1), ("5m", 5), ("1h", 60), ("24h", 1440)):
-        pairs.append((queries.wikis(stats, window)["wikis"], expected_wikis(events, latest - length + 1, latest)))
-    for window, length in (("1m", 1), ("5m", 5), ("1h", 60)):
-        for wiki in (None, busiest[0], busiest[1], busiest[40]):
-            got = queries.trending_pages(stats, window, wiki, 20)["pages"]
-            pairs.append((got, expected_trending(events, latest, length, wiki)))
-    day = page_counts(events, latest - 1439, latest)
-    sample = [STEADY, BURST, ("w999wiki", "Nothing"), *[page for page, _ in day.most_common(20)],
-              *random.Random(3).sample(sorted(day), 30)]
-    for wiki, title in sample:
-        got = stats.page_edits(wiki, title, [(latest - n + 1, latest) for n in (1, 5, 60, 1440)])
-        expected = [page_counts(events, latest - n + 1, latest)[(wiki, title)] for n in (1, 5, 60, 1440)]
-        pairs.append((got, expected))
-    return pairs
+    asked: list[tuple[Any, ...]] = [("wikis", window) for window in ("1m", "5m", "1h", "24h")]
+    asked += [("trending", window, wiki) for window in ("1m", "5m", "1h")
+              for wiki in (None, busiest[0], busiest[1], busiest[40])]
+    day = page_counts(events, LATEST - 1439, LATEST)
+    pages = [STEADY, BURST, ("w999wiki", "Nothing"), *[page for page, _ in day.most_common(20)],
+             *random.Random(3).sample(sorted(day), 30)]
+    return asked + [("page", wiki, title) for wiki, title in pages]
 
 
-def test_a_day_of_queries_is_exact(client: redis.Redis, loaded: tuple[list[dict[str, Any]], FakeLedger]) -> None:
+@pytest.fixture(scope="module")
+def expected(loaded: tuple[list[dict[str, Any]], FakeLedger], questions: list[tuple[Any, ...]]) -> list[Any]:
+    events, _ = loaded
+    lengths = {"1m": 1, "5m": 5, "1h": 60, "24h": 1440}
+    by_page: dict[tuple[str, str], Counter[int]] = {}
+    for raw in events:
+        if is_revision(raw):
+            by_page.setdefault((raw["wiki"], raw["title"]), Counter())[minute_of(raw)] += 1
+    answers: list[Any] = []
+    for kind, *args in questions:
+        if kind == "wikis":
+            answers.append(expected_wikis(events, LATEST - lengths[args[0]] + 1, LATEST))
+        elif kind == "trending":
+            answers.append(expected_trending(events, LATEST, lengths[args[0]], args[1]))
+        else:
+            minutes = by_page.get((args[0], args[1]), Counter())
+            answers.append([sum(n for m, n in minutes.items() if m > LATEST - length) for length in PAGE_WINDOWS])
+    return answers
+
+
+def ask(client: redis.Redis, questions: list[tuple[Any, ...]]) -> list[Any]:
+    stats = RedisStats(client)
+    assert stats.latest_minute() == LATEST
+    answers: list[Any] = []
+    for kind, *args in questions:
+        if kind == "wikis":
+            answers.append(queries.wikis(stats, args[0])["wikis"])
+        elif kind == "trending":
+            answers.append(queries.trending_pages(stats, args[0], args[1], 20)["pages"])
+        else:
+            answers.append(stats.page_edits(args[0], args[1], [(LATEST - n + 1, LATEST) for n in PAGE_WINDOWS]))
+    return answers
+
+
+def test_a_day_of_queries_is_exact(
+    client: redis.Redis, loaded: tuple[list[dict[str, Any]], FakeLedger], questions: list[tuple[Any, ...]],
+    expected: list[Any],
+) -> None:
     events, _ = loaded
     client.config_set("slowlog-log-slower-than", 0)
     client.slowlog_reset()
     hgetall_before = _calls(client, "hgetall")
-    pairs = answers(client, events)
-    slowest = max(client.slowlog_get(10_000), key=lambda entry: entry["duration"])
+    got = ask(client, questions)
+    logged = [entry for entry in client.slowlog_get(100_000) if not _name(entry).upper().startswith("SLOWLOG")]
+    slowest = max(logged, key=lambda entry: entry["duration"])
     client.config_set("slowlog-log-slower-than", 10_000)
-    for got, expected in pairs:
-        assert got == expected
-    assert all(expected for got, expected in pairs[:4])
+    for question, answer, truth in zip(questions, got, expected, strict=True):
+        assert answer == truth, question
+    assert all(expected[:4])  # every window has wikis
     # 1m and 5m read their minutes (6 hashes); 1h and 24h one rolling hash each, not 1,500 minutes.
     assert _calls(client, "hgetall") - hgetall_before <= 8
-    trending_5m = queries.trending_pages(RedisStats(client), "5m", None, 20)["pages"]
+    trending_5m = got[questions.index(("trending", "5m", None))]
     assert trending_5m[0]["title"] == BURST[1] and trending_5m[0]["edits"] == 12
     assert STEADY[1] not in [page["title"] for page in trending_5m]
     print(f"\n{len(events)} events over {MINUTES} minutes, {len({e['wiki'] for e in events})} wikis, "
-          f"{len({(e['wiki'], e['title']) for e in events})} pages; {len(pairs)} answers checked; slowest Redis "
+          f"{len({(e['wiki'], e['title']) for e in events})} pages; {len(questions)} answers checked; slowest Redis "
           f"command among them {slowest['duration']} µs ({_name(slowest)})")
 
 
 def test_recent_changes_page_through_exactly(client: redis.Redis, loaded: tuple[list[dict[str, Any]], Any]) -> None:
     events, _ = loaded
+    ordered = newest_first(events)
     stats = RedisStats(client)
     filters: list[dict[str, Any]] = [
         {}, {"wiki": "w000wiki"}, {"type": "log"}, {"editor": "bot"}, {"editor": "human", "namespace": 0},
@@ -207,18 +250,17 @@ def test_recent_changes_page_through_exactly(client: redis.Redis, loaded: tuple[
             if body["next"] is None:
                 break
             after = parse_cursor(body["next"])
-        assert keys_seen == expected_recent(events, matches), matches
+        assert keys_seen == expected_recent(ordered, matches), matches
 
 
 def test_a_rebuild_from_the_cells_gives_the_same_answers(
-    client: redis.Redis, loaded: tuple[list[dict[str, Any]], FakeLedger]
+    client: redis.Redis, loaded: tuple[list[dict[str, Any]], FakeLedger], questions: list[tuple[Any, ...]],
+    expected: list[Any],
 ) -> None:
-    events, ledger = loaded
-    before = [got for got, _ in answers(client, events)]
+    _, ledger = loaded
     client.flushdb()
-    mirror = RedisMirror(client)
-    assert Rebuilder(client, mirror, lambda: list(ledger.cells.values())).rebuild() is not None
-    assert [got for got, _ in answers(client, events)] == before
+    assert Rebuilder(client, RedisMirror(client), lambda: list(ledger.cells.values())).rebuild() is not None
+    assert ask(client, questions) == expected
 
 
 def _calls(client: redis.Redis, command: str) -> int:
@@ -230,3 +272,8 @@ def _name(entry: dict[str, Any]) -> str:
     command = entry["command"]
     words = command.split() if isinstance(command, bytes) else str(command).split()
     return " ".join(word.decode(errors="replace") if isinstance(word, bytes) else word for word in words[:2])
+
+
+def _redis_cpu(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
