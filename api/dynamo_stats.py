@@ -24,7 +24,8 @@ from wikitide import cells, event_index, keys
 from wikitide.errors import DependencyUnavailable
 
 T = TypeVar("T")
-# The recent changes go back a day (the windows' reach); one request reads at most this many minutes of them.
+# The recent changes go back a day (the windows' reach); one request reads at most this many minutes that hold
+# changes (the minutes without any are skipped by their counter cells).
 RETENTION_MINUTES = 1440
 MINUTE_QUERIES = 30
 
@@ -94,29 +95,50 @@ class DynamoStats:
         collector = Collector(matches, after, limit)
         if latest is None:
             return collector.page(None)
-        minute = latest if after is None else min(latest, after.ms // 60_000)
-        oldest = latest - RETENTION_MINUTES + 1
-        for _ in range(MINUTE_QUERIES):
-            if minute < oldest:
-                return collector.page(None)
-            values: dict[str, Any] = {":minute": {"N": str(minute)}}
-            condition = "#minute = :minute"
-            bound = collector.last or after
-            if bound is not None and bound.ms // 60_000 == minute:
-                condition += " AND #order < :order"
-                values[":order"] = {"S": event_index.order_key(bound.ms, bound.key)}
-            for item in self._query(TableName=self._events_table, IndexName=event_index.RECENT_INDEX,
-                                    KeyConditionExpression=condition, ScanIndexForward=False,
-                                    ExpressionAttributeNames={"#minute": event_index.MINUTE,
-                                                              "#order": event_index.ORDER}
-                                    if ":order" in values else {"#minute": event_index.MINUTE},
-                                    ExpressionAttributeValues=values):
+        start = latest if after is None else min(latest, after.ms // 60_000)
+        previous = start
+        minutes = self._minutes_with_events(start, latest - RETENTION_MINUTES + 1, matches.wiki)
+        for read, minute in enumerate(minutes):
+            if read == MINUTE_QUERIES:
+                # Out of queries for this request: go on from the start of the last minute read.
+                return collector.page(Position(previous * 60_000, ""))
+            previous = minute
+            for item in self._changes_of(minute, collector.last or after):
                 position = Position(*event_index.split_order_key(item[event_index.ORDER]["S"]))
                 if collector.wants(position) and not collector.offer(position, _doc(item)):
                     return collector.page(None)
-            minute -= 1
-        # Out of queries for this request (minutes without a match): go on from the start of the last minute read.
-        return collector.page(Position((minute + 1) * 60_000, ""))
+        return collector.page(None)
+
+    def _minutes_with_events(self, newest: int, oldest: int, wiki: str | None) -> Iterator[int]:
+        """The minutes `newest..oldest` (descending) in which the scope counted an event: read lazily from its
+        cells, newest first, so empty stretches cost no Query of the events."""
+        if newest < oldest:
+            return
+        first, last = cells.window_bounds(oldest, newest)
+        previous = None
+        for item in self._query(
+            TableName=self._table, ScanIndexForward=False,
+            KeyConditionExpression="pk = :scope AND sk BETWEEN :first AND :last",
+            ExpressionAttributeValues={":scope": {"S": cells.TOTAL if wiki is None else cells.wiki_scope(wiki)},
+                                       ":first": {"S": first}, ":last": {"S": last}},
+        ):
+            minute, _ = cells.split_sort_key(item["sk"]["S"])
+            if minute != previous and cells.counters(item).get("events", 0) > 0:
+                previous = minute
+                yield minute
+
+    def _changes_of(self, minute: int, bound: Position | None) -> Iterator[dict[str, Any]]:
+        """The minute's changes newest first, those before `bound` only when it lies in that minute."""
+        names = {"#minute": event_index.MINUTE}
+        values: dict[str, Any] = {":minute": {"N": str(minute)}}
+        condition = "#minute = :minute"
+        if bound is not None and bound.ms // 60_000 == minute:
+            condition += " AND #order < :order"
+            names["#order"] = event_index.ORDER
+            values[":order"] = {"S": event_index.order_key(bound.ms, bound.key)}
+        yield from self._query(TableName=self._events_table, IndexName=event_index.RECENT_INDEX,
+                               KeyConditionExpression=condition, ScanIndexForward=False,
+                               ExpressionAttributeNames=names, ExpressionAttributeValues=values)
 
     def _pages_of(self, minute: int, wiki: str | None) -> Counter[str]:
         condition = "#minute = :minute"

@@ -169,7 +169,7 @@ def test_empty_redis_gives_zeros_and_no_as_of(api: FlaskClient) -> None:
     assert body["events"] == 0
     assert body["as_of"] is None
     assert api.get("/v1/pages/top?window=24h").get_json()["pages"] == []
-    assert api.get("/v1/edits/recent").get_json() == {"edits": []}
+    assert api.get("/v1/edits/recent").get_json() == {"edits": [], "next": None}
 
 
 def test_top_pages_sum_minutes_and_break_ties_by_title_then_wiki(
