@@ -27,7 +27,7 @@ from tests.unit.fakes import FakeDeadLetters, FakeEventStore, FakeLedger
 
 FIRST_MINUTE = int(datetime(2026, 11, 30, tzinfo=UTC).timestamp()) // 60
 MINUTES = 1440
-EVENTS_PER_MINUTE = 50
+EVENTS_PER_MINUTE = 35
 WIKIS = [f"w{i:03d}wiki" for i in range(900)]
 SHARDS = [f"shardId-00000000000{i}" for i in range(4)]
 BATCH = 500

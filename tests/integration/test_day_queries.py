@@ -2,8 +2,8 @@
 queries of `/v1/wikis`, `/v1/trending`, `/v1/pages/{wiki}/{title}` and `/v1/edits/recent` checked exact against a
 plain computation over the same events (plain `json` and arithmetic, not the code under test).
 
-What is loaded is `tests/day.py`'s generated day: about 100,000 events over 1,440 minutes of event time on 900
-wikis (the live stream's number of wikis; its volume, ~2.6 M events on ~1 M pages, scaled down about 26 times to
+What is loaded is `tests/day.py`'s generated day: about 50,000 events over 1,440 minutes of event time on 900
+wikis (the live stream's number of wikis; its volume, ~2.6 M events on ~1 M pages, scaled down about 50 times to
 keep the test near a minute), through the processor's own `process_batch` and `RedisMirror`.
 """
 
