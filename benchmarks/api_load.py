@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,11 +79,18 @@ def main() -> None:
             client = redis.Redis(port=port, decode_responses=True)
             started = time.monotonic()
             events = generate(events_per_minute=args.events_per_minute)
+            client.config_set("slowlog-log-slower-than", 1000)
+            client.config_set("slowlog-max-len", 100_000)
+            client.slowlog_reset()
             load(client, events)
+            slow = Counter(_words(entry)[0] for entry in client.slowlog_get(100_000))
+            slowest = max(client.slowlog_get(100_000), key=lambda entry: entry["duration"], default=None)
             client.set(keys.READY, int(time.time()))  # what a rebuild leaves: the API reads Redis
             print(f"loaded {len(events):,} events ({len({(e['wiki'], e['title']) for e in events}):,} pages, "
                   f"{len({e['wiki'] for e in events})} wikis) in {time.monotonic() - started:.0f} s; Redis "
-                  f"{client.info('memory')['used_memory_human']}")
+                  f"{client.info('memory')['used_memory_human']}; Redis commands over 1 ms while loading: "
+                  f"{dict(slow) or 'none'}" + (f", the slowest {slowest['duration']} µs ({' '.join(_words(slowest))})"
+                                               if slowest else ""))
             url = f"redis://127.0.0.1:{port}/0"
             runs = [measure(client, url, "benchmarks.api_load_app:queries()", path, args) for path in QUERIES]
             runs.append(measure(client, url, "benchmarks.api_load_app:constant()", CONSTANT, args))
@@ -122,8 +130,15 @@ def measure(client: redis.Redis, redis_url: str, app: str, path: str, args: argp
         p99_ms=latency(output, "99%"),
         errors=errors(output),
         slowest_redis_us=None if slowest is None else int(slowest["duration"]),
-        slowest_command="" if slowest is None else " ".join(str(w) for w in str(slowest["command"]).split()[:2]),
+        slowest_command="" if slowest is None else " ".join(_words(slowest)),
     )
+
+
+def _words(entry: dict) -> list[str]:
+    """A slow-log entry's command and first argument."""
+    command = entry["command"]
+    words = command.split() if isinstance(command, bytes) else str(command).split()
+    return [w.decode(errors="replace") if isinstance(w, bytes) else w for w in words[:2]]
 
 
 def wait_answering(url: str) -> None:
