@@ -58,7 +58,9 @@ class Adapters:
     def stats(self) -> FallbackStats:
         return FallbackStats(
             RedisStats(self.redis_client),
-            lambda: DynamoStats(self._dynamodb, self.resources.counters_table),
+            lambda: DynamoStats(
+                self._dynamodb, self.resources.counters_table, events_table=self.resources.events_table
+            ),
             lambda: is_ready(self.redis_client),
         )
 

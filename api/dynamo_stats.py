@@ -2,12 +2,15 @@
 
 Reads the same counter cells the Redis read model is built from (laid out in `wikitide.cells`): one range
 Query for the totals of a scope over a window (cells summed over shards), and one Query per minute on the
-`pages-by-minute` index for the pages, run side by side. Slower than Redis, the same numbers. Recent edits
-live only in Redis; this store has none to offer.
+`pages-by-minute` index for the pages, run side by side. Slower than Redis, the same numbers. The recent changes
+come from the events table's time index (`wikitide.event_index`), one Query per minute, newest first, within
+`MINUTE_QUERIES` per request. The wikis of a window and the trending baselines have no index here: they answer
+from Redis only (a 503 meanwhile).
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,16 +19,22 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from wikitide import cells
+from api.recent import Collector, Position, RecentFilter, RecentPage
+from wikitide import cells, event_index, keys
 from wikitide.errors import DependencyUnavailable
 
 T = TypeVar("T")
+# The recent changes go back a day (the windows' reach); one request reads at most this many minutes that hold
+# changes (the minutes without any are skipped by their counter cells).
+RETENTION_MINUTES = 1440
+MINUTE_QUERIES = 30
 
 
 class DynamoStats:
-    def __init__(self, client: Any, table: str, *, parallel: int = 8) -> None:
+    def __init__(self, client: Any, table: str, *, events_table: str | None = None, parallel: int = 8) -> None:
         self._client = client
         self._table = table
+        self._events_table = events_table
         self._executor = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="stats-dynamodb")
 
     def latest_minute(self) -> int | None:
@@ -58,8 +67,78 @@ class DynamoStats:
             totals.update(pages)
         return [(page, float(edits)) for page, edits in totals.items()]
 
-    def recent_edits(self, wiki: str | None, limit: int) -> list[dict[str, Any]]:
-        return []
+    def wiki_totals(self, first: int, last: int) -> dict[str, dict[str, int]]:
+        raise DependencyUnavailable("redis: the wikis of a window are kept in Redis only, which is not ready")
+
+    def hour_page_edits(self, members: Sequence[str], hours: Sequence[int]) -> dict[str, int]:
+        raise DependencyUnavailable("redis: the trending baselines are kept in Redis only, which is not ready")
+
+    def page_edits(self, wiki: str, title: str, spans: Sequence[tuple[int, int]]) -> list[int]:
+        if not spans:
+            return []
+        first, last = cells.window_bounds(min(s[0] for s in spans), max(s[1] for s in spans))
+        by_minute: Counter[int] = Counter()
+        for item in self._query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :scope AND sk BETWEEN :first AND :last",
+            ExpressionAttributeValues={":scope": {"S": cells.page_scope(keys.page_member(wiki, title))},
+                                       ":first": {"S": first}, ":last": {"S": last}},
+        ):
+            minute, _ = cells.split_sort_key(item["sk"]["S"])
+            by_minute[minute] += int(item.get(cells.PAGE_EVENTS, {}).get("N", 0))
+        return [sum(n for m, n in by_minute.items() if low <= m <= high) for low, high in spans]
+
+    def recent(self, matches: RecentFilter, after: Position | None, limit: int) -> RecentPage:
+        if self._events_table is None:
+            raise DependencyUnavailable("dynamodb: no events table to read recent changes from")
+        latest = self.latest_minute()
+        collector = Collector(matches, after, limit)
+        if latest is None:
+            return collector.page(None)
+        start = latest if after is None else min(latest, after.ms // 60_000)
+        previous = start
+        minutes = self._minutes_with_events(start, latest - RETENTION_MINUTES + 1, matches.wiki)
+        for read, minute in enumerate(minutes):
+            if read == MINUTE_QUERIES:
+                # Out of queries for this request: go on from the start of the last minute read.
+                return collector.page(Position(previous * 60_000, ""))
+            previous = minute
+            for item in self._changes_of(minute, collector.last or after):
+                position = Position(*event_index.split_order_key(item[event_index.ORDER]["S"]))
+                if collector.wants(position) and not collector.offer(position, _doc(item)):
+                    return collector.page(None)
+        return collector.page(None)
+
+    def _minutes_with_events(self, newest: int, oldest: int, wiki: str | None) -> Iterator[int]:
+        """The minutes `newest..oldest` (descending) in which the scope counted an event: read lazily from its
+        cells, newest first, so empty stretches cost no Query of the events."""
+        if newest < oldest:
+            return
+        first, last = cells.window_bounds(oldest, newest)
+        previous = None
+        for item in self._query(
+            TableName=self._table, ScanIndexForward=False,
+            KeyConditionExpression="pk = :scope AND sk BETWEEN :first AND :last",
+            ExpressionAttributeValues={":scope": {"S": cells.TOTAL if wiki is None else cells.wiki_scope(wiki)},
+                                       ":first": {"S": first}, ":last": {"S": last}},
+        ):
+            minute, _ = cells.split_sort_key(item["sk"]["S"])
+            if minute != previous and cells.counters(item).get("events", 0) > 0:
+                previous = minute
+                yield minute
+
+    def _changes_of(self, minute: int, bound: Position | None) -> Iterator[dict[str, Any]]:
+        """The minute's changes newest first, those before `bound` only when it lies in that minute."""
+        names = {"#minute": event_index.MINUTE}
+        values: dict[str, Any] = {":minute": {"N": str(minute)}}
+        condition = "#minute = :minute"
+        if bound is not None and bound.ms // 60_000 == minute:
+            condition += " AND #order < :order"
+            names["#order"] = event_index.ORDER
+            values[":order"] = {"S": event_index.order_key(bound.ms, bound.key)}
+        yield from self._query(TableName=self._events_table, IndexName=event_index.RECENT_INDEX,
+                               KeyConditionExpression=condition, ScanIndexForward=False,
+                               ExpressionAttributeNames=names, ExpressionAttributeValues=values)
 
     def _pages_of(self, minute: int, wiki: str | None) -> Counter[str]:
         condition = "#minute = :minute"
@@ -89,3 +168,11 @@ def _translated(action: str) -> Iterator[None]:
         yield
     except (ClientError, BotoCoreError) as exc:
         raise DependencyUnavailable(f"dynamodb: {action} failed") from exc
+
+
+def _doc(item: dict[str, Any]) -> dict[str, Any]:
+    try:
+        doc: dict[str, Any] = json.loads(item[event_index.DOC]["S"])
+    except (KeyError, json.JSONDecodeError):
+        return {}
+    return doc

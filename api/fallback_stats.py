@@ -11,9 +11,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from api.ports import StatsStore
+from api.recent import Position, RecentFilter, RecentPage
 from wikitide.errors import DependencyUnavailable
 
 logger = logging.getLogger(__name__)
@@ -51,8 +52,17 @@ class FallbackStats:
     def page_scores(self, minutes: Sequence[int], wiki: str | None, limit: int) -> list[tuple[str, float]]:
         return self._read(lambda store: store.page_scores(minutes, wiki, limit))
 
-    def recent_edits(self, wiki: str | None, limit: int) -> list[dict[str, Any]]:
-        return self._read(lambda store: store.recent_edits(wiki, limit))
+    def wiki_totals(self, first: int, last: int) -> dict[str, dict[str, int]]:
+        return self._read(lambda store: store.wiki_totals(first, last))
+
+    def page_edits(self, wiki: str, title: str, spans: Sequence[tuple[int, int]]) -> list[int]:
+        return self._read(lambda store: store.page_edits(wiki, title, spans))
+
+    def hour_page_edits(self, members: Sequence[str], hours: Sequence[int]) -> dict[str, int]:
+        return self._read(lambda store: store.hour_page_edits(members, hours))
+
+    def recent(self, matches: RecentFilter, after: Position | None, limit: int) -> RecentPage:
+        return self._read(lambda store: store.recent(matches, after, limit))
 
     def _read(self, call: Callable[[StatsStore], T]) -> T:
         if self._clock() >= self._skip_primary_until:

@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from api.recent import Position, RecentFilter, RecentPage
+
 # A dependency check returns when the dependency answered and raises (anything) when it did not.
 HealthCheck = Callable[[], object]
 
@@ -29,8 +31,21 @@ class StatsStore(Protocol):
         """
         ...
 
-    def recent_edits(self, wiki: str | None, limit: int) -> list[dict[str, Any]]:
-        """Up to `limit` enriched events, newest event time first."""
+    def wiki_totals(self, first: int, last: int) -> dict[str, dict[str, int]]:
+        """Every wiki's `wikitide.keys.WIKI_FIELDS` summed over the minutes `first..last` (a window ending with
+        the newest minute); wikis without events may be missing."""
+        ...
+
+    def page_edits(self, wiki: str, title: str, spans: Sequence[tuple[int, int]]) -> list[int]:
+        """The page's edits (edit + new revisions) in each span of minutes `(first, last)`, in order."""
+        ...
+
+    def hour_page_edits(self, members: Sequence[str], hours: Sequence[int]) -> dict[str, int]:
+        """Each page member's edits summed over the epoch hours `hours` (absent: 0)."""
+        ...
+
+    def recent(self, matches: RecentFilter, after: Position | None, limit: int) -> RecentPage:
+        """The newest changes after `after` that match, by the feed order of `api.recent` (see `Collector`)."""
         ...
 
 
@@ -41,6 +56,10 @@ class EditStore(Protocol):
 
     def latest_change(self, wiki: str, title: str) -> dict[str, Any] | None:
         """The newest stored change of that page (by event time), `None` if unknown. Raises `DependencyUnavailable`."""
+        ...
+
+    def page_changes(self, wiki: str, title: str, limit: int) -> list[dict[str, Any]]:
+        """The page's last `limit` stored changes, newest first. Raises `DependencyUnavailable`."""
         ...
 
 

@@ -17,6 +17,8 @@ from uuid import uuid4
 
 import redis
 
+from api.recent import Collector, Position, RecentFilter, RecentPage
+from api.windows import cover
 from wikitide import keys
 from wikitide.errors import DependencyUnavailable
 
@@ -103,18 +105,101 @@ class RedisStats:
         pages = [keys.page_member(*keys.split_window_member(member)) for member in flat[::2]]
         return [(page, float(score)) for page, score in zip(pages, flat[1::2], strict=True)]
 
-    def recent_edits(self, wiki: str | None, limit: int) -> list[dict[str, Any]]:
+    def wiki_totals(self, first: int, last: int) -> dict[str, dict[str, int]]:
+        length = last - first + 1
+        if length in keys.ROLLING_WINDOWS:
+            with _translated("reading the wikis of a window"):
+                pipe = self._client.pipeline(transaction=True)  # the range and its sums as of one moment
+                pipe.hmget(keys.window_range_key(length), "start", "end")
+                pipe.hgetall(keys.window_wiki_counts_key(length))
+                (start, end), flat = pipe.execute()
+            if start is not None and end is not None and (int(start), int(end)) == (first, last):
+                return _wiki_table([flat])
+        hours, minutes = cover(first, last)
+        if hours:
+            # The rolling hash is being filled (Redis came back empty, or a window leapt): answer from the minutes
+            # rather than wait; a long window costs one read per minute until the hash is full again.
+            minutes = list(range(first, last + 1))
+        with _translated("reading the wikis of a window"):
+            pipe = self._client.pipeline(transaction=False)
+            for minute in minutes:
+                pipe.hgetall(keys.minute_wikis_key(minute))
+            return _wiki_table(pipe.execute())
+
+    def page_edits(self, wiki: str, title: str, spans: Sequence[tuple[int, int]]) -> list[int]:
+        member = keys.page_member(wiki, title)
+        covers = [cover(first, last) for first, last in spans]
+        sources = sorted({keys.hour_pages_key(hour) for hours, _ in covers for hour in hours}
+                         | {keys.pages_key(minute) for _, minutes in covers for minute in minutes})
+        with _translated("reading a page's edits"):
+            pipe = self._client.pipeline(transaction=False)
+            for source in sources:
+                pipe.zscore(source, member)
+            scores = dict(zip(sources, pipe.execute(), strict=True))
+        return [
+            round(sum(float(scores[keys.hour_pages_key(hour)] or 0) for hour in hours)
+                  + sum(float(scores[keys.pages_key(minute)] or 0) for minute in minutes))
+            for hours, minutes in covers
+        ]
+
+    def hour_page_edits(self, members: Sequence[str], hours: Sequence[int]) -> dict[str, int]:
+        totals = dict.fromkeys(members, 0.0)
+        if not members:
+            return {}
+        with _translated("reading pages' hourly edits"):
+            pipe = self._client.pipeline(transaction=False)
+            for hour in hours:
+                pipe.zmscore(keys.hour_pages_key(hour), list(members))
+            for scores in pipe.execute():
+                for member, value in zip(members, scores, strict=True):
+                    if value is not None:
+                        totals[member] += float(value)
+        return {member: round(total) for member, total in totals.items()}
+
+    def recent(self, matches: RecentFilter, after: Position | None, limit: int) -> RecentPage:
+        key = keys.recent_key(matches.wiki)
+        collector = Collector(matches, after, limit)
+        chunk = limit + 1
         with _translated("reading recent edits"):
-            # The client decodes responses, so members are str whatever redis-py's stubs allow for.
-            members = cast("list[str]", self._client.zrevrange(keys.recent_key(wiki), 0, limit - 1))
-        edits = []
-        for member in members:
-            try:
-                edits.append(json.loads(member))
-            except json.JSONDecodeError:
-                # One bad member must not blank the whole feed; the processor is the one to fix.
-                logger.warning("skipping a recent-edit member that is not JSON: %.80r", member)
-        return edits
+            while not collector.is_done:
+                bound = collector.last or after
+                top: str | int = "+inf" if bound is None else bound.ms
+                # The client decodes responses, so members are str whatever redis-py's stubs allow for.
+                rows = cast("list[tuple[str, float]]", self._client.zrevrangebyscore(
+                    key, top, "-inf", start=0, num=chunk, withscores=True))
+                fresh = [(Position(int(score), keys.split_recent_member(member)[0]), member)
+                         for member, score in rows]
+                fresh = [(position, member) for position, member in fresh if collector.wants(position)]
+                if not fresh:
+                    if len(rows) < chunk:
+                        return collector.page(None)  # the list ran out
+                    chunk *= 2  # a run of changes of one millisecond longer than the chunk: read further
+                    continue
+                for position, member in fresh:
+                    if not collector.offer(position, _doc(member)):
+                        break
+                chunk = max(chunk, 100)
+        return collector.page(None)
+
+
+def _doc(member: str) -> dict[str, Any]:
+    try:
+        doc: dict[str, Any] = json.loads(keys.split_recent_member(member)[1])
+    except json.JSONDecodeError:
+        # One bad member must not blank the whole feed; the processor is the one to fix.
+        logger.warning("a recent-edit member that is not JSON: %.80r", member)
+        return {}
+    return doc
+
+
+def _wiki_table(hashes: Sequence[Mapping[str, str]]) -> dict[str, dict[str, int]]:
+    totals: dict[str, dict[str, int]] = {}
+    for fields in hashes:
+        for field, value in fields.items():
+            wiki, name = keys.split_wiki_field(field)
+            row = totals.setdefault(wiki, {})
+            row[name] = row.get(name, 0) + int(value)
+    return totals
 
 
 def is_ready(client: redis.Redis) -> bool:

@@ -15,13 +15,27 @@ from api import queries
 from api.errors import InvalidParameter
 from api.headers import SECURITY_HEADERS
 from api.health import is_healthy
-from api.params import parse_limit, parse_rev_id, parse_title, parse_wiki, parse_wiki_filter
+from api.params import (
+    parse_int,
+    parse_limit,
+    parse_path_title,
+    parse_rev_id,
+    parse_title,
+    parse_wiki,
+    parse_wiki_filter,
+)
 from api.ports import Services
+from api.recent import EDITORS, TYPES, RecentFilter, parse_choice, parse_cursor
 from wikitide.errors import DependencyUnavailable
 
 EXTENSION = "wikitide"
 TOP_PAGES_LIMIT = (10, 100)
+TRENDING_LIMIT = (20, 100)
+PAGE_CHANGES_LIMIT = (10, 100)
 RECENT_LIMIT = (20, 500)
+# MediaWiki's namespace numbers are small; -2 (Media) and -1 (Special) are the only negative ones.
+NAMESPACE_RANGE = (-2, 2**31 - 1)
+MIN_BYTES_MAXIMUM = 2**31 - 1
 # A 503 asks the client to come back after this long (the API reads DynamoDB alone for 5 s after Redis failed).
 RETRY_AFTER_SECONDS = 5
 # Anything in a message that could locate a server: URLs, IPv4 and bracketed IPv6 addresses, host:port.
@@ -52,10 +66,44 @@ def top_pages() -> dict[str, Any]:
 
 @api_v1.get("/edits/recent")
 def recent_edits() -> dict[str, Any]:
-    wiki = parse_wiki_filter(request.args.get("wiki"))
+    args = request.args
+    low, high = NAMESPACE_RANGE
+    matches = RecentFilter(
+        wiki=parse_wiki_filter(args.get("wiki")),
+        type=parse_choice("type", args.get("type"), TYPES),
+        namespace=parse_int("namespace", args.get("namespace"), minimum=low, maximum=high),
+        editor=parse_choice("editor", args.get("editor"), EDITORS),
+        min_bytes=parse_int("min_bytes", args.get("min_bytes"), minimum=0, maximum=MIN_BYTES_MAXIMUM),
+    )
     default, maximum = RECENT_LIMIT
+    limit = parse_limit(args.get("limit"), default=default, maximum=maximum)
+    return queries.recent_edits(_services().stats, matches, parse_cursor(args.get("cursor")), limit)
+
+
+@api_v1.get("/wikis")
+def wikis() -> dict[str, Any]:
+    return queries.wikis(_services().stats, request.args.get("window", ""))
+
+
+@api_v1.get("/trending")
+def trending() -> dict[str, Any]:
+    wiki = parse_wiki_filter(request.args.get("wiki"))
+    default, maximum = TRENDING_LIMIT
     limit = parse_limit(request.args.get("limit"), default=default, maximum=maximum)
-    return queries.recent_edits(_services().stats, wiki, limit)
+    return queries.trending_pages(_services().stats, request.args.get("window", ""), wiki, limit)
+
+
+@api_v1.get("/pages/<wiki>/<path:title>")
+def page(wiki: str, title: str) -> tuple[Response, int] | dict[str, Any]:
+    wiki_name = parse_wiki(wiki)
+    page_title = parse_path_title(title)
+    default, maximum = PAGE_CHANGES_LIMIT
+    limit = parse_limit(request.args.get("limit"), default=default, maximum=maximum)
+    services = _services()
+    body = queries.page_detail(services.stats, services.edits, wiki_name, page_title, limit)
+    if body is None:
+        return _error(f"no change of {page_title!r} on {wiki_name} is stored", 404)
+    return body
 
 
 @api_v1.get("/edits/<wiki>/<rev_id>")

@@ -85,3 +85,43 @@ def rank_pages(scores: Iterable[tuple[str, float]], limit: int) -> list[PageEdit
     pages = [PageEdits(*split_page_member(member), edits=round(total)) for member, total in edits.items()]
     pages.sort(key=lambda page: (-page.edits, page.title, page.wiki))
     return pages[:limit]
+
+
+def window_span(latest_minute: int, length: int) -> tuple[int, int]:
+    """The window's first and last epoch minutes."""
+    return latest_minute - length + 1, latest_minute
+
+
+def cover(first: int, last: int) -> tuple[list[int], list[int]]:
+    """The minutes `first..last` as `(whole epoch hours, the minutes left over)`: at most 118 minutes are left
+    over, so a day is read as 24 hourly roll-ups and two partial hours instead of 1,440 minutes."""
+    if last < first:
+        return [], []
+    first_hour = -(-first // 60)  # the first hour that starts at or after `first`
+    end_hour = (last + 1) // 60  # the hours before this one end at or before `last`
+    if first_hour >= end_hour:
+        return [], list(range(first, last + 1))
+    hours = list(range(first_hour, end_hour))
+    minutes = list(range(first, first_hour * 60)) + list(range(end_hour * 60, last + 1))
+    return hours, minutes
+
+
+def wiki_rows(totals: Mapping[str, Mapping[str, int]]) -> list[dict[str, object]]:
+    """The `/v1/wikis` rows: every wiki with events, sorted by events (then name), with its bot share."""
+    ranked: list[tuple[int, str, dict[str, object]]] = []
+    for wiki, counts in totals.items():
+        events = int(counts.get("events", 0))
+        if events <= 0:
+            continue
+        bots = int(counts.get("bot_events", 0))
+        ranked.append((-events, wiki, {
+            "wiki": wiki,
+            "events": events,
+            "edits": int(counts.get("edit", 0)) + int(counts.get("new", 0)),
+            "bot_events": bots,
+            "bot_share": round(bots / events, 4),
+            "bytes_added": int(counts.get("bytes_added", 0)),
+            "bytes_removed": int(counts.get("bytes_removed", 0)),
+        }))
+    ranked.sort(key=lambda item: item[:2])
+    return [row for _, _, row in ranked]

@@ -2,8 +2,8 @@
 
 Every write is idempotent. An event is claimed by the first stream position that stores it (read in batches,
 written in batches: see `DynamoEventStore.claim` for why no condition is needed); its item also indexes it
-under its page (`wikitide.event_items`), which is how the API finds a page's latest changes. A dead letter is
-an overwrite keyed by the record's stream position.
+by minute and by page (`wikitide.event_index`), which is how the API finds recent changes and a page's latest.
+A dead letter is an overwrite keyed by the record's stream position.
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from kcl_app.handler import DeadLetter, ProcessedChange
-from wikitide import aws, retry
-from wikitide import event_items as items
+from kcl_app.handler import DeadLetter, ProcessedChange, recent_score
+from wikitide import aws, event_index, keys, retry
 
 logger = logging.getLogger(__name__)
 
@@ -169,23 +168,24 @@ def batch_write(client: Any, table: str, requests: list[dict[str, Any]], *, atte
 
 
 def event_item(change: ProcessedChange) -> dict[str, Any]:
+    """The events table's item, with the attributes of its time and page indexes (`wikitide.event_index`)."""
     doc = change.doc
-    return {
-        items.KEY: {"S": change.key},
-        items.POSITION: {"S": change.record.position},
-        items.PAGE: {"S": change.change.page_key},
-        items.ORDER: {"S": change_order(change)},
+    item = {
+        "pk": {"S": change.key},
+        "position": {"S": change.record.position},
         "arrival_ms": {"N": str(change.record.arrival_ms)},
         "wiki": {"S": doc["wiki"]},
         "type": {"S": doc["type"]},
         "dt": {"S": doc["dt"]},
         "title": {"S": doc["title"]},
-        items.DOC: {"S": json.dumps(doc, ensure_ascii=False, sort_keys=True)},
+        "doc": {"S": json.dumps(doc, ensure_ascii=False, sort_keys=True)},
+        event_index.MINUTE: {"N": str(keys.epoch_minute(change.change.dt))},
+        event_index.ORDER: {"S": event_index.order_key(recent_score(change), change.key)},
     }
+    if change.change.title:
+        item[event_index.PAGE] = {"S": keys.page_member(change.change.wiki, change.change.title)}
+    return item
 
-
-def change_order(change: ProcessedChange) -> str:
-    return items.change_order(change.change.dt, change.change.rc_id or change.change.rev_new, change.key)
 
 
 def dead_letter_item(letter: DeadLetter) -> dict[str, Any]:

@@ -161,6 +161,12 @@ def recent_json(item: ProcessedChange) -> str:
     return json.dumps(item.doc, ensure_ascii=False, sort_keys=True)
 
 
+def recent_score(item: ProcessedChange) -> int:
+    """Where a change sorts among the recent changes (and in the events table's time index): its event time in
+    milliseconds; changes of the same millisecond sort by their key."""
+    return int(item.change.dt.timestamp() * 1000)
+
+
 def prepare(records: Sequence[StreamRecord], outcome: BatchOutcome) -> tuple[list[ProcessedChange], list[DeadLetter]]:
     """Parse and enrich a batch, keeping the first record of each key; rejects become dead letters."""
     seen: set[str] = set()

@@ -14,6 +14,12 @@ range one minute at a time, adding the minute that enters and subtracting the on
 Both run inside Redis scripts, so redelivered batches, racing workers and a rebuild keep that sum exact, and a
 rebuild that merges the cells again rebuilds the windows with the minute sets. Each `_ADVANCE` call does a bounded
 number of steps; `advance_windows` calls it until the windows end at the newest minute.
+
+The same merge keeps the roll-ups of `wikitide.keys`: a page cell's difference also goes to its hour's page set,
+a wiki cell's `WIKI_FIELDS` differences to the minute's wikis hash and to each rolling window's wiki counts hash
+whose range holds the minute; `_ADVANCE` slides those hashes with the page windows (adding the entering minute's
+wikis hash, subtracting the leaving one's). Being differences of the cells' states, they are exactly once and
+come back with a rebuild like the minute buckets.
 """
 
 from __future__ import annotations
@@ -28,18 +34,24 @@ from typing import Any
 import redis
 
 from kcl_app import ledger
-from kcl_app.handler import ProcessedChange, recent_json
+from kcl_app.handler import ProcessedChange, recent_json, recent_score
 from kcl_app.ledger import CellState
 from wikitide import cells, keys, retry
 from wikitide.errors import DependencyUnavailable
 
 logger = logging.getLogger(__name__)
 
+# KEYS[1] = cell states, KEYS[2..3] = the cell's buckets, KEYS[4] = newest minute, KEYS[5] = the cell's roll-up
+# (pages: the hour's page set; wiki: the minute's wikis hash), KEYS[6..] = per rolling window, its range and the
+# window's keys (pages: window set, wiki window set, window's wikis; wiki: the window's wiki counts hash).
+# ARGV[1] = field, ARGV[2] = sequence, ARGV[3] = kind, ARGV[4] = TTL, ARGV[5] = page member, ARGV[6] = minute,
+# ARGV[7] = window member (pages) or wiki (wiki), ARGV[8..] = counter name, value, ...
 _MERGE = """
 local function newer(a, b)
   if #a ~= #b then return #a > #b end
   return a > b
 end
+local rolled = {ROLLED}
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 local before = {}
 if old then
@@ -49,8 +61,10 @@ if old then
 end
 local kind = ARGV[3]
 local ttl = tonumber(ARGV[4])
+local minute = tonumber(ARGV[6])
 local now = {}
 local page_delta = 0
+local wiki_deltas = {}
 for i = 8, #ARGV, 2 do
   local name = ARGV[i]
   local value = tonumber(ARGV[i + 1])
@@ -63,22 +77,41 @@ for i = 8, #ARGV, 2 do
       page_delta = page_delta + delta
     else
       redis.call('HINCRBY', KEYS[2], name, delta)
+      if kind == 'wiki' and rolled[name] then
+        local field = ARGV[7] .. '|' .. name
+        redis.call('HINCRBY', KEYS[5], field, delta)
+        wiki_deltas[#wiki_deltas + 1] = {field, delta}
+      end
     end
   end
 end
--- Rolling windows (pages only): KEYS[5..] = range, window, wiki window, window's wikis, for each window.
+local function in_range(k)
+  local range = redis.call('HMGET', KEYS[k], 'start', 'end')
+  local first, last = tonumber(range[1]), tonumber(range[2])
+  return first and last and first <= minute and minute <= last
+end
 if page_delta ~= 0 then
-  local minute = tonumber(ARGV[6])
-  for k = 5, #KEYS, 4 do
-    local range = redis.call('HMGET', KEYS[k], 'start', 'end')
-    local first, last = tonumber(range[1]), tonumber(range[2])
-    if first and last and first <= minute and minute <= last then
+  redis.call('ZINCRBY', KEYS[5], page_delta, ARGV[5])
+  redis.call('EXPIRE', KEYS[5], ttl)
+  for k = 6, #KEYS, 4 do
+    if in_range(k) then
       redis.call('ZINCRBY', KEYS[k + 1], page_delta, ARGV[7])
       redis.call('ZINCRBY', KEYS[k + 2], page_delta, ARGV[7])
       redis.call('SADD', KEYS[k + 3], KEYS[k + 2])
       redis.call('EXPIRE', KEYS[k + 1], ttl)
       redis.call('EXPIRE', KEYS[k + 2], ttl)
       redis.call('EXPIRE', KEYS[k + 3], ttl)
+    end
+  end
+end
+if #wiki_deltas > 0 then
+  redis.call('EXPIRE', KEYS[5], ttl)
+  for k = 6, #KEYS, 2 do
+    if in_range(k) then
+      for _, pair in ipairs(wiki_deltas) do
+        if redis.call('HINCRBY', KEYS[k + 1], pair[1], pair[2]) == 0 then redis.call('HDEL', KEYS[k + 1], pair[1]) end
+      end
+      redis.call('EXPIRE', KEYS[k + 1], ttl)
     end
   end
 end
@@ -90,18 +123,19 @@ if kind ~= 'rejected' then
 end
 if kind == 'total' then
   local latest = redis.call('GET', KEYS[4])
-  if (not latest) or tonumber(latest) < tonumber(ARGV[6]) then
+  if (not latest) or tonumber(latest) < minute then
     redis.call('SET', KEYS[4], ARGV[6])
   end
 end
 return 1
-"""
+""".replace("{ROLLED}", "{" + ", ".join(f"{name} = true" for name in keys.WIKI_FIELDS) + "}")
 
 # One call moves a rolling window by at most ARGV[3] minutes and through at most ARGV[4] page entries (one minute
 # is never split), so no call holds Redis for long; it returns how many minutes are left to the newest minute.
 # KEYS[1] = range hash, KEYS[2] = window set, KEYS[3] = the set of its per-wiki window keys, KEYS[4] = newest
-# minute; ARGV[1] = window length, ARGV[2] = TTL, ARGV[5] = minute page-set key prefix, ARGV[6] = wiki window
-# key prefix. A window left behind by more than its length starts again empty (its per-wiki sets are unlinked).
+# minute, KEYS[5] = the window's wiki counts hash; ARGV[1] = window length, ARGV[2] = TTL, ARGV[5] = minute
+# page-set key prefix, ARGV[6] = wiki window key prefix, ARGV[7] = minute wikis hash key prefix. A window left
+# behind by more than its length starts again empty (its per-wiki sets are unlinked).
 _ADVANCE = """
 local latest = tonumber(redis.call('GET', KEYS[4]))
 if not latest then return 0 end
@@ -114,7 +148,7 @@ local first, last = tonumber(range[1]), tonumber(range[2])
 if (not last) or latest - last >= length then
   if last then
     for _, key in ipairs(redis.call('SMEMBERS', KEYS[3])) do redis.call('UNLINK', key) end
-    redis.call('UNLINK', KEYS[2], KEYS[3])
+    redis.call('UNLINK', KEYS[2], KEYS[3], KEYS[5])
   end
   last = math.max(latest - length, last or 0)
   first = last + 1
@@ -134,7 +168,13 @@ local function apply(minute, sign)
     redis.call('ZINCRBY', wiki_key, delta, member)
     touched[wiki_key] = true
   end
-  spent = spent + #flat / 2
+  local counts = redis.call('HGETALL', ARGV[7] .. minute)
+  for i = 1, #counts, 2 do
+    if redis.call('HINCRBY', KEYS[5], counts[i], sign * tonumber(counts[i + 1])) == 0 then
+      redis.call('HDEL', KEYS[5], counts[i])
+    end
+  end
+  spent = spent + #flat / 2 + #counts / 2
 end
 local steps = 0
 while last < latest and steps < max_steps and spent < budget do
@@ -151,6 +191,7 @@ redis.call('EXPIRE', KEYS[1], ttl)
 if spent > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', 0)
   redis.call('EXPIRE', KEYS[2], ttl)
+  redis.call('EXPIRE', KEYS[5], ttl)
   for key in pairs(touched) do
     redis.call('ZREMRANGEBYSCORE', key, '-inf', 0)
     redis.call('EXPIRE', key, ttl)
@@ -238,8 +279,8 @@ class RedisMirror:
 
     @staticmethod
     def _queue_recent(pipe: Any, item: ProcessedChange) -> None:
-        score = int(item.change.dt.timestamp() * 1000)
-        member = recent_json(item)
+        score = recent_score(item)
+        member = keys.recent_member(item.key, recent_json(item))
         for key in (keys.recent_key(), keys.recent_key(item.change.wiki)):
             pipe.zadd(key, {member: score})
             pipe.zremrangebyrank(key, 0, -keys.RECENT_LIMIT - 1)
@@ -256,40 +297,46 @@ class RedisMirror:
 def merge_call(state: CellState) -> tuple[list[str], list[Any]]:
     minute, scope = state.cell.minute, state.cell.scope
     page = ""
+    extra = ""  # ARGV[7]: the window member of a page, the wiki of a wiki cell
+    windows: list[str] = []
     if scope == ledger.TOTAL:
-        kind, targets = "total", [keys.counts_key(minute)] * 2
+        kind, targets = "total", [keys.counts_key(minute)] * 3
     elif scope == ledger.REJECTED:
-        kind, targets = "rejected", [keys.REJECTED] * 2
+        kind, targets = "rejected", [keys.REJECTED] * 3
     elif scope.startswith(cells.WIKI_PREFIX):
-        kind, targets = "wiki", [keys.counts_key(minute, cells.wiki_of(scope))] * 2
+        wiki = cells.wiki_of(scope)
+        kind, targets = "wiki", [keys.counts_key(minute, wiki)] * 2 + [keys.minute_wikis_key(minute)]
+        extra = wiki
+        for length in keys.ROLLING_WINDOWS:
+            windows += [keys.window_range_key(length), keys.window_wiki_counts_key(length)]
     else:
         page = cells.page_of(scope)
-        wiki, _ = keys.split_page_member(page)
-        kind, targets = "pages", [keys.pages_key(minute), keys.pages_key(minute, wiki)]
-    window_member = ""
-    windows: list[str] = []
-    if kind == "pages":
         wiki, title = keys.split_page_member(page)
-        window_member = keys.window_member(wiki, title)
+        kind = "pages"
+        hour = minute // keys.HOUR_MINUTES
+        targets = [keys.pages_key(minute), keys.pages_key(minute, wiki), keys.hour_pages_key(hour)]
+        extra = keys.window_member(wiki, title)
         for length in keys.ROLLING_WINDOWS:
             windows += [keys.window_range_key(length), keys.window_pages_key(length),
                         keys.window_pages_key(length, wiki), keys.window_wikis_key(length)]
     args: list[Any] = [
-        f"{scope}|{state.shard}", str(state.sequence), kind, keys.BUCKET_TTL_SECONDS, page, minute, window_member,
+        f"{scope}|{state.shard}", str(state.sequence), kind, keys.BUCKET_TTL_SECONDS, page, minute, extra,
     ]
     for name, value in state.values.items():
         args.extend((name, value))
-    return [keys.cell_states_key(minute), *targets, keys.LATEST_MINUTE, *windows], args
+    bucket, other_bucket, roll_up = targets
+    return [keys.cell_states_key(minute), bucket, other_bucket, keys.LATEST_MINUTE, roll_up, *windows], args
 
 
 def advance_keys(length: int) -> list[str]:
     return [keys.window_range_key(length), keys.window_pages_key(length), keys.window_wikis_key(length),
-            keys.LATEST_MINUTE]
+            keys.LATEST_MINUTE, keys.window_wiki_counts_key(length)]
 
 
 def advance_args(length: int) -> list[Any]:
     wiki_prefix = keys.window_pages_key(length, "")
-    return [length, keys.BUCKET_TTL_SECONDS, ADVANCE_STEPS, ADVANCE_BUDGET, keys.MINUTE_PAGES_PREFIX, wiki_prefix]
+    return [length, keys.BUCKET_TTL_SECONDS, ADVANCE_STEPS, ADVANCE_BUDGET, keys.MINUTE_PAGES_PREFIX, wiki_prefix,
+            keys.MINUTE_WIKIS_PREFIX]
 
 
 def recent_cells(states: Sequence[CellState]) -> list[CellState]:

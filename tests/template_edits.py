@@ -4,7 +4,7 @@ more index on the events table, so that everything else (short tags, comments, p
 from __future__ import annotations
 
 # Anchors in the events table: its last attribute definition and the end of its by-page index.
-EVENTS_LAST_ATTRIBUTE = """        - AttributeName: order
+EVENTS_LAST_ATTRIBUTE = """        - AttributeName: page
           AttributeType: S
 """
 EVENTS_BY_PAGE_INDEX = """        - IndexName: changes-by-page
@@ -14,7 +14,9 @@ EVENTS_BY_PAGE_INDEX = """        - IndexName: changes-by-page
             - AttributeName: order
               KeyType: RANGE
           Projection:
-            ProjectionType: KEYS_ONLY
+            ProjectionType: INCLUDE
+            NonKeyAttributes:
+              - doc
 """
 
 

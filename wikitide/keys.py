@@ -7,7 +7,15 @@ end with the minute of the newest processed event (`LATEST_MINUTE`).
 The long windows (`ROLLING_WINDOWS`, 1 h and 24 h) also have page edit counts kept up to date as they slide: one
 sorted set per window, overall and per wiki, holding the sum of the minute sets of the minutes `start..end` named
 in the window's range hash (`window_range_key`). Their members are `window_member`s, title first, so that pages
-with equal counts sort by title as the API ranks them.
+with equal counts sort by title as the API ranks them. Beside them, one hash per window holds every wiki's
+`WIKI_FIELDS` over the same minutes (`window_wiki_counts_key`), so a window of every wiki is one read.
+
+Roll-ups the windows are built from: one hash per minute of every wiki's `WIKI_FIELDS` (`minute_wikis_key`, fields
+`wiki_field`), and one sorted set of page edits per event-time UTC hour (`hour_pages_key`, the sum of its 60 minute
+sets) for windows and baselines that span hours.
+
+The recent changes are sorted sets scored by event time in milliseconds; a member is `recent_member`: the change's
+de-duplication key, a tab, its document. Equal scores sort by member, so by key: the order the API pages through.
 """
 
 from __future__ import annotations
@@ -59,6 +67,43 @@ def recent_key(wiki: str | None = None) -> str:
     return f"{PREFIX}:recent" if wiki is None else f"{PREFIX}:recent:w:{wiki}"
 
 
+def recent_member(key: str, doc_json: str) -> str:
+    return f"{key}\t{doc_json}"
+
+
+def split_recent_member(member: str) -> tuple[str, str]:
+    """`(de-duplication key, document JSON)` of a recent member; a key holds no tab."""
+    key, _, doc_json = member.partition("\t")
+    return key, doc_json
+
+
+# What `/v1/wikis` reports per wiki; a subset of COUNT_FIELDS, so a window of every wiki stays a small hash.
+WIKI_FIELDS = ("events", "edit", "new", "bot_events", "bytes_added", "bytes_removed")
+HOUR_MINUTES = 60
+
+
+MINUTE_WIKIS_PREFIX = f"{PREFIX}:wm:"
+
+
+def minute_wikis_key(minute: int) -> str:
+    return f"{MINUTE_WIKIS_PREFIX}{minute}"
+
+
+def wiki_field(wiki: str, name: str) -> str:
+    return f"{wiki}|{name}"
+
+
+def split_wiki_field(field: str) -> tuple[str, str]:
+    """`(wiki, counter name)`; a wiki name holds no `|` (`api.params` accepts none)."""
+    wiki, _, name = field.rpartition("|")
+    return wiki, name
+
+
+def hour_pages_key(hour: int) -> str:
+    """Page edits of the epoch hour `hour` (`minute // 60`), members `page_member`s."""
+    return f"{PREFIX}:ph:{hour}"
+
+
 def cell_states_key(minute: int) -> str:
     """The counter cells merged into a minute's buckets: field `<scope>|<shard>`, value the cell's state."""
     return f"{PREFIX}:s:{minute}"
@@ -75,6 +120,11 @@ def window_range_key(length: int) -> str:
 def window_pages_key(length: int, wiki: str | None = None) -> str:
     base = f"{PREFIX}:win:{length}:p"
     return base if wiki is None else f"{base}:w:{wiki}"
+
+
+def window_wiki_counts_key(length: int) -> str:
+    """Hash of `wiki_field`s: every wiki's `WIKI_FIELDS` over the rolling window's minutes."""
+    return f"{PREFIX}:win:{length}:wk"
 
 
 def window_wikis_key(length: int) -> str:

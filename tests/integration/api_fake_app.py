@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 
 from api import create_app
+from api.recent import Position, RecentFilter, RecentPage
 
 
 class EmptyStats:
@@ -21,8 +22,17 @@ class EmptyStats:
     def page_scores(self, minutes: Sequence[int], wiki: str | None, limit: int) -> list[tuple[str, float]]:
         return []
 
-    def recent_edits(self, wiki: str | None, limit: int) -> list[dict[str, Any]]:
-        return []
+    def wiki_totals(self, first: int, last: int) -> dict[str, dict[str, int]]:
+        return {}
+
+    def page_edits(self, wiki: str, title: str, spans: Sequence[tuple[int, int]]) -> list[int]:
+        return [0 for _ in spans]
+
+    def hour_page_edits(self, members: Sequence[str], hours: Sequence[int]) -> dict[str, int]:
+        return {}
+
+    def recent(self, matches: RecentFilter, after: Position | None, limit: int) -> RecentPage:
+        return RecentPage([], None)
 
 
 class NoEdits:
@@ -31,6 +41,9 @@ class NoEdits:
 
     def latest_change(self, wiki: str, title: str) -> dict[str, Any] | None:
         return None
+
+    def page_changes(self, wiki: str, title: str, limit: int) -> list[dict[str, Any]]:
+        return []
 
 
 def create() -> Flask:

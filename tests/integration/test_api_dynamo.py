@@ -13,6 +13,7 @@ from moto.server import ThreadedMotoServer
 
 from api import create_app
 from api.dynamo_edits import DynamoEdits
+from api.recent import RecentPage
 from wikitide.errors import DependencyUnavailable
 from wikitide.events import revision_key
 
@@ -29,8 +30,8 @@ class NoStats:
     def page_scores(self, minutes: Any, wiki: str | None, limit: int) -> list[tuple[str, float]]:
         return []
 
-    def recent_edits(self, wiki: str | None, limit: int) -> list[dict[str, Any]]:
-        return []
+    def recent(self, matches: Any, after: Any, limit: int) -> RecentPage:
+        return RecentPage([], None)
 
 
 @pytest.fixture(scope="module")

@@ -79,7 +79,7 @@ def record(
         pipe.zincrby(keys.pages_key(minute, wiki), 1, member)
     score = int(dt.timestamp() * 1000)
     for recent in (keys.recent_key(), keys.recent_key(wiki)):
-        pipe.zadd(recent, {json.dumps(event, sort_keys=True): score})
+        pipe.zadd(recent, {keys.recent_member(event["key"], json.dumps(event, sort_keys=True)): score})
     pipe.execute()
     latest = r.get(keys.LATEST_MINUTE)
     if latest is None or int(latest) < minute:
@@ -169,7 +169,7 @@ def test_empty_redis_gives_zeros_and_no_as_of(api: FlaskClient) -> None:
     assert body["events"] == 0
     assert body["as_of"] is None
     assert api.get("/v1/pages/top?window=24h").get_json()["pages"] == []
-    assert api.get("/v1/edits/recent").get_json() == {"edits": []}
+    assert api.get("/v1/edits/recent").get_json() == {"edits": [], "next": None}
 
 
 def test_top_pages_sum_minutes_and_break_ties_by_title_then_wiki(
@@ -247,7 +247,7 @@ def test_recent_edits_are_newest_event_time_first(store: redis.Redis, api: Flask
     newest = record(store, wiki="dewiki", title="Newest", minutes_ago=0, rev=3)
     oldest = record(store, wiki="enwiki", title="Oldest", minutes_ago=10, rev=1)
 
-    assert api.get("/v1/edits/recent").get_json() == {"edits": [newest, middle, oldest]}
+    assert api.get("/v1/edits/recent").get_json() == {"edits": [newest, middle, oldest], "next": None}
     assert api.get("/v1/edits/recent?limit=2").get_json()["edits"] == [newest, middle]
     assert api.get("/v1/edits/recent?wiki=enwiki").get_json()["edits"] == [middle, oldest]
 

@@ -20,6 +20,7 @@ from api import create_app
 from api.headers import SECURITY_HEADERS
 from api.health import HealthCache, run_checks
 from api.ports import HealthChecks
+from api.recent import Position, RecentFilter, RecentPage
 from api.serving import error_answer, error_bytes
 from wikitide.errors import ConfigError, DependencyUnavailable
 from wikitide.settings import Settings
@@ -44,8 +45,17 @@ class Stats:
     def page_scores(self, minutes: Sequence[int], wiki: str | None, limit: int) -> list[tuple[str, float]]:
         return []
 
-    def recent_edits(self, wiki: str | None, limit: int) -> list[dict[str, Any]]:
-        return []
+    def wiki_totals(self, first: int, last: int) -> dict[str, dict[str, int]]:
+        return {}
+
+    def page_edits(self, wiki: str, title: str, spans: Sequence[tuple[int, int]]) -> list[int]:
+        return [0 for _ in spans]
+
+    def hour_page_edits(self, members: Sequence[str], hours: Sequence[int]) -> dict[str, int]:
+        return {}
+
+    def recent(self, matches: RecentFilter, after: Position | None, limit: int) -> RecentPage:
+        return RecentPage([], None)
 
 
 class Edits:
@@ -54,6 +64,9 @@ class Edits:
 
     def latest_change(self, wiki: str, title: str) -> dict[str, Any] | None:
         return None
+
+    def page_changes(self, wiki: str, title: str, limit: int) -> list[dict[str, Any]]:
+        return []
 
 
 def client(stats: Stats | None = None, checks: HealthChecks | None = None, cache: float = 0.0) -> FlaskClient:

@@ -101,7 +101,8 @@ def _values(parameters: list[dict[str, Any]], hostile: bool) -> st.SearchStrateg
 
 def test_the_document_describes_parameters_of_every_query() -> None:
     assert {path for path, _ in OPERATIONS} >= {
-        "/v1/stats", "/v1/pages/top", "/v1/pages/latest", "/v1/edits/recent", "/v1/edits/{wiki}/{rev_id}"
+        "/v1/stats", "/v1/pages/top", "/v1/pages/latest", "/v1/edits/recent", "/v1/edits/{wiki}/{rev_id}",
+        "/v1/wikis", "/v1/trending", "/v1/pages/{wiki}/{title}",
     }
 
 

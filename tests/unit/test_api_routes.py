@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +14,7 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from api.ports import HealthChecks
+from api.recent import Collector, Position, RecentFilter, RecentPage
 from wikitide.errors import ConfigError, DependencyUnavailable
 from wikitide.keys import epoch_minute, page_member
 from wikitide.settings import Settings
@@ -27,7 +29,9 @@ class FakeStats:
         self.latest = latest
         self.counts: dict[tuple[int, str | None], dict[str, int]] = {}
         self.pages: dict[tuple[int, str | None], dict[str, float]] = {}
-        self.recent: dict[str | None, list[dict[str, Any]]] = {}
+        self.feed: dict[str | None, list[dict[str, Any]]] = {}
+        self.wikis: dict[int, dict[str, dict[str, int]]] = {}
+        self.hours: dict[int, dict[str, int]] = {}
         self.asked_minutes: list[list[int]] = []
 
     def latest_minute(self) -> int | None:
@@ -41,8 +45,29 @@ class FakeStats:
         self.asked_minutes.append(list(minutes))
         return [pair for minute in minutes for pair in self.pages.get((minute, wiki), {}).items()]
 
-    def recent_edits(self, wiki: str | None, limit: int) -> list[dict[str, Any]]:
-        return self.recent.get(wiki, [])[:limit]
+    def wiki_totals(self, first: int, last: int) -> dict[str, dict[str, int]]:
+        totals: dict[str, Counter[str]] = {}
+        for minute in range(first, last + 1):
+            for wiki, counts in self.wikis.get(minute, {}).items():
+                totals.setdefault(wiki, Counter()).update(counts)
+        return {wiki: dict(counts) for wiki, counts in totals.items()}
+
+    def page_edits(self, wiki: str, title: str, spans: Sequence[tuple[int, int]]) -> list[int]:
+        member = page_member(wiki, title)
+        return [round(sum(self.pages.get((m, None), {}).get(member, 0) for m in range(low, high + 1)))
+                for low, high in spans]
+
+    def hour_page_edits(self, members: Sequence[str], hours: Sequence[int]) -> dict[str, int]:
+        return {m: sum(self.hours.get(hour, {}).get(m, 0) for hour in hours) for m in members}
+
+    def recent(self, matches: RecentFilter, after: Position | None, limit: int) -> RecentPage:
+        """`feed[wiki]` lists documents newest first, each with `ms` and `key` (the feed order)."""
+        collector = Collector(matches, after, limit)
+        for doc in self.feed.get(matches.wiki, []):
+            position = Position(doc["ms"], doc["key"])
+            if collector.wants(position) and not collector.offer(position, doc):
+                break
+        return collector.page(None)
 
 
 class FakeEdits:
@@ -53,12 +78,16 @@ class FakeEdits:
     ) -> None:
         self.docs = docs or {}
         self.latest = latest or {}
+        self.changes: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
     def get_edit(self, wiki: str, rev_id: int) -> dict[str, Any] | None:
         return self.docs.get((wiki, rev_id))
 
     def latest_change(self, wiki: str, title: str) -> dict[str, Any] | None:
         return self.latest.get((wiki, title))
+
+    def page_changes(self, wiki: str, title: str, limit: int) -> list[dict[str, Any]]:
+        return self.changes.get((wiki, title), [])[:limit]
 
 
 class DownStats(FakeStats):
@@ -168,14 +197,14 @@ def test_top_pages_default_to_ten() -> None:
 
 def test_recent_edits_pass_the_limit_and_wiki_through() -> None:
     stats = FakeStats()
-    stats.recent[None] = [{"key": f"enwiki#rev#{n}"} for n in range(30, 0, -1)]
-    stats.recent["frwiki"] = [{"key": "frwiki#rev#1", "wiki": "frwiki"}]
+    stats.feed[None] = [{"key": f"enwiki#rev#{n:02}", "ms": n, "wiki": "enwiki"} for n in range(30, 0, -1)]
+    stats.feed["frwiki"] = [{"key": "frwiki#rev#1", "wiki": "frwiki", "ms": 5}]
     client = client_for(stats=stats)
 
     assert len(client.get("/v1/edits/recent").get_json()["edits"]) == 20
-    assert client.get("/v1/edits/recent?limit=3").get_json()["edits"][0] == {"key": "enwiki#rev#30"}
+    assert client.get("/v1/edits/recent?limit=3").get_json()["edits"][0]["key"] == "enwiki#rev#30"
     assert client.get("/v1/edits/recent?wiki=frwiki").get_json() == {
-        "edits": [{"key": "frwiki#rev#1", "wiki": "frwiki"}]
+        "edits": [{"key": "frwiki#rev#1", "wiki": "frwiki", "ms": 5}], "next": None,
     }
 
 

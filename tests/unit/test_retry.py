@@ -118,7 +118,16 @@ class Store:
     def page_scores(self, minutes: Sequence[int], wiki: str | None, limit: int) -> list[tuple[str, float]]:
         raise NotImplementedError
 
-    def recent_edits(self, wiki: str | None, limit: int) -> list[dict[str, Any]]:
+    def wiki_totals(self, first: int, last: int) -> dict[str, dict[str, int]]:
+        raise NotImplementedError
+
+    def page_edits(self, wiki: str, title: str, spans: Sequence[tuple[int, int]]) -> list[int]:
+        raise NotImplementedError
+
+    def hour_page_edits(self, members: Sequence[str], hours: Sequence[int]) -> dict[str, int]:
+        raise NotImplementedError
+
+    def recent(self, matches: Any, after: Any, limit: int) -> Any:
         raise NotImplementedError
 
 

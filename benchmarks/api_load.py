@@ -1,0 +1,183 @@
+"""The API under load with a generated day in Redis: requests/s and latency per query, against a minimal Flask
+endpoint returning a constant, served the same way in the same run; and Redis's slowest command meanwhile.
+
+Steps: start a redis-server of its own; load `tests/day.py`'s generated day through the processor's Redis path
+(`--events-per-minute` sets its volume; 900 wikis whatever it is); then, one after the other, serve
+`benchmarks.api_load_app:queries()` (the API's production read path over that Redis) and
+`benchmarks.api_load_app:constant()` with gunicorn (`-c python:api.serving`, `--workers` processes), and drive each
+URL with Debian's `wrk` (another process; `--connections` connections, `--seconds` each, `--latency`). Redis's
+slow log records every command slower than `--slowlog-us` during each run. Everything started is stopped.
+
+Run: `.venv/bin/python benchmarks/api_load.py` (needs `wrk`: `apt-get install -y wrk`). The machine is shared: the
+load average is printed; the ratio to the constant endpoint is the figure to compare, not the absolute rates. wrk
+runs on the same cores as gunicorn and Redis, so every figure includes the load generator's share of the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.day, when run as a script
+from tests.day import generate, load  # noqa: E402
+from wikitide import keys  # noqa: E402
+from wikitide.localstack.services import Ports, free_port, port_open, redis_server  # noqa: E402
+from wikitide.localstack.supervisor import Supervisor  # noqa: E402
+
+QUERIES = [
+    "/v1/stats?window=1h",
+    "/v1/pages/top?window=24h",
+    "/v1/trending?window=1h",
+    "/v1/edits/recent",
+    "/v1/wikis?window=24h",
+    "/v1/edits/recent?editor=human&namespace=0&limit=20",
+]
+CONSTANT = "/constant"
+
+
+@dataclass
+class Run:
+    path: str
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    slowest_redis_us: int | None
+    slowest_command: str
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events-per-minute", type=int, default=50)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--slowlog-us", type=int, default=100)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install -y wrk")
+    with tempfile.TemporaryDirectory(prefix="api-load-") as state:
+        supervisor = Supervisor(Path(state) / "logs")
+        port = free_port()
+        supervisor.start(redis_server(Ports(redis=port), Path(state)))
+        try:
+            if not port_open(port):
+                sys.exit("redis-server did not start")
+            client = redis.Redis(port=port, decode_responses=True)
+            started = time.monotonic()
+            events = generate(events_per_minute=args.events_per_minute)
+            client.config_set("slowlog-log-slower-than", 1000)
+            client.config_set("slowlog-max-len", 100_000)
+            client.slowlog_reset()
+            load(client, events)
+            slow = Counter(_words(entry)[0] for entry in client.slowlog_get(100_000))
+            slowest = max(client.slowlog_get(100_000), key=lambda entry: entry["duration"], default=None)
+            client.set(keys.READY, int(time.time()))  # what a rebuild leaves: the API reads Redis
+            print(f"loaded {len(events):,} events ({len({(e['wiki'], e['title']) for e in events}):,} pages, "
+                  f"{len({e['wiki'] for e in events})} wikis) in {time.monotonic() - started:.0f} s; Redis "
+                  f"{client.info('memory')['used_memory_human']}; Redis commands over 1 ms while loading: "
+                  f"{dict(slow) or 'none'}" + (f", the slowest {slowest['duration']} µs ({' '.join(_words(slowest))})"
+                                               if slowest else ""))
+            url = f"redis://127.0.0.1:{port}/0"
+            runs = [measure(client, url, "benchmarks.api_load_app:queries()", path, args) for path in QUERIES]
+            runs.append(measure(client, url, "benchmarks.api_load_app:constant()", CONSTANT, args))
+        finally:
+            supervisor.stop_all()
+    report(runs, args)
+
+
+def measure(client: redis.Redis, redis_url: str, app: str, path: str, args: argparse.Namespace) -> Run:
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": redis_url}
+    server = subprocess.Popen(  # noqa: S603 - our own gunicorn, arguments built here
+        [str(Path(sys.executable).with_name("gunicorn")), "-c", "python:api.serving", "--workers",
+         str(args.workers), "--bind", f"127.0.0.1:{port}", "--log-level", "warning", app],
+        cwd=ROOT, env=env, start_new_session=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_answering(base + path)
+        client.config_set("slowlog-log-slower-than", args.slowlog_us)
+        client.config_set("slowlog-max-len", 10_000)
+        client.slowlog_reset()
+        output = subprocess.run(  # noqa: S603
+            ["wrk", "-t2", f"-c{args.connections}", f"-d{args.seconds}s", "--latency", base + path],
+            check=True, capture_output=True, text=True, timeout=args.seconds + 60,
+        ).stdout
+        slow = client.slowlog_get(10_000)
+        client.config_set("slowlog-log-slower-than", 10_000)
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+    slowest = max(slow, key=lambda entry: entry["duration"], default=None)
+    return Run(
+        path=path,
+        requests_per_s=float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1]),  # type: ignore[index]
+        p50_ms=latency(output, "50%"),
+        p99_ms=latency(output, "99%"),
+        errors=errors(output),
+        slowest_redis_us=None if slowest is None else int(slowest["duration"]),
+        slowest_command="" if slowest is None else " ".join(_words(slowest)),
+    )
+
+
+def _words(entry: dict) -> list[str]:
+    """A slow-log entry's command and first argument."""
+    command = entry["command"]
+    words = command.split() if isinstance(command, bytes) else str(command).split()
+    return [w.decode(errors="replace") if isinstance(w, bytes) else w for w in words[:2]]
+
+
+def wait_answering(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(url, timeout=5)
+        except httpx.HTTPError:
+            time.sleep(0.2)
+            continue
+        if response.status_code != 200:
+            raise SystemExit(f"{url} answered {response.status_code}: {response.text[:300]}")
+        return
+    raise SystemExit(f"{url} did not answer within 60 s")
+
+
+def latency(output: str, percentile: str) -> float:
+    value, unit = re.search(rf"^\s+{re.escape(percentile)}\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def errors(output: str) -> int:
+    found = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return (int(found[1]) if found else 0) + (sum(int(n) for n in socket.groups()) if socket else 0)
+
+
+def report(runs: list[Run], args: argparse.Namespace) -> None:
+    constant = runs[-1].requests_per_s
+    print(f"\n{args.workers} gunicorn workers (gthread, 8 threads), wrk -t2 -c{args.connections} -d{args.seconds}s; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"{'path':55} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'of const':>8} {'errors':>6}  slowest Redis")
+    for run in runs:
+        slowest = "none" if run.slowest_redis_us is None else f"{run.slowest_redis_us} µs {run.slowest_command}"
+        if run.slowest_redis_us is None:
+            slowest += f" over {args.slowlog_us} µs"
+        print(f"{run.path:55} {run.requests_per_s:8.0f} {run.p50_ms:7.2f} {run.p99_ms:7.2f} "
+              f"{run.requests_per_s / constant:8.2f} {run.errors:6d}  {slowest}")
+
+
+if __name__ == "__main__":
+    main()

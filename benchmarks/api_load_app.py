@@ -1,0 +1,42 @@
+"""The two apps `benchmarks/api_load.py` serves with gunicorn (`-c python:api.serving`), from the repository root:
+
+- `queries()`: the API as production wires its reads (`api.bootstrap.Adapters.stats`: Redis first, DynamoDB only
+  when Redis is not ready), over the redis-server named by `REDIS_URL`; single edits are not benchmarked;
+- `constant()`: a minimal Flask app answering a constant JSON body, the baseline of the same run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from api import create_app
+from api.bootstrap import Adapters
+from wikitide.settings import Settings
+
+
+class NoEdits:
+    def get_edit(self, wiki: str, rev_id: int) -> dict[str, Any] | None:
+        return None
+
+    def latest_change(self, wiki: str, title: str) -> dict[str, Any] | None:
+        return None
+
+    def page_changes(self, wiki: str, title: str, limit: int) -> list[dict[str, Any]]:
+        return []
+
+
+def queries() -> Flask:
+    settings = Settings.from_env()
+    return create_app(settings, stats=Adapters(settings).stats, edits=NoEdits(), health_checks={})
+
+
+def constant() -> Flask:
+    app = Flask(__name__)
+
+    @app.get("/constant")
+    def _constant() -> dict[str, Any]:
+        return {"ok": True}
+
+    return app
