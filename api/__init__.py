@@ -6,8 +6,9 @@ from __future__ import annotations
 from flask import Flask
 
 from api.bootstrap import Adapters
+from api.fanout import Fanout
 from api.health import HealthCache
-from api.ports import EditStore, HealthChecks, Services, StatsStore
+from api.ports import EditStore, FeedLog, HealthChecks, Services, StatsStore
 from api.routes import EXTENSION, api_v1, register_error_handlers, service
 from wikitide.settings import Settings
 
@@ -19,9 +20,12 @@ def create_app(
     edits: EditStore | None = None,
     health_checks: HealthChecks | None = None,
     health_cache_seconds: float | None = None,
+    feed: FeedLog | None = None,
 ) -> Flask:
     """The Flask app over the given ports; each port not given is built from `settings` (default: from_env).
 
+    `feed` (the live feed of `/v1/stream`) is built from the settings when the other ports are; an app given
+    fakes for them and no feed answers `/v1/stream` with 404.
     `/health` reuses its checks for `health_cache_seconds` (default: the settings', 0 when every port is given).
     Missing configuration fails here, naming the setting, rather than on the first request.
     """
@@ -31,6 +35,7 @@ def create_app(
         stats = stats if stats is not None else adapters.stats
         edits = edits if edits is not None else adapters.edits
         health_checks = health_checks if health_checks is not None else adapters.health_checks
+        feed = feed if feed is not None else adapters.feed
 
     app = Flask(__name__, static_folder="static", static_url_path="/static")
     # A doubled slash (a wiki or title holding `/`) is a 404 in JSON, not an HTML redirect to another resource.
@@ -38,7 +43,9 @@ def create_app(
     if health_cache_seconds is None:
         health_cache_seconds = settings.health_cache_seconds if settings is not None else 0.0
     health = HealthCache(health_checks, ttl=health_cache_seconds)
-    app.extensions[EXTENSION] = Services(stats=stats, edits=edits, health=health)
+    app.extensions[EXTENSION] = Services(
+        stats=stats, edits=edits, health=health, feed=feed, fanout=Fanout(feed) if feed is not None else None
+    )
     app.register_blueprint(api_v1)
     app.register_blueprint(service)
     register_error_handlers(app)

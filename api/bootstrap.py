@@ -14,6 +14,8 @@ import redis
 from api.dynamo_edits import DynamoEdits
 from api.dynamo_stats import DynamoStats
 from api.fallback_stats import FallbackStats
+from api.fanout import BLOCK_MS
+from api.feed_log import RedisFeedLog
 from api.health import dynamodb_check, kinesis_check, redis_check
 from api.ports import HealthChecks
 from api.redis_stats import RedisStats, is_ready
@@ -49,6 +51,15 @@ class Adapters:
             connect_timeout=REDIS_TIMEOUT_SECONDS,
             decode_responses=True,
         )
+
+    @cached_property
+    def feed(self) -> RedisFeedLog:
+        # Its own connections: the fan-out's reader blocks in XREAD for up to BLOCK_MS, past REDIS_TIMEOUT_SECONDS.
+        client = connect(
+            self._settings, retries=0, socket_timeout=BLOCK_MS / 1000 + REDIS_TIMEOUT_SECONDS,
+            connect_timeout=REDIS_TIMEOUT_SECONDS, decode_responses=True,
+        )
+        return RedisFeedLog(client)
 
     @cached_property
     def resources(self) -> StackResources:

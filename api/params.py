@@ -12,6 +12,8 @@ from wikitide.limits import MAX_SAFE_INTEGER
 _WIKI = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # ASCII digits only (`str.isdigit` accepts "²"), and few enough that `int()` never meets its digit limit.
 _POSITIVE_INT = re.compile(r"[1-9][0-9]{0,17}")
+# A live-feed id as Redis Streams numbers entries: milliseconds, a dash, a sequence number.
+_FEED_ID = re.compile(r"[0-9]{1,15}-[0-9]{1,15}")
 
 
 def parse_limit(raw: str | None, *, default: int, maximum: int) -> int:
@@ -46,4 +48,13 @@ def parse_title(raw: str | None) -> str:
     255 bytes there, 1,024 characters here."""
     if raw is None or not raw[:1].strip() or len(raw) > 1024:
         raise InvalidParameter(f"title must be a page title such as 'Main Page', got {raw!r}")
+    return raw
+
+
+def parse_last_event_id(raw: str | None) -> str | None:
+    """The id a `/v1/stream` client resumes after (its `Last-Event-ID`), `None` when absent."""
+    if raw is None:
+        return None
+    if not _FEED_ID.fullmatch(raw):
+        raise InvalidParameter(f"last_event_id must be a stream id such as 1733130000000-0, got {raw[:80]!r}")
     return raw

@@ -19,7 +19,9 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.test_api_routes import FakeEdits, FakeStats, make_app
+from api import create_app
+from tests.unit.fake_feed import FakeFeedLog
+from tests.unit.test_api_routes import FakeEdits, FakeStats
 
 DOCUMENT = json.loads((Path(__file__).resolve().parents[2] / "api" / "static" / "openapi.json").read_text())
 OPERATIONS = [
@@ -42,7 +44,7 @@ PROFILE = settings(max_examples=50, deadline=None, suppress_health_check=[Health
 def _client() -> FlaskClient:
     stats = FakeStats()
     edits = FakeEdits(docs={("enwiki", 5): {"wiki": "enwiki", "rev_new": 5}})
-    return make_app(stats=stats, edits=edits).test_client()
+    return create_app(stats=stats, edits=edits, health_checks={}, feed=FakeFeedLog()).test_client()
 
 
 def _valid_value(schema: dict[str, Any]) -> st.SearchStrategy[str]:
@@ -78,7 +80,15 @@ def _request(client: FlaskClient, path: str, parameters: list[dict[str, Any]], v
             path = path.replace("{" + name + "}", quote(values[name], safe=""))
         else:
             query[name] = values[name]
-    return client.get(path, query_string=query)
+    return client.get(path, query_string=query, buffered=False)
+
+
+def _is_event_stream(response: Any) -> bool:
+    """`/v1/stream` answers an endless event stream, not JSON: it is closed unread."""
+    if response.mimetype != "text/event-stream":
+        return False
+    response.close()
+    return True
 
 
 def _values(parameters: list[dict[str, Any]], hostile: bool) -> st.SearchStrategy[dict[str, str]]:
@@ -101,7 +111,8 @@ def _values(parameters: list[dict[str, Any]], hostile: bool) -> st.SearchStrateg
 
 def test_the_document_describes_parameters_of_every_query() -> None:
     assert {path for path, _ in OPERATIONS} >= {
-        "/v1/stats", "/v1/pages/top", "/v1/pages/latest", "/v1/edits/recent", "/v1/edits/{wiki}/{rev_id}"
+        "/v1/stats", "/v1/pages/top", "/v1/pages/latest", "/v1/edits/recent", "/v1/edits/{wiki}/{rev_id}",
+        "/v1/stream",
     }
 
 
@@ -114,7 +125,7 @@ def test_any_parameter_value_gets_json_and_never_a_server_error(
     values = data.draw(_values(parameters, hostile=True), label="values")
     response = _request(_client(), path, parameters, values)
     assert response.status_code in (200, 400, 404), (path, values, response.status_code, response.data[:300])
-    assert response.is_json, response.data[:300]
+    assert response.is_json or (response.status_code == 200 and _is_event_stream(response)), response.data[:300]
     if response.status_code == 400:
         message = response.get_json()["error"]
         assert any(p["name"] in message for p in parameters), (path, values, message)
@@ -129,3 +140,4 @@ def test_a_value_the_document_calls_valid_is_never_refused(
     values = data.draw(_values(parameters, hostile=False), label="values")
     response = _request(_client(), path, parameters, values)
     assert response.status_code in (200, 404), (path, values, response.status_code, response.get_json())
+    _is_event_stream(response)
