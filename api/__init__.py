@@ -3,14 +3,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 from flask import Flask
 
-from api.bootstrap import Adapters
 from api.fanout import Fanout
 from api.health import HealthCache
 from api.ports import EditStore, FeedLog, HealthChecks, Services, StatsStore
 from api.routes import EXTENSION, api_v1, register_error_handlers, service
 from wikitide.settings import Settings
+
+if TYPE_CHECKING:
+    from api.control_plane import ControlPlane
 
 
 def create_app(
@@ -21,21 +26,35 @@ def create_app(
     health_checks: HealthChecks | None = None,
     health_cache_seconds: float | None = None,
     feed: FeedLog | None = None,
+    control_plane: ControlPlane | None = None,
+    control_token: str | None = None,
 ) -> Flask:
     """The Flask app over the given ports; each port not given is built from `settings` (default: from_env).
 
+    `control_plane` serves `/v1/control/*` behind `control_token` (default: the settings'); when not given it is
+    built from the settings on first use. An app with neither has control off (403).
     `feed` (the live feed of `/v1/stream`) is built from the settings when the other ports are; an app given
     fakes for them and no feed answers `/v1/stream` with 404.
     `/health` reuses its checks for `health_cache_seconds` (default: the settings', 0 when every port is given).
     Missing configuration fails here, naming the setting, rather than on the first request.
     """
+    # The clients' libraries are imported here, not at the top: see the comment below.
+    from api.control import CONTROL, control
+
+    plane: Callable[[], Any] | None = (lambda: control_plane) if control_plane is not None else None
     if stats is None or edits is None or health_checks is None:
+        # Imported here: `api.serving` (gunicorn's config, read by the master) imports this package, and the
+        # clients' libraries must be first imported in the worker, after gevent patched it (see api/serving.py).
+        from api.bootstrap import Adapters
+
         settings = settings or Settings.from_env()
         adapters = Adapters(settings)
         stats = stats if stats is not None else adapters.stats
         edits = edits if edits is not None else adapters.edits
         health_checks = health_checks if health_checks is not None else adapters.health_checks
         feed = feed if feed is not None else adapters.feed
+        if plane is None:
+            plane = lambda: adapters.control_plane  # noqa: E731 - built on first use
 
     app = Flask(__name__, static_folder="static", static_url_path="/static")
     # A doubled slash (a wiki or title holding `/`) is a 404 in JSON, not an HTML redirect to another resource.
@@ -46,7 +65,16 @@ def create_app(
     app.extensions[EXTENSION] = Services(
         stats=stats, edits=edits, health=health, feed=feed, fanout=Fanout(feed) if feed is not None else None
     )
+    if control_token is None and settings is not None:
+        control_token = settings.control_token
+    app.extensions[CONTROL] = {"token": control_token if plane is not None else None,
+                               "plane": plane or _control_off}
     app.register_blueprint(api_v1)
+    app.register_blueprint(control)
     app.register_blueprint(service)
     register_error_handlers(app)
     return app
+
+
+def _control_off() -> Any:
+    raise AssertionError("unreachable: with no control plane the token check refuses every call")

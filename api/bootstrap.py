@@ -11,6 +11,7 @@ from typing import Any
 
 import redis
 
+from api.control_plane import ControlPlane
 from api.dynamo_edits import DynamoEdits
 from api.dynamo_stats import DynamoStats
 from api.fallback_stats import FallbackStats
@@ -19,7 +20,8 @@ from api.feed_log import RedisFeedLog
 from api.health import dynamodb_check, kinesis_check, redis_check
 from api.ports import HealthChecks
 from api.redis_stats import RedisStats, is_ready
-from wikitide.aws import make_client
+from wikitide.aws import make_adapter_client, make_client
+from wikitide.producer_control import ProducerControl
 from wikitide.redis_client import connect
 from wikitide.settings import Settings
 from wikitide.stack import StackResources, read_outputs
@@ -83,6 +85,21 @@ class Adapters:
     @cached_property
     def edits(self) -> DynamoEdits:
         return DynamoEdits(self._dynamodb, self.resources.events_table, self.resources.latest_page_table)
+
+    @cached_property
+    def control_plane(self) -> ControlPlane:
+        settings = self._settings
+        return ControlPlane(
+            kinesis=make_client(settings, "kinesis", max_attempts=AWS_READ_ATTEMPTS,
+                                read_timeout=AWS_READ_TIMEOUT_SECONDS, connect_timeout=AWS_CONNECT_TIMEOUT_SECONDS),
+            dynamodb=self._dynamodb,
+            redis_client=self.redis_client,
+            stream=self.resources.stream_name,
+            application=f"{settings.stack_name}-kcl",
+            dead_letter_table=self.resources.dead_letter_table,
+            producer=ProducerControl(make_adapter_client(settings, "dynamodb"), self.resources.producer_state_table,
+                                     fast_retries=settings.fast_retries),
+        )
 
     @cached_property
     def health_checks(self) -> HealthChecks:

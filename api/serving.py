@@ -7,6 +7,9 @@ served 16 stream clients and then nothing else (measured by `benchmarks/stream_f
 gevent gives every connection a greenlet of its own, up to `worker_connections` per worker; Redis and AWS calls
 yield while they wait (gunicorn monkey-patches the worker's sockets and threads before it loads the app), so
 200 stream clients and the query endpoints share the same workers (measured by `benchmarks/stream_fanout.py`).
+This module is read by gunicorn's master, before any patching: it and `api/__init__.py` import no client
+library (redis, botocore, urllib3 import `ssl` names that gevent could no longer patch); `create_app` imports
+them in the worker.
 
 Slow clients: gunicorn's `sync` worker reads a request in the worker itself, so two clients sending a byte every
 few seconds held both workers (a normal request waited 37 s). Under gevent a client that trickles holds only its
