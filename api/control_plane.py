@@ -25,8 +25,8 @@ from api.errors import ApiError, InvalidParameter
 from wikitide import envelope, keys
 from wikitide.errors import ConfigError, DependencyUnavailable, InvalidChange, WikitideError
 from wikitide.events import parse_change
-from wikitide.fleet_reader import read_status
-from wikitide.fleet_status import summary
+from wikitide.fleet_reader import read_shards, read_status
+from wikitide.fleet_status import build_rows, summary
 from wikitide.producer_control import ProducerControl
 
 MAX_SHARDS = 1024
@@ -63,10 +63,14 @@ class ControlPlane:
     def _stream_status(self) -> dict[str, Any]:
         described = self._aws(lambda: self._kinesis.describe_stream_summary(StreamName=self._stream),
                               "Kinesis")["StreamDescriptionSummary"]
-        rows = read_status(self._kinesis, self._dynamodb, self._redis, self._stream, self._application)
-        return {"name": self._stream, "status": described["StreamStatus"],
-                "open_shards": described["OpenShardCount"], "summary": summary(rows),
-                "shards": [asdict(row) for row in rows]}
+        answer: dict[str, Any] = {"name": self._stream, "status": described["StreamStatus"],
+                                  "open_shards": described["OpenShardCount"]}
+        try:
+            rows = read_status(self._kinesis, self._dynamodb, self._redis, self._stream, self._application)
+        except ConfigError as exc:  # no lease table: no worker has started yet
+            rows = build_rows(read_shards(self._kinesis, self._stream), [], {}, now_ms=int(time.time() * 1000))
+            answer["workers"] = str(exc)
+        return {**answer, "summary": summary(rows), "shards": [asdict(row) for row in rows]}
 
     def _producer_status(self) -> dict[str, Any]:
         return {**self._producer.state(), "positions": self._producer.positions()}

@@ -181,7 +181,7 @@ def _follow(
         for entry in entries:
             cursor, cursor_id = entry.key, entry.id
             if keep.matches(entry.doc):
-                out.append(f"id: {entry.id}\ndata: {entry.text}\n\n")
+                out.append(entry.frame)
         if out:
             last_write = clock()
             yield "".join(out)

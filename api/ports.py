@@ -62,10 +62,11 @@ class FeedEntry:
     key: tuple[int, int]
     text: str
     doc: Any
+    frame: str  # the SSE event, made once for every client
 
     @classmethod
     def of(cls, entry_id: str, text: str) -> FeedEntry:
-        return cls(entry_id, feed_key(entry_id), text, json.loads(text))
+        return cls(entry_id, feed_key(entry_id), text, json.loads(text), f"id: {entry_id}\ndata: {text}\n\n")
 
 
 class FeedLog(Protocol):
