@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api.fanout import Fanout
 from api.health import HealthCache
@@ -16,6 +17,7 @@ from wikitide.settings import Settings
 
 if TYPE_CHECKING:
     from api.control_plane import ControlPlane
+    from api.limits import RateLimits
 
 
 def create_app(
@@ -28,6 +30,7 @@ def create_app(
     feed: FeedLog | None = None,
     control_plane: ControlPlane | None = None,
     control_token: str | None = None,
+    rate_limits: RateLimits | None = None,
 ) -> Flask:
     """The Flask app over the given ports; each port not given is built from `settings` (default: from_env).
 
@@ -35,11 +38,15 @@ def create_app(
     built from the settings on first use. An app with neither has control off (403).
     `feed` (the live feed of `/v1/stream`) is built from the settings when the other ports are; an app given
     fakes for them and no feed answers `/v1/stream` with 404.
+    `rate_limits` (default: the settings', counted in their Redis; else the defaults, counted in memory) apply per
+    client to every endpoint (`api.limits`).
     `/health` reuses its checks for `health_cache_seconds` (default: the settings', 0 when every port is given).
     Missing configuration fails here, naming the setting, rather than on the first request.
     """
     # The clients' libraries are imported here, not at the top: see the comment below.
     from api.control import CONTROL, control
+    from api.limits import RateLimits, install
+    from api.stream_routes import live
 
     plane: Callable[[], Any] | None = (lambda: control_plane) if control_plane is not None else None
     if stats is None or edits is None or health_checks is None:
@@ -65,16 +72,31 @@ def create_app(
     app.extensions[EXTENSION] = Services(
         stats=stats, edits=edits, health=health, feed=feed, fanout=Fanout(feed) if feed is not None else None
     )
+    if rate_limits is None:
+        rate_limits = RateLimits() if settings is None else _rate_limits(settings)
+    if settings is not None and settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     if control_token is None and settings is not None:
         control_token = settings.control_token
     app.extensions[CONTROL] = {"token": control_token if plane is not None else None,
                                "plane": plane or _control_off}
     app.register_blueprint(api_v1)
+    app.register_blueprint(live)
     app.register_blueprint(control)
     app.register_blueprint(service)
     register_error_handlers(app)
+    install(app, rate_limits, stream=live, control=control)
     return app
 
 
 def _control_off() -> Any:
     raise AssertionError("unreachable: with no control plane the token check refuses every call")
+
+
+def _rate_limits(settings: Settings) -> RateLimits:
+    from api.limits import RateLimits, redis_storage
+
+    uri, options = (redis_storage(settings.redis_url, settings.redis_password, settings.redis_ca_file)
+                    if settings.redis_url else ("memory://", ()))
+    return RateLimits(queries=settings.rate_limit_queries, stream=settings.rate_limit_stream,
+                      control=settings.rate_limit_control, storage_uri=uri, storage_options=options)

@@ -13,7 +13,14 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from api.control_plane import Conflict, ControlPlane, NotFound, parse_fixed_payload, parse_letter_id
+from api.control_plane import (
+    Conflict,
+    ControlPlane,
+    NotFound,
+    decode_cursor,
+    parse_fixed_payload,
+    parse_letter_id,
+)
 from api.errors import InvalidParameter
 from api.params import parse_limit
 from wikitide.events import REASONS
@@ -99,7 +106,9 @@ def dead_letters() -> dict[str, Any]:
         raise InvalidParameter(f"reason must be one of {', '.join(DEAD_LETTER_REASONS)}, got {reason[:80]!r}")
     default, maximum = DEAD_LETTER_LIMIT
     limit = parse_limit(request.args.get("limit"), default=default, maximum=maximum)
-    return _plane().dead_letters(reason, limit, request.args.get("cursor"))
+    cursor = request.args.get("cursor")
+    decode_cursor(cursor)  # a cursor no page handed out is refused here, naming the parameter
+    return _plane().dead_letters(reason, limit, cursor)
 
 
 @control.post("/dead-letters/<letter_id>/replay")

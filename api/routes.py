@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 from typing import Any
 
@@ -14,11 +13,9 @@ from werkzeug.exceptions import HTTPException
 
 from api import queries
 from api.errors import InvalidParameter
-from api.fanout import sse_events
-from api.filters import parse_change_filter
 from api.headers import SECURITY_HEADERS
 from api.health import is_healthy
-from api.params import parse_last_event_id, parse_limit, parse_rev_id, parse_title, parse_wiki, parse_wiki_filter
+from api.params import parse_limit, parse_rev_id, parse_title, parse_wiki, parse_wiki_filter
 from api.ports import Services
 from wikitide.errors import DependencyUnavailable
 
@@ -79,24 +76,6 @@ def latest_change() -> tuple[Response, int] | dict[str, Any]:
     if doc is None:
         return _error(f"no change of {title!r} on {wiki}", 404)
     return doc
-
-
-@api_v1.get("/stream")
-def stream() -> Response | tuple[Response, int]:
-    """Server-Sent Events of the counted changes the filters match, resumable with `Last-Event-ID` (`api.fanout`)."""
-    keep = parse_change_filter(request.args)
-    header = request.headers.get("Last-Event-ID")
-    last_event_id = parse_last_event_id(header if header is not None else request.args.get("last_event_id"))
-    services = _services()
-    if services.feed is None or services.fanout is None:
-        return _error("the live stream is not configured on this server", 404)
-    events = sse_events(services.fanout, services.feed, keep, last_event_id)
-    first = next(events)  # joins the fan-out and checks the feed: a DependencyUnavailable here is a 503
-    return Response(
-        itertools.chain([first], events), mimetype="text/event-stream",
-        # No cache may keep it, and a buffering proxy (nginx) must pass each event on at once.
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
 
 
 @service.get("/health")

@@ -106,6 +106,8 @@ async def stream_client(host: str, port: int, ready: asyncio.Event, received: di
             if not data:
                 return
             if not ready.is_set():
+                if not data.startswith(b"HTTP/1.1 200"):
+                    return  # refused (a 429 would mean the rate limits were left on)
                 ready.set()
                 connected.append(1)
             now = time.time()
@@ -220,7 +222,9 @@ def main() -> None:
             classes = list(WORKER_CLASSES) if args.worker_class == "both" else [args.worker_class]
             for name in classes:
                 api_ports = dataclasses.replace(ports, api=free_port())
-                spec = services.api_server(api_ports, stack.env, worker_class=WORKER_CLASSES[name])
+                # Every client here is 127.0.0.1: the per-client rate limits are off for this measurement.
+                env = {**stack.env, "WIKITIDE_RATE_LIMIT_QUERIES": "off", "WIKITIDE_RATE_LIMIT_STREAM": "off"}
+                spec = services.api_server(api_ports, env, worker_class=WORKER_CLASSES[name])
                 try:
                     stack.supervisor.start(dataclasses.replace(spec, name=f"api-{name}"))
                 except RuntimeError:

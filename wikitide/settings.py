@@ -48,6 +48,8 @@ class Settings:
     rate_limit_queries: str = "100/second"
     rate_limit_stream: str = "30/minute"
     rate_limit_control: str = "60/minute"
+    # Proxies in front of the API whose X-Forwarded-For is trusted (the ALB: 1); 0 reads the peer's address.
+    trusted_proxies: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -71,6 +73,7 @@ class Settings:
             rate_limit_queries=_rate(env, "WIKITIDE_RATE_LIMIT_QUERIES", "100/second"),
             rate_limit_stream=_rate(env, "WIKITIDE_RATE_LIMIT_STREAM", "30/minute"),
             rate_limit_control=_rate(env, "WIKITIDE_RATE_LIMIT_CONTROL", "60/minute"),
+            trusted_proxies=_count(env, "WIKITIDE_TRUSTED_PROXIES", 0, 5),
         )
 
     def require_redis_url(self) -> str:
@@ -110,3 +113,10 @@ def _rate(env: Mapping[str, str], name: str, default: str) -> str:
         raise ConfigError(f"{name} must be a rate such as 100/second or 30/minute (several joined by ;) or off, "
                           f"got {value!r}")
     return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int, maximum: int) -> int:
+    raw = env.get(name) or str(default)
+    if not raw.isascii() or not raw.isdigit() or int(raw) > maximum:
+        raise ConfigError(f"{name} must be an integer from 0 to {maximum}, got {raw!r}")
+    return int(raw)

@@ -90,3 +90,18 @@ def test_the_feed_is_capped(client: redis.Redis) -> None:
     oldest, newest = RedisFeedLog(client).bounds()
     assert newest == client.xrevrange(keys.CHANGES_STREAM, count=1)[0][0]
     assert oldest is not None and oldest != newest
+
+
+def test_rate_limits_are_counted_in_redis_across_processes(client: redis.Redis) -> None:
+    """Two apps (two workers, or two API tasks) share one count per client through Redis."""
+    from api.limits import RateLimits, redis_storage
+
+    client.flushdb()
+    port = client.connection_pool.connection_kwargs["port"]
+    uri, options = redis_storage(f"redis://127.0.0.1:{port}/0", None, None)
+    limits = RateLimits(queries="3/minute", storage_uri=uri, storage_options=options)
+    apps = [create_app(stats=FakeStats(), edits=FakeEdits(), health_checks={}, rate_limits=limits).test_client()
+            for _ in range(2)]
+    codes = [apps[i % 2].get("/v1/stats?window=1h").status_code for i in range(4)]
+    assert codes == [200, 200, 200, 429]
+    assert any(key.startswith("wt:limits") or "LIMITER" in key for key in client.keys("*"))

@@ -84,13 +84,15 @@ def test_calls_with_the_token_reach_the_plane_and_are_logged(caplog: pytest.LogC
     assert http.post("/v1/control/producer/pause", headers=AUTH).get_json() == {"producer": {"paused": True}}
     assert http.post("/v1/control/producer/resume", headers=AUTH).status_code == 200
     assert http.post("/v1/control/stream/scale", headers=AUTH, json={"shards": 4}).status_code == 202
-    assert http.get("/v1/control/dead-letters?reason=not_json&limit=5&cursor=abc", headers=AUTH).status_code == 200
+    cursor = encode_cursor("shardId-000000000000#5")
+    assert http.get(f"/v1/control/dead-letters?reason=not_json&limit=5&cursor={cursor}",
+                    headers=AUTH).status_code == 200
     fixed = http.post("/v1/control/dead-letters/shardId-000000000000%2312/replay", headers=AUTH,
                       json={"payload": {"wiki": "enwiki"}})
     assert fixed.status_code == 202
     assert plane.calls == [
         ("status",), ("paused", True, "127.0.0.1"), ("paused", False, "127.0.0.1"), ("scale", 4),
-        ("list", "not_json", 5, "abc"), ("replay", "shardId-000000000000#12", b'{"wiki": "enwiki"}'),
+        ("list", "not_json", 5, cursor), ("replay", "shardId-000000000000#12", b'{"wiki": "enwiki"}'),
     ]
     lines = [r.getMessage() for r in caplog.records if r.name == "api.control"]
     assert lines[0] == "control GET /v1/control/status from 127.0.0.1: 200"
@@ -107,7 +109,8 @@ def test_scale_needs_a_shard_count(body: Any) -> None:
     assert plane.calls == []
 
 
-@pytest.mark.parametrize(("query", "name"), [("reason=bogus", "reason"), ("limit=0", "limit"), ("limit=201", "limit")])
+@pytest.mark.parametrize(("query", "name"), [("reason=bogus", "reason"), ("limit=0", "limit"), ("limit=201", "limit"),
+                                           ("cursor=abc", "cursor")])
 def test_dead_letter_listing_refuses_bad_parameters(query: str, name: str) -> None:
     response = client(FakePlane()).get(f"/v1/control/dead-letters?{query}", headers=AUTH)
     assert response.status_code == 400

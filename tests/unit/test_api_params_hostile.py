@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from api import create_app
 from tests.unit.fake_feed import FakeFeedLog
+from tests.unit.test_api_control import FakePlane
 from tests.unit.test_api_routes import FakeEdits, FakeStats
 
 DOCUMENT = json.loads((Path(__file__).resolve().parents[2] / "api" / "static" / "openapi.json").read_text())
@@ -30,6 +31,9 @@ OPERATIONS = [
     for method, operation in item.items()
     if method == "get" and operation.get("parameters")
 ]
+# Operations behind the control token: asked with it, as an operator's client would.
+SECURED = {path for path, item in DOCUMENT["paths"].items() for operation in item.values() if operation.get("security")}
+TOKEN = "hostile-test-token"
 
 HOSTILE_TEXT = st.one_of(
     st.text(max_size=40),
@@ -44,7 +48,8 @@ PROFILE = settings(max_examples=50, deadline=None, suppress_health_check=[Health
 def _client() -> FlaskClient:
     stats = FakeStats()
     edits = FakeEdits(docs={("enwiki", 5): {"wiki": "enwiki", "rev_new": 5}})
-    return create_app(stats=stats, edits=edits, health_checks={}, feed=FakeFeedLog()).test_client()
+    return create_app(stats=stats, edits=edits, health_checks={}, feed=FakeFeedLog(),
+                      control_plane=FakePlane(), control_token=TOKEN).test_client()  # type: ignore[arg-type]
 
 
 def _valid_value(schema: dict[str, Any]) -> st.SearchStrategy[str]:
@@ -71,6 +76,7 @@ def _python_pattern(pattern: str) -> str:
 
 
 def _request(client: FlaskClient, path: str, parameters: list[dict[str, Any]], values: dict[str, str]) -> Any:
+    template = path
     query = {}
     for parameter in parameters:
         name = parameter["name"]
@@ -80,7 +86,8 @@ def _request(client: FlaskClient, path: str, parameters: list[dict[str, Any]], v
             path = path.replace("{" + name + "}", quote(values[name], safe=""))
         else:
             query[name] = values[name]
-    return client.get(path, query_string=query, buffered=False)
+    headers = {"Authorization": f"Bearer {TOKEN}"} if template in SECURED else {}
+    return client.get(path, query_string=query, headers=headers, buffered=False)
 
 
 def _is_event_stream(response: Any) -> bool:
