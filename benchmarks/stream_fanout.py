@@ -90,7 +90,7 @@ class Publisher:
 
 
 async def stream_client(host: str, port: int, ready: asyncio.Event, received: dict[int, float],
-                        connected: list[int], stop: asyncio.Event) -> None:
+                        connected: list[int], refused: list[str], stop: asyncio.Event) -> None:
     """One SSE client as light as `wrk`'s: a plain HTTP/1.1 GET on an asyncio socket, the body scanned for the
     benchmark's marks (httpx's async client cost more CPU than the API itself at 200 streams on 2 cores)."""
     try:
@@ -107,7 +107,8 @@ async def stream_client(host: str, port: int, ready: asyncio.Event, received: di
                 return
             if not ready.is_set():
                 if not data.startswith(b"HTTP/1.1 200"):
-                    return  # refused (a 429 would mean the rate limits were left on)
+                    refused.append(data.split(b"\r\n", 1)[0].decode("latin-1"))
+                    return
                 ready.set()
                 connected.append(1)
             now = time.time()
@@ -146,7 +147,8 @@ async def fan_out(base: str, clients: int, publisher: Publisher, rate: float, se
     readies = [asyncio.Event() for _ in range(clients)]
     received: list[dict[int, float]] = [{} for _ in range(clients)]
     connected: list[int] = []
-    tasks = [asyncio.create_task(stream_client(host, int(port), readies[i], received[i], connected, stop))
+    refused: list[str] = []
+    tasks = [asyncio.create_task(stream_client(host, int(port), readies[i], received[i], connected, refused, stop))
              for i in range(clients)]
     deadline = time.monotonic() + 10
     while len(connected) < clients and time.monotonic() < deadline:
@@ -184,12 +186,13 @@ async def fan_out(base: str, clients: int, publisher: Publisher, rate: float, se
             else:
                 missed += 1
     return {"connected": len(connected), "changes": last - first, "delays": delays, "missed": missed,
-            **query_result}
+            "refused": sorted(set(refused)), **query_result}
 
 
 def report(label: str, result: dict[str, Any]) -> None:
     delays = result["delays"]
-    print(f"  {label}: {result['connected']} clients connected, {result['changes']} changes, "
+    print(f"  {label}: {result['connected']} clients connected (refused: {result['refused'] or 'none'}), "
+          f"{result['changes']} changes, "
           f"{len(delays)} deliveries, {result['missed']} missed; delay processed -> delivered "
           f"p50 {percentile(delays, 0.5):.1f} ms, p99 {percentile(delays, 0.99):.1f} ms, "
           f"max {max(delays, default=float('nan')):.1f} ms")
