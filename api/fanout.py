@@ -150,9 +150,10 @@ def sse_events(
     scan them again."""
     fanout.join()
     try:
-        oldest, _ = log.bounds()
         cursor_id = fanout.tail if last_event_id is None else last_event_id
         preamble = f"retry: {options.retry_ms}\n\n"
+        # Only a resuming client asks Redis anything here: a burst of new clients costs the feed nothing.
+        oldest = log.bounds()[0] if last_event_id is not None else None
         if last_event_id is not None and oldest is not None and feed_key(cursor_id) < feed_key(oldest):
             notice = {"after": last_event_id, "oldest_kept": oldest,
                       "message": "changes before oldest_kept are no longer kept; some after your id may be missing"}

@@ -36,7 +36,7 @@ from tests.e2e.hostile_frames import (
     hostile_frames,
     salted,
 )
-from tests.recorded import identity
+from tests.recorded import events_table_key, identity
 from wikitide.localstack.services import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -243,6 +243,55 @@ def test_hostile_frames_end_as_dead_letters_or_producer_rejections(pipeline: Pip
     stored = pipeline.get(f"/v1/edits/{cut['wiki']}/{cut['revision']['new']}")
     assert stored.status_code == 200, stored.text
     assert stored.json()["title"] == cut["title"]
+
+
+def _streamed(pipeline: Pipeline, expected: int, **filters: str) -> list[tuple[str, dict]]:
+    """`/v1/stream` from the start of the live feed: every event until `expected` came and then 3 s of quiet."""
+    got: list[tuple[str, dict]] = []
+    entry_id = ""
+    deadline = time.monotonic() + 120
+    timeout = httpx.Timeout(10.0, read=3.0)
+    with httpx.stream("GET", f"{pipeline.api}/v1/stream", params={"last_event_id": "0-0", **filters},
+                      timeout=timeout) as response:
+        assert response.status_code == 200, response.read()
+        try:
+            for line in response.iter_lines():
+                if line.startswith("id: "):
+                    entry_id = line[4:]
+                elif line.startswith("data: "):
+                    got.append((entry_id, json.loads(line[6:])))
+                assert time.monotonic() < deadline, f"{len(got)} of {expected} streamed changes"
+        except httpx.ReadTimeout:
+            pass  # quiet: the feed has nothing more for now
+    return got
+
+
+def test_the_live_stream_holds_each_counted_change_once_and_filters_it(pipeline: Pipeline) -> None:
+    _wait_for_events(pipeline, expected_answers(24 * 60)[0]["events"])
+    counted = _recorded_events() + [f.event for f in HOSTILE if f.fate == CUT_AND_COUNTED and f.event]
+    distinct = {identity(e): e for e in counted}.values()
+    expected = sorted(events_table_key(e) for e in distinct)
+    streamed = _streamed(pipeline, len(expected))
+    assert sorted(doc["key"] for _, doc in streamed) == expected  # every counted change, once
+    ids = [entry_id for entry_id, _ in streamed]
+    assert ids == sorted(ids, key=lambda i: tuple(int(part) for part in i.split("-")))
+    # `editor=bot`: a bot's change whose user is known (a suppressed user is `suppressed`, whatever the flag).
+    edits = sorted(events_table_key(e) for e in distinct
+                   if e["type"] == "edit" and e.get("bot") and e.get("user") is not None)
+    filtered = _streamed(pipeline, len(edits), type="edit", editor="bot")
+    assert sorted(doc["key"] for _, doc in filtered) == edits
+    # Resuming after an id gives exactly what followed it.
+    middle = ids[len(ids) // 2]
+    with httpx.stream("GET", f"{pipeline.api}/v1/stream", headers={"Last-Event-ID": middle},
+                      timeout=httpx.Timeout(10.0, read=3.0)) as response:
+        after: list[str] = []
+        try:
+            for line in response.iter_lines():
+                if line.startswith("id: ") and line[4:] not in after and line[4:] != middle:
+                    after.append(line[4:])
+        except httpx.ReadTimeout:
+            pass
+    assert after == ids[len(ids) // 2 + 1:]
 
 
 def _archived_events(pipeline: Pipeline) -> list[dict]:
