@@ -57,7 +57,7 @@ class Fanout:
         `DependencyUnavailable` when the feed cannot be read, counting nothing."""
         with self._start_lock:
             if self._thread is None:
-                _, newest = self._log.bounds()
+                newest = self._log.bounds().newest
                 with self._cond:
                     self._ring.clear()
                     self._keys.clear()
@@ -153,8 +153,9 @@ def sse_events(
         cursor_id = fanout.tail if last_event_id is None else last_event_id
         preamble = f"retry: {options.retry_ms}\n\n"
         # Only a resuming client asks Redis anything here: a burst of new clients costs the feed nothing.
-        oldest = log.bounds()[0] if last_event_id is not None else None
-        if last_event_id is not None and oldest is not None and feed_key(cursor_id) < feed_key(oldest):
+        kept = log.bounds() if last_event_id is not None else None
+        oldest = kept.oldest if kept is not None and kept.is_trimmed else None
+        if oldest is not None and feed_key(cursor_id) < feed_key(oldest):
             notice = {"after": last_event_id, "oldest_kept": oldest,
                       "message": "changes before oldest_kept are no longer kept; some after your id may be missing"}
             preamble += f"event: gap\ndata: {json.dumps(notice)}\n\n"

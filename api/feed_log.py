@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from api.ports import FeedEntry
+from api.ports import FeedBounds, FeedEntry
 from wikitide import keys
 from wikitide.errors import DependencyUnavailable
 
@@ -34,13 +34,18 @@ class RedisFeedLog:
         return [FeedEntry.of(_text(entry_id), _text(fields.get(keys.CHANGES_FIELD, "null")))
                 for entry_id, fields in entries]
 
-    def bounds(self) -> tuple[str | None, str | None]:
+    def bounds(self) -> FeedBounds:
         try:
-            first = self._client.xrange(self._stream, count=1)
-            last = self._client.xrevrange(self._stream, count=1)
+            info: Any = self._client.xinfo_stream(self._stream)
+        except redis.ResponseError:  # no such key: nothing was appended yet (or Redis restarted empty)
+            return FeedBounds(None, None, False)
         except _FAILURES as exc:
             raise DependencyUnavailable("the live feed could not be read (Redis)") from exc
-        return (_text(first[0][0]) if first else None, _text(last[0][0]) if last else None)
+        first = info.get("first-entry")
+        oldest = _text(first[0]) if first else None
+        newest = _text(info["last-generated-id"]) if info.get("length") else None
+        # XINFO's max-deleted-entry-id does not move when XADD MAXLEN trims; entries-added against length does.
+        return FeedBounds(oldest, newest, int(info.get("entries-added", 0)) > int(info.get("length", 0)))
 
 
 def _text(value: str | bytes) -> str:

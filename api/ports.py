@@ -69,6 +69,16 @@ class FeedEntry:
         return cls(entry_id, feed_key(entry_id), text, json.loads(text), f"id: {entry_id}\ndata: {text}\n\n")
 
 
+@dataclass(frozen=True, slots=True)
+class FeedBounds:
+    """What the live feed keeps: the ids of its oldest and newest entries (`None` when empty), and whether entries
+    older than `oldest` were dropped by its cap (a feed that never reached its cap has lost nothing)."""
+
+    oldest: str | None
+    newest: str | None
+    is_trimmed: bool
+
+
 class FeedLog(Protocol):
     """The live feed's store, the capped Redis Stream the processors append to. Raises `DependencyUnavailable`."""
 
@@ -77,8 +87,7 @@ class FeedLog(Protocol):
         `block_ms` for the first (`None`: no wait) and returns `[]` if none came."""
         ...
 
-    def bounds(self) -> tuple[str | None, str | None]:
-        """The ids of the oldest and the newest entry still kept, `(None, None)` when the feed is empty."""
+    def bounds(self) -> FeedBounds:
         ...
 
 

@@ -12,6 +12,7 @@ import redis
 
 from api import create_app
 from api.feed_log import RedisFeedLog
+from api.ports import FeedBounds
 from kcl_app.handler import BatchOutcome, StreamRecord, prepare
 from kcl_app.redis_mirror import RedisMirror
 from tests.unit.test_api_routes import FakeEdits, FakeStats
@@ -87,9 +88,20 @@ def test_the_feed_is_capped(client: redis.Redis) -> None:
         script(keys=call_keys, args=args)
     # MAXLEN ~ trims whole nodes: at least 100 are kept, far fewer than were added.
     assert 100 <= client.xlen(keys.CHANGES_STREAM) < len(changes)
-    oldest, newest = RedisFeedLog(client).bounds()
-    assert newest == client.xrevrange(keys.CHANGES_STREAM, count=1)[0][0]
-    assert oldest is not None and oldest != newest
+    kept = RedisFeedLog(client).bounds()
+    assert kept.newest == client.xrevrange(keys.CHANGES_STREAM, count=1)[0][0]
+    assert kept.oldest == client.xrange(keys.CHANGES_STREAM, count=1)[0][0]
+    assert kept.is_trimmed
+
+
+def test_a_feed_that_never_reached_its_cap_has_lost_nothing(client: redis.Redis) -> None:
+    client.flushdb()
+    feed = RedisFeedLog(client)
+    assert feed.bounds() == FeedBounds(None, None, False)
+    mirror = RedisMirror(client)
+    mirror.publish([], recorded_batch(20))
+    kept = feed.bounds()
+    assert kept.oldest is not None and not kept.is_trimmed
 
 
 def test_rate_limits_are_counted_in_redis_across_processes(client: redis.Redis) -> None:

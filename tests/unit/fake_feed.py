@@ -6,7 +6,7 @@ import json
 import threading
 from typing import Any
 
-from api.ports import FeedEntry, feed_key
+from api.ports import FeedBounds, FeedEntry, feed_key
 
 
 class FakeFeedLog:
@@ -14,6 +14,7 @@ class FakeFeedLog:
         self.entries: list[FeedEntry] = []
         self.maxlen = maxlen
         self.reads = 0
+        self.appended = 0
         self.is_down = False
         self._cond = threading.Condition()
         self._millis = 1_733_130_000_000
@@ -23,6 +24,7 @@ class FakeFeedLog:
             self._millis += 1
             entry = FeedEntry.of(f"{self._millis}-0", json.dumps(doc))
             self.entries.append(entry)
+            self.appended += 1
             if self.maxlen is not None:
                 del self.entries[: max(0, len(self.entries) - self.maxlen)]
             self._cond.notify_all()
@@ -44,9 +46,9 @@ class FakeFeedLog:
                 found = [e for e in self.entries if e.key > feed_key(after)][:count]
             return found
 
-    def bounds(self) -> tuple[str | None, str | None]:
+    def bounds(self) -> FeedBounds:
         self._check()
         with self._cond:
             if not self.entries:
-                return None, None
-            return self.entries[0].id, self.entries[-1].id
+                return FeedBounds(None, None, self.appended > 0)
+            return FeedBounds(self.entries[0].id, self.entries[-1].id, self.appended > len(self.entries))

@@ -116,6 +116,14 @@ def test_a_position_older_than_the_feed_keeps_is_announced_as_a_gap() -> None:
     assert [frames.next_change()[0] for _ in range(5)] == ids[5:]
 
 
+def test_a_feed_that_never_reached_its_cap_announces_no_gap() -> None:
+    feed = FakeFeedLog(maxlen=50)
+    ids = [feed.append(doc(n)) for n in range(10)]
+    frames = Frames(sse_events(Fanout(feed, block_ms=50), feed, KEEP_ALL, "0-0", FAST))
+    assert frames.next() == {"retry": "3000"}
+    assert frames.next()["id"] == ids[0]
+
+
 def test_quiet_connections_get_heartbeats_that_move_the_last_event_id() -> None:
     feed = FakeFeedLog()
     events = sse_events(Fanout(feed, block_ms=50), feed, ChangeFilter(wikis=frozenset({"dewiki"})), None, FAST)
