@@ -44,7 +44,7 @@ def create_app(
     Missing configuration fails here, naming the setting, rather than on the first request.
     """
     # The clients' libraries are imported here, not at the top: see the comment below.
-    from api.control import CONTROL, control
+    from api.control import CONTROL, MAX_BODY_BYTES, control
     from api.limits import RateLimits, install
     from api.stream_routes import live
 
@@ -66,6 +66,8 @@ def create_app(
     app = Flask(__name__, static_folder="static", static_url_path="/static")
     # A doubled slash (a wiki or title holding `/`) is a 404 in JSON, not an HTML redirect to another resource.
     app.url_map.merge_slashes = False
+    # Only a dead letter's replay takes a body; nothing larger than a fixed record is ever read.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     if health_cache_seconds is None:
         health_cache_seconds = settings.health_cache_seconds if settings is not None else 0.0
     health = HealthCache(health_checks, ttl=health_cache_seconds)

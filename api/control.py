@@ -8,6 +8,7 @@ logger. The work is `api.control_plane.ControlPlane`'s.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 from typing import Any
 
@@ -29,6 +30,8 @@ logger = logging.getLogger("api.control")
 
 CONTROL = "wikitide_control"
 DEAD_LETTER_LIMIT = (50, 200)
+# A fixed record must fit a Kinesis record (1 MiB) with its envelope; a body past this is refused with 413.
+MAX_BODY_BYTES = 2 * 1024 * 1024
 PROCESSING_ERROR = "processing_error"
 DEAD_LETTER_REASONS = (*REASONS, PROCESSING_ERROR)
 
@@ -114,7 +117,9 @@ def dead_letters() -> dict[str, Any]:
 @control.post("/dead-letters/<letter_id>/replay")
 def replay(letter_id: str) -> tuple[dict[str, Any], int]:
     letter = parse_letter_id(letter_id)
-    body = request.get_json(silent=True) if request.content_length else None
-    if request.content_length and body is None:
-        raise InvalidParameter("payload: the body must be JSON")
+    raw = request.get_data(cache=False)  # at most MAX_BODY_BYTES (create_app sets Flask's MAX_CONTENT_LENGTH)
+    try:
+        body = json.loads(raw) if raw.strip() else None
+    except ValueError as exc:
+        raise InvalidParameter("payload: the body must be JSON") from exc
     return _plane().replay(letter, parse_fixed_payload(body), g.control_caller), 202

@@ -30,6 +30,7 @@ from wikitide.fleet_status import build_rows, summary
 from wikitide.producer_control import ProducerControl
 
 MAX_SHARDS = 1024
+KINESIS_RECORD_BYTES = 1024 * 1024
 LIST_PAGE = 200
 SCAN_CALLS = 20  # a filtered scan reads at most this many pages for one answer, then hands back a cursor
 PREVIEW_CHARS = 300
@@ -129,6 +130,8 @@ class ControlPlane:
             raise NotFound(f"no dead letter {letter_id}")
         payload = fixed if fixed is not None else stored_payload(item)
         now_ms = int(time.time() * 1000)
+        if len(envelope.wrap(payload, None, now_ms)) > KINESIS_RECORD_BYTES:
+            raise InvalidParameter(f"payload is larger than a Kinesis record ({KINESIS_RECORD_BYTES} bytes)")
         try:
             parse_change(payload, now_ms)
         except InvalidChange as exc:

@@ -29,7 +29,8 @@ from wikitide.errors import DependencyUnavailable
 
 logger = logging.getLogger(__name__)
 
-RING_SIZE = 20_000
+# About 3 minutes of the live stream (~30 changes/s), a few MB per worker: older positions catch up from Redis.
+RING_SIZE = 5_000
 READ_COUNT = 1000
 BLOCK_MS = 2000
 RETRY_SECONDS = 1.0

@@ -18,11 +18,13 @@ then. A refused request gets 429 in JSON with `Retry-After`.
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify
-from flask_limiter import Limiter, RateLimitExceeded
+from flask_limiter import HeaderNames, Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 
 # One attempt per count, bounded by these (seconds): a hung Redis costs a request this much, then the fallback.
@@ -66,6 +68,9 @@ def install(app: Flask, limits: RateLimits, *, stream: Blueprint, control: Bluep
         swallow_errors=True,
         in_memory_fallback_enabled=True,
         key_prefix="wt:limits",
+        # Flask-Limiter sets Retry-After on every answer (and moves a 503's own Retry-After): under its own name
+        # here; a 429 gets the standard header from `_refused`.
+        header_name_mapping={HeaderNames.RETRY_AFTER: "X-RateLimit-Retry-After"},
     )
     for blueprint, rate in ((stream, limits.stream), (control, limits.control)):
         if rate == "off":
@@ -77,6 +82,8 @@ def install(app: Flask, limits: RateLimits, *, stream: Blueprint, control: Bluep
     def _refused(exc: RateLimitExceeded) -> tuple[Response, int]:
         response = jsonify({"error": f"rate limit exceeded ({exc.description} per client); retry after the "
                                      f"Retry-After seconds"})
+        current = limiter.current_limit
+        response.headers["Retry-After"] = str(max(1, math.ceil(current.reset_at - time.time())) if current else 1)
         return response, 429
 
     return limiter

@@ -136,3 +136,10 @@ def test_cursors_round_trip_and_refuse_garbage() -> None:
     for garbage in ("!!", "aGVsbG8", "x" * 500):
         with pytest.raises(Exception, match="cursor"):
             decode_cursor(garbage)
+
+
+def test_a_replay_body_past_the_limit_is_refused_unread() -> None:
+    response = client(FakePlane()).post("/v1/control/dead-letters/shardId-1%231/replay", headers=AUTH,
+                                        data=b"{" + b" " * (3 * 1024 * 1024) + b"}", content_type="application/json")
+    assert response.status_code == 413
+    assert response.is_json
