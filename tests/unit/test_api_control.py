@@ -85,7 +85,7 @@ def test_calls_with_the_token_reach_the_plane_and_are_logged(caplog: pytest.LogC
     assert http.post("/v1/control/producer/resume", headers=AUTH).status_code == 200
     assert http.post("/v1/control/stream/scale", headers=AUTH, json={"shards": 4}).status_code == 202
     cursor = encode_cursor("shardId-000000000000#5")
-    assert http.get(f"/v1/control/dead-letters?reason=not_json&limit=5&cursor={cursor}",
+    assert http.get("/v1/control/dead-letters", query_string={"reason": "not_json", "limit": "5", "cursor": cursor},
                     headers=AUTH).status_code == 200
     fixed = http.post("/v1/control/dead-letters/shardId-000000000000%2312/replay", headers=AUTH,
                       json={"payload": {"wiki": "enwiki"}})
@@ -133,7 +133,7 @@ def test_replay_answers_conflict_missing_and_bad_ids_in_json() -> None:
 
 def test_cursors_round_trip_and_refuse_garbage() -> None:
     assert decode_cursor(encode_cursor("shardId-000000000001#123")) == "shardId-000000000001#123"
-    for garbage in ("!!", "aGVsbG8", "x" * 500):
+    for garbage in ("!!", "aGVsbG8", "x" * 500, "", "shardId-1#", "#12", "shardId-1#12x"):
         with pytest.raises(Exception, match="cursor"):
             decode_cursor(garbage)
 
