@@ -330,6 +330,32 @@ def test_make_up_archives_every_distinct_event_in_the_local_bucket(pipeline: Pip
     assert sorted(set(hostile)) == sent_hostile  # what reached Kinesis is archived, refused or not by the processor
 
 
+def test_a_fixed_dead_letter_is_replayed_through_the_pipeline_once(pipeline: Pipeline) -> None:
+    # After the archive test: the replayed record is a new record in the stream (and so in the archive).
+    expected = _wait_for_events(pipeline, expected_answers(24 * 60)[0]["events"])["events"]
+    token = (pipeline.log.parent / "state" / "control-token").read_text().strip()
+    auth = {"Authorization": f"Bearer {token}"}
+    assert pipeline.get("/v1/control/dead-letters").status_code == 401
+    listed = httpx.get(f"{pipeline.api}/v1/control/dead-letters", headers=auth, timeout=10).json()["items"]
+    assert listed, "the hostile frames left dead letters"
+    letter = listed[0]["id"]
+    fixed = json.loads(json.dumps(next(e for e in _recorded_events() if e["type"] == "edit")))
+    fixed["revision"]["new"], fixed["id"] = 987_654_321_001, 987_654_321_001
+    fixed["meta"]["id"] = "wikitide-replayed-fix-1"
+    url = f"{pipeline.api}/v1/control/dead-letters/{letter.replace('#', '%23')}/replay"
+    replayed = httpx.post(url, headers=auth, json={"payload": fixed}, timeout=10)
+    assert replayed.status_code == 202, replayed.text
+    assert httpx.post(url, headers=auth, json={"payload": fixed}, timeout=10).status_code == 409
+    deadline = time.monotonic() + 180
+    while pipeline.get(f"/v1/edits/{fixed['wiki']}/987654321001").status_code != 200:
+        assert time.monotonic() < deadline, "the replayed record was not stored"
+        time.sleep(1)
+    key = events_table_key(fixed)
+    streamed = [doc for _, doc in _streamed(pipeline, expected + 1) if doc["key"] == key]
+    assert len(streamed) == 1
+    assert pipeline.get("/v1/stats", window="24h").json()["events"] == expected + 1
+
+
 def test_stopping_leaves_no_process_behind(pipeline: Pipeline) -> None:
     # The producer reads every hostile frame: it must never have died. (A KCL worker may restart after a
     # store timed out on a busy machine: that is redelivery, not a hostile record.)
