@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import redis
 
 from kcl_app import change_feed
@@ -189,6 +190,16 @@ async def fan_out(base: str, clients: int, publisher: Publisher, rate: float, se
             "refused": sorted(set(refused)), **query_result}
 
 
+def api_cpu_seconds(master_pid: int) -> float:
+    """CPU seconds (user + system) the API's gunicorn workers have used so far: a figure the machine's load
+    disturbs less than wall-clock delays."""
+    total = 0.0
+    for worker in psutil.Process(master_pid).children():
+        times = worker.cpu_times()
+        total += times.user + times.system
+    return total
+
+
 def report(label: str, result: dict[str, Any]) -> None:
     delays = result["delays"]
     print(f"  {label}: {result['connected']} clients connected (refused: {result['refused'] or 'none'}), "
@@ -196,6 +207,9 @@ def report(label: str, result: dict[str, Any]) -> None:
           f"{len(delays)} deliveries, {result['missed']} missed; delay processed -> delivered "
           f"p50 {percentile(delays, 0.5):.1f} ms, p99 {percentile(delays, 0.99):.1f} ms, "
           f"max {max(delays, default=float('nan')):.1f} ms")
+    if "cpu" in result and result["delays"]:
+        print(f"  {label}: API workers' CPU {result['cpu']:.2f} s, "
+              f"{result['cpu'] / len(result['delays']) * 1e6:.0f} µs per delivery")
     latencies = result.get("latencies", [])
     if latencies:
         print(f"  {label}: /v1/stats?window=1h meanwhile: {len(latencies)} calls, {result['failures']} failed, "
@@ -238,10 +252,14 @@ def main() -> None:
                 latencies, failures = query_latencies(base, args.queries)
                 print(f"  baseline, no stream open: /v1/stats?window=1h {len(latencies)} calls, {failures} failed, "
                       f"p50 {percentile(latencies, 0.5):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms")
-                report("baseline, 1 stream client", asyncio.run(
-                    fan_out(base, 1, publisher, args.rate, min(args.seconds, 10), 0)))
-                report(f"{args.clients} stream clients", asyncio.run(
-                    fan_out(base, args.clients, publisher, args.rate, args.seconds, args.queries)))
+                master = stack.supervisor.pids()[f"api-{name}"]
+                for label, clients, seconds, queries in (
+                    ("baseline, 1 stream client", 1, min(args.seconds, 10), 0),
+                    (f"{args.clients} stream clients", args.clients, args.seconds, args.queries),
+                ):
+                    cpu = api_cpu_seconds(master)
+                    result = asyncio.run(fan_out(base, clients, publisher, args.rate, seconds, queries))
+                    report(label, {**result, "cpu": api_cpu_seconds(master) - cpu})
         finally:
             stack.stop()
 
