@@ -3,13 +3,21 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from api.bootstrap import Adapters
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from api.fanout import Fanout
 from api.health import HealthCache
-from api.ports import EditStore, HealthChecks, Services, StatsStore
+from api.ports import EditStore, FeedLog, HealthChecks, Services, StatsStore
 from api.routes import EXTENSION, api_v1, register_error_handlers, service
 from wikitide.settings import Settings
+
+if TYPE_CHECKING:
+    from api.control_plane import ControlPlane
+    from api.limits import RateLimits
 
 
 def create_app(
@@ -19,27 +27,78 @@ def create_app(
     edits: EditStore | None = None,
     health_checks: HealthChecks | None = None,
     health_cache_seconds: float | None = None,
+    feed: FeedLog | None = None,
+    control_plane: ControlPlane | None = None,
+    control_token: str | None = None,
+    rate_limits: RateLimits | None = None,
 ) -> Flask:
     """The Flask app over the given ports; each port not given is built from `settings` (default: from_env).
 
+    `control_plane` serves `/v1/control/*` behind `control_token` (default: the settings'); when not given it is
+    built from the settings on first use. An app with neither has control off (403).
+    `feed` (the live feed of `/v1/stream`) is built from the settings when the other ports are; an app given
+    fakes for them and no feed answers `/v1/stream` with 404.
+    `rate_limits` (default: the settings', counted in their Redis; else the defaults, counted in memory) apply per
+    client to every endpoint (`api.limits`).
     `/health` reuses its checks for `health_cache_seconds` (default: the settings', 0 when every port is given).
     Missing configuration fails here, naming the setting, rather than on the first request.
     """
+    # The clients' libraries are imported here, not at the top: see the comment below.
+    from api.control import CONTROL, MAX_BODY_BYTES, control
+    from api.limits import RateLimits, install
+    from api.stream_routes import live
+
+    plane: Callable[[], Any] | None = (lambda: control_plane) if control_plane is not None else None
     if stats is None or edits is None or health_checks is None:
+        # Imported here: `api.serving` (gunicorn's config, read by the master) imports this package, and the
+        # clients' libraries must be first imported in the worker, after gevent patched it (see api/serving.py).
+        from api.bootstrap import Adapters
+
         settings = settings or Settings.from_env()
         adapters = Adapters(settings)
         stats = stats if stats is not None else adapters.stats
         edits = edits if edits is not None else adapters.edits
         health_checks = health_checks if health_checks is not None else adapters.health_checks
+        feed = feed if feed is not None else adapters.feed
+        if plane is None:
+            plane = lambda: adapters.control_plane  # noqa: E731 - built on first use
 
     app = Flask(__name__, static_folder="static", static_url_path="/static")
     # A doubled slash (a wiki or title holding `/`) is a 404 in JSON, not an HTML redirect to another resource.
     app.url_map.merge_slashes = False
+    # Only a dead letter's replay takes a body; nothing larger than a fixed record is ever read.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     if health_cache_seconds is None:
         health_cache_seconds = settings.health_cache_seconds if settings is not None else 0.0
     health = HealthCache(health_checks, ttl=health_cache_seconds)
-    app.extensions[EXTENSION] = Services(stats=stats, edits=edits, health=health)
+    app.extensions[EXTENSION] = Services(
+        stats=stats, edits=edits, health=health, feed=feed, fanout=Fanout(feed) if feed is not None else None
+    )
+    if rate_limits is None:
+        rate_limits = RateLimits() if settings is None else _rate_limits(settings)
+    if settings is not None and settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
+    if control_token is None and settings is not None:
+        control_token = settings.control_token
+    app.extensions[CONTROL] = {"token": control_token if plane is not None else None,
+                               "plane": plane or _control_off}
     app.register_blueprint(api_v1)
+    app.register_blueprint(live)
+    app.register_blueprint(control)
     app.register_blueprint(service)
     register_error_handlers(app)
+    install(app, rate_limits, stream=live, control=control)
     return app
+
+
+def _control_off() -> Any:
+    raise AssertionError("unreachable: with no control plane the token check refuses every call")
+
+
+def _rate_limits(settings: Settings) -> RateLimits:
+    from api.limits import RateLimits, redis_storage
+
+    uri, options = (redis_storage(settings.redis_url, settings.redis_password, settings.redis_ca_file)
+                    if settings.redis_url else ("memory://", ()))
+    return RateLimits(queries=settings.rate_limit_queries, stream=settings.rate_limit_stream,
+                      control=settings.rate_limit_control, storage_uri=uri, storage_options=options)

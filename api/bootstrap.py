@@ -11,13 +11,17 @@ from typing import Any
 
 import redis
 
+from api.control_plane import ControlPlane
 from api.dynamo_edits import DynamoEdits
 from api.dynamo_stats import DynamoStats
 from api.fallback_stats import FallbackStats
+from api.fanout import BLOCK_MS
+from api.feed_log import RedisFeedLog
 from api.health import dynamodb_check, kinesis_check, redis_check
 from api.ports import HealthChecks
 from api.redis_stats import RedisStats, is_ready
-from wikitide.aws import make_client
+from wikitide.aws import make_adapter_client, make_client
+from wikitide.producer_control import ProducerControl
 from wikitide.redis_client import connect
 from wikitide.settings import Settings
 from wikitide.stack import StackResources, read_outputs
@@ -51,6 +55,15 @@ class Adapters:
         )
 
     @cached_property
+    def feed(self) -> RedisFeedLog:
+        # Its own connections: the fan-out's reader blocks in XREAD for up to BLOCK_MS, past REDIS_TIMEOUT_SECONDS.
+        client = connect(
+            self._settings, retries=0, socket_timeout=BLOCK_MS / 1000 + REDIS_TIMEOUT_SECONDS,
+            connect_timeout=REDIS_TIMEOUT_SECONDS, decode_responses=True,
+        )
+        return RedisFeedLog(client)
+
+    @cached_property
     def resources(self) -> StackResources:
         return read_outputs(make_client(self._settings, "cloudformation"), self._settings.stack_name)
 
@@ -74,6 +87,21 @@ class Adapters:
     @cached_property
     def edits(self) -> DynamoEdits:
         return DynamoEdits(self._dynamodb, self.resources.events_table)
+
+    @cached_property
+    def control_plane(self) -> ControlPlane:
+        settings = self._settings
+        return ControlPlane(
+            kinesis=make_client(settings, "kinesis", max_attempts=AWS_READ_ATTEMPTS,
+                                read_timeout=AWS_READ_TIMEOUT_SECONDS, connect_timeout=AWS_CONNECT_TIMEOUT_SECONDS),
+            dynamodb=self._dynamodb,
+            redis_client=self.redis_client,
+            stream=self.resources.stream_name,
+            application=f"{settings.stack_name}-kcl",
+            dead_letter_table=self.resources.dead_letter_table,
+            producer=ProducerControl(make_adapter_client(settings, "dynamodb"), self.resources.producer_state_table,
+                                     fast_retries=settings.fast_retries),
+        )
 
     @cached_property
     def health_checks(self) -> HealthChecks:

@@ -13,6 +13,8 @@ _WIKI = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # ASCII digits only (`str.isdigit` accepts "²"), and few enough that `int()` never meets its digit limit.
 _POSITIVE_INT = re.compile(r"[1-9][0-9]{0,17}")
 _INT = re.compile(r"-?[0-9]{1,18}")
+# A live-feed id as Redis Streams numbers entries: milliseconds, a dash, a sequence number.
+_FEED_ID = re.compile(r"[0-9]{1,15}-[0-9]{1,15}")
 
 
 def parse_limit(raw: str | None, *, default: int, maximum: int) -> int:
@@ -62,3 +64,12 @@ def parse_int(name: str, raw: str | None, *, minimum: int, maximum: int) -> int 
 def parse_path_title(raw: str) -> str:
     """A title from a URL path, where MediaWiki writes spaces as underscores (`Main_Page`); both are accepted."""
     return parse_title(raw.replace("_", " "))
+
+
+def parse_last_event_id(raw: str | None) -> str | None:
+    """The id a `/v1/stream` client resumes after (its `Last-Event-ID`), `None` when absent."""
+    if raw is None:
+        return None
+    if not _FEED_ID.fullmatch(raw):
+        raise InvalidParameter(f"last_event_id must be a stream id such as 1733130000000-0, got {raw[:80]!r}")
+    return raw

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -66,6 +67,49 @@ class EditStore(Protocol):
 HealthChecks = Mapping[str, HealthCheck]
 
 
+def feed_key(entry_id: str) -> tuple[int, int]:
+    """The order of a feed entry id `<milliseconds>-<sequence>` (as Redis Streams number entries)."""
+    millis, _, sequence = entry_id.partition("-")
+    return int(millis), int(sequence or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    """One change of the live feed: its id (the SSE `id:`), the enriched document's JSON text and the document."""
+
+    id: str
+    key: tuple[int, int]
+    text: str
+    doc: Any
+    frame: str  # the SSE event, made once for every client
+
+    @classmethod
+    def of(cls, entry_id: str, text: str) -> FeedEntry:
+        return cls(entry_id, feed_key(entry_id), text, json.loads(text), f"id: {entry_id}\ndata: {text}\n\n")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedBounds:
+    """What the live feed keeps: the ids of its oldest and newest entries (`None` when empty), and whether entries
+    older than `oldest` were dropped by its cap (a feed that never reached its cap has lost nothing)."""
+
+    oldest: str | None
+    newest: str | None
+    is_trimmed: bool
+
+
+class FeedLog(Protocol):
+    """The live feed's store, the capped Redis Stream the processors append to. Raises `DependencyUnavailable`."""
+
+    def read(self, after: str, count: int, block_ms: int | None = None) -> list[FeedEntry]:
+        """Up to `count` entries with ids after `after`, oldest first. When there are none it waits up to
+        `block_ms` for the first (`None`: no wait) and returns `[]` if none came."""
+        ...
+
+    def bounds(self) -> FeedBounds:
+        ...
+
+
 @dataclass(frozen=True)
 class Services:
     """What the routes read through; kept in `app.extensions["wikitide"]` by `create_app`."""
@@ -73,6 +117,8 @@ class Services:
     stats: StatsStore
     edits: EditStore
     health: HealthReport
+    feed: FeedLog | None = None
+    fanout: Any = None  # api.fanout.Fanout over `feed`, one per app (per gunicorn worker process)
 
 
 class HealthReport(Protocol):

@@ -1,15 +1,24 @@
 """How gunicorn serves the API: `gunicorn -c python:api.serving 'api:create_app()'` (the CLI and the local stack
-both do). The module-level names are gunicorn settings; `JsonErrorWorker` is the worker class they name.
+both do). The module-level names are gunicorn settings; `JsonErrorGeventWorker` is the worker class they name.
+
+Worker class: gevent. `/v1/stream` holds a connection open for as long as its client listens (up to an hour, see
+`api.fanout.StreamOptions`): with gunicorn's `gthread` worker each one holds a thread, so 2 workers of 8 threads
+served 16 stream clients and then nothing else (measured by `benchmarks/stream_fanout.py --worker-class gthread`).
+gevent gives every connection a greenlet of its own, up to `worker_connections` per worker; Redis and AWS calls
+yield while they wait (gunicorn monkey-patches the worker's sockets and threads before it loads the app), so
+200 stream clients and the query endpoints share the same workers (measured by `benchmarks/stream_fanout.py`).
+This module is read by gunicorn's master, before any patching: it and `api/__init__.py` import no client
+library (redis, botocore, urllib3 import `ssl` names that gevent could no longer patch); `create_app` imports
+them in the worker.
 
 Slow clients: gunicorn's `sync` worker reads a request in the worker itself, so two clients sending a byte every
-few seconds held both workers (a normal request waited 37 s). The `gthread` worker keeps connections that sent
-nothing in a poller and gives each request that arrives a thread of `threads`, so slow clients only hold threads
-and the others keep answering. A client that trickles still holds its thread while it trickles: in production a
-buffering proxy or the load balancer in front (the ALB reads whole requests before forwarding) is what makes
-slow clients free; see the README.
+few seconds held both workers (a normal request waited 37 s). Under gevent a client that trickles holds only its
+own greenlet. In production a buffering proxy or the load balancer in front (the ALB reads whole requests before
+forwarding) still belongs there; see the README.
 
 Errors gunicorn answers itself (a request line over `limit_request_line`: 414, too many or too large header
-fields: 431, a malformed request: 400) are written by `JsonErrorWorker` as JSON, like every error of the app.
+fields: 431, a malformed request: 400) are written by the worker as JSON, like every error of the app
+(`JsonErrors`; `JsonErrorWorker` is the same for the `gthread` worker class).
 """
 
 from __future__ import annotations
@@ -20,12 +29,15 @@ from typing import Any
 
 from gunicorn import util
 from gunicorn.http import errors
+from gunicorn.workers.ggevent import GeventWorker
 from gunicorn.workers.gthread import ThreadWorker
 
 from api.headers import SECURITY_HEADERS
 
-worker_class = "api.serving.JsonErrorWorker"
-# Threads per worker: requests wait on Redis or DynamoDB, not on the CPU.
+worker_class = "api.serving.JsonErrorGeventWorker"
+# Connections one worker holds at once (stream clients, kept-alive and in-flight requests together).
+worker_connections = 1000
+# Threads per worker, used only by the `gthread` class (`--worker-class api.serving.JsonErrorWorker`).
 threads = 8
 # A worker that stops answering its arbiter for this long is replaced.
 timeout = 30
@@ -70,8 +82,11 @@ def error_bytes(status: int, message: str) -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
 
 
-class JsonErrorWorker(ThreadWorker):
-    """gunicorn's threaded worker, answering the errors it meets before the app does in JSON instead of HTML."""
+class JsonErrors:
+    """Answers the errors a gunicorn worker meets before the app does in JSON instead of HTML."""
+
+    cfg: Any
+    log: Any
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         status, message = error_answer(exc, self.cfg)
@@ -84,3 +99,11 @@ class JsonErrorWorker(ThreadWorker):
             util.write_nonblock(client, error_bytes(status, message))
         except OSError:
             self.log.debug("Failed to send error message.")
+
+
+class JsonErrorWorker(JsonErrors, ThreadWorker):
+    """gunicorn's threaded worker with JSON errors."""
+
+
+class JsonErrorGeventWorker(JsonErrors, GeventWorker):
+    """gunicorn's gevent worker with JSON errors."""

@@ -33,7 +33,7 @@ from typing import Any
 
 import redis
 
-from kcl_app import ledger
+from kcl_app import change_feed, ledger
 from kcl_app.handler import ProcessedChange, recent_json, recent_score
 from kcl_app.ledger import CellState
 from wikitide import cells, keys, retry
@@ -222,6 +222,7 @@ class RedisMirror:
         self._client = client
         self._merge = client.register_script(_MERGE)
         self._advance = client.register_script(_ADVANCE)
+        self._append = client.register_script(change_feed.APPEND)
         self._on_empty = on_empty
         self._attempts = attempts
         self._fast = fast_retries
@@ -233,6 +234,8 @@ class RedisMirror:
             self._queue_merges(pipe, states)
             for change in changes:
                 self._queue_recent(pipe, change)
+            for call_keys, args in change_feed.append_calls(changes):
+                self._append(keys=call_keys, args=args, client=pipe)
             self._queue_advances(pipe)
             results = pipe.execute()
             return bool(results[0]), any(int(left) for left in results[-len(keys.ROLLING_WINDOWS):])

@@ -19,6 +19,8 @@ from producer.sources import open_source, user_agent
 from producer.sse_source import SourceEvent, read_events
 from wikitide import retry
 from wikitide.aws import make_adapter_client, make_client
+from wikitide.errors import DependencyUnavailable
+from wikitide.producer_control import POLL_SECONDS, ProducerControl
 from wikitide.settings import Settings
 from wikitide.stack import read_outputs
 
@@ -47,6 +49,10 @@ def run_producer(
     checkpoint = positions.load()
     resume_from = checkpoint.last_event_id
     stop = threading.Event()
+    control = ProducerControl(dynamodb, resources.producer_state_table, fast_retries=settings.fast_retries)
+    paused = threading.Event()
+    _read_pause(control, paused)  # a producer started while paused stays paused
+    threading.Thread(target=_watch_pause, args=(control, paused, stop), name="pause-watch", daemon=True).start()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
@@ -60,7 +66,8 @@ def run_producer(
             elif since:
                 logger.info("cold start of %s since %s", source, since.isoformat())
             events = read_events(url, user_agent(settings.contact), last_event_id=resume_from,
-                                 since=None if resume_from else since, should_stop=stop.is_set)
+                                 since=None if resume_from else since, should_stop=stop.is_set,
+                                 should_pause=paused.is_set)
             if since and not resume_from:
                 events = _reporting_cold_start_gap(events, since)
             producer = Producer(events, writer, linger=linger, keep=keep, checkpoint=checkpoint,
@@ -110,6 +117,27 @@ def run_backfill(
     finally:
         writer.close()
     return window, stats
+
+
+def _read_pause(control: ProducerControl, paused: threading.Event) -> None:
+    """Follow the control item's pause flag; when it cannot be read the producer keeps its current state."""
+    try:
+        is_paused = control.is_paused()
+    except DependencyUnavailable as exc:
+        logger.warning("the pause flag could not be read (%s); staying %s", exc, "paused" if paused.is_set() else
+                       "running")
+        return
+    if is_paused and not paused.is_set():
+        logger.warning("pause requested by the control endpoint")
+        paused.set()
+    elif not is_paused and paused.is_set():
+        logger.warning("resume requested by the control endpoint: reconnecting after the last event read")
+        paused.clear()
+
+
+def _watch_pause(control: ProducerControl, paused: threading.Event, stop: threading.Event) -> None:
+    while not stop.wait(POLL_SECONDS):
+        _read_pause(control, paused)
 
 
 def _reporting_cold_start_gap(events: Iterator[SourceEvent], since: datetime) -> Iterator[SourceEvent]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from producer.progress import Checkpoint, Gap
 from wikitide import aws
+from wikitide.producer_control import plain_item
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +47,7 @@ class PositionStore:
         item = self._call(lambda: self._client.get_item(TableName=self._table, Key=key)).get("Item")
         if not item:
             return None
-        plain = {name: (int(value["N"]) if "N" in value else value["S"]) for name, value in item.items()}
-        for name in ("partitions", "last_gap", "rejected"):
-            if name in plain:
-                plain[name] = json.loads(plain[name])
-        return plain
+        return plain_item(item)
 
     def save(self, checkpoint: Checkpoint) -> None:
         if checkpoint.last_event_id is None or checkpoint == self._saved:

@@ -78,8 +78,14 @@ def read_events(
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
     sleep: Callable[[float], None] = time.sleep,
     should_stop: Callable[[], bool] = lambda: False,
+    should_pause: Callable[[], bool] = lambda: False,
+    pause_poll: float = 0.5,
 ) -> Iterator[SourceEvent]:
     """Yield every `message` event until `should_stop`; every reconnect resumes after the last id yielded.
+
+    While `should_pause()` is true no connection is open: it is checked before each connection and before the frames
+    of each chunk read, and a pause closes the connection without yielding that chunk's frames; resuming reconnects
+    after the last id yielded, so a pause loses and repeats nothing. A pause is not a failure.
 
     A frame over `max_frame_bytes` is yielded as rejected (no data), with its id when it had one: the position
     moves past it like any other event. `since` applies only to a first start (no `last_event_id`);
@@ -94,6 +100,9 @@ def read_events(
     headers = {"User-Agent": user_agent, "Accept": "text/event-stream", "Cache-Control": "no-store"}
     with httpx.Client(headers=headers, timeout=timeout, follow_redirects=False) as client:
         while not should_stop():
+            if should_pause():
+                sleep(pause_poll)
+                continue
             hint: float | None = retry_ms / 1000
             resume = {"Last-Event-ID": last_id} if last_id else {}
             try:
@@ -111,6 +120,9 @@ def read_events(
                         connection += 1
                         reader = FrameReader(max_frame_bytes)
                         for chunk in response.iter_bytes():
+                            if should_pause():
+                                logger.warning("paused (control): connection closed after id %s", last_id)
+                                break
                             for frame in reader.feed(chunk):
                                 failures = 0
                                 last_id = frame.id or last_id
@@ -121,6 +133,8 @@ def read_events(
                                 return
                             if reader.is_abandoned:
                                 break
+                        if should_pause():
+                            continue
                         cause = "a frame over the size limit" if reader.is_abandoned else "stream ended"
                         hint = retry_ms / 1000
             except (httpx.HTTPError, SourceFailure, EndlessFrame) as exc:

@@ -18,4 +18,12 @@ if ! command -v redis-server >/dev/null 2>&1; then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq redis-server >/dev/null
 fi
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  # The dashboard's browser test (tests/browser) drives Debian's own chromium; nothing is downloaded at run time.
+  echo "wikitide: installing chromium and chromium-driver from Debian packages (for the dashboard's browser test)" >&2
+  sudo_cmd=""
+  if [ "$(id -u)" != "0" ]; then sudo_cmd="sudo"; fi
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+fi
 exit "$missing"

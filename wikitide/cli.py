@@ -226,9 +226,9 @@ def consume(properties: Path, worker_id: str | None, heap: str, state_dir: Path)
 @click.option("--json", "as_json", is_flag=True, help="Rows as JSON, with full sequence numbers.")
 def workers(application: str | None, as_json: bool) -> None:
     """Show each shard: parents, open/closed, lease owner, checkpoint, and lag from the records' arrival times."""
-    from kcl_app.status import format_table, summary, to_json
-    from kcl_app.status_reader import read_status
     from wikitide.aws import make_client
+    from wikitide.fleet_reader import read_status
+    from wikitide.fleet_status import format_table, summary, to_json
     from wikitide.redis_client import connect
     from wikitide.stack import read_outputs
 

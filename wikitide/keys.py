@@ -149,3 +149,19 @@ def page_member(wiki: str, title: str) -> str:
 def split_page_member(member: str) -> tuple[str, str]:
     wiki, _, title = member.partition("\t")
     return wiki, title
+
+
+# The live feed `/v1/stream` serves: every counted change's enriched document, appended by the processor in
+# processing order to one capped Redis Stream (field `c`, the document's JSON). Its entry ids are the SSE ids.
+# `XADD MAXLEN ~` keeps at least CHANGES_MAXLEN entries (Redis trims whole nodes, so a few more): about 55 minutes
+# of the live stream at ~30 changes/s, and about 60 MB of Redis at ~600 bytes a document.
+CHANGES_STREAM = f"{PREFIX}:changes"
+CHANGES_FIELD = "c"
+CHANGES_MAXLEN = 100_000
+# A redelivered batch lists its changes again: each change enters the feed once, the first time its key is seen
+# within this long (longer than any redelivery: the KCL redelivers within minutes).
+CHANGES_SEEN_TTL_SECONDS = 6 * 3600
+
+
+def change_seen_key(dedup_key: str) -> str:
+    return f"{PREFIX}:changes:seen:{dedup_key}"

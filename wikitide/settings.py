@@ -11,6 +11,7 @@ or `AWS_ENDPOINT_URL` for LocalStack): boto3 reads them itself, so with none set
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -41,6 +42,14 @@ class Settings:
     redis_password: str | None = field(default=None, repr=False)
     redis_ca_file: str | None = None
     cloudformation_endpoint: str | None = None
+    # The bearer token of the API's control endpoints (ECS injects it from Secrets Manager); unset: control is off.
+    control_token: str | None = field(default=None, repr=False)
+    # Per-client rate limits of the API (flask-limiter notation, e.g. `100/second;2000/minute`; `off` for none).
+    rate_limit_queries: str = "100/second"
+    rate_limit_stream: str = "30/minute"
+    rate_limit_control: str = "60/minute"
+    # Proxies in front of the API whose X-Forwarded-For is trusted (the ALB: 1); 0 reads the peer's address.
+    trusted_proxies: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -60,6 +69,11 @@ class Settings:
             redis_password=env.get("REDIS_PASSWORD") or None,
             redis_ca_file=env.get("REDIS_TLS_CA_FILE") or None,
             cloudformation_endpoint=env.get("AWS_ENDPOINT_URL_CLOUDFORMATION") or shared,
+            control_token=env.get("WIKITIDE_CONTROL_TOKEN") or None,
+            rate_limit_queries=_rate(env, "WIKITIDE_RATE_LIMIT_QUERIES", "100/second"),
+            rate_limit_stream=_rate(env, "WIKITIDE_RATE_LIMIT_STREAM", "30/minute"),
+            rate_limit_control=_rate(env, "WIKITIDE_RATE_LIMIT_CONTROL", "60/minute"),
+            trusted_proxies=_count(env, "WIKITIDE_TRUSTED_PROXIES", 0, 5),
         )
 
     def require_redis_url(self) -> str:
@@ -87,3 +101,22 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     if not 0 <= value <= 3600:
         raise ConfigError(f"{name} must be a number of seconds from 0 to 3600, got {raw!r}")
     return value
+
+
+_RATE = re.compile(r"\d{1,9}\s*(/|per)\s*\d{0,6}\s*(second|minute|hour|day)s?", re.IGNORECASE)
+
+
+def _rate(env: Mapping[str, str], name: str, default: str) -> str:
+    """A rate limit in flask-limiter's notation (`10/second`, several joined by `;`), or `off`."""
+    value = (env.get(name) or default).strip()
+    if value != "off" and not all(_RATE.fullmatch(part.strip()) for part in value.split(";")):
+        raise ConfigError(f"{name} must be a rate such as 100/second or 30/minute (several joined by ;) or off, "
+                          f"got {value!r}")
+    return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int, maximum: int) -> int:
+    raw = env.get(name) or str(default)
+    if not raw.isascii() or not raw.isdigit() or int(raw) > maximum:
+        raise ConfigError(f"{name} must be an integer from 0 to {maximum}, got {raw!r}")
+    return int(raw)

@@ -1,5 +1,6 @@
-// The wikitide dashboard: polls the JSON endpoints of this same origin every 2 s and redraws.
-// Page content is inserted with textContent only, since titles, users and comments come from the wikis.
+// The wikitide dashboard: the live part (chart, editor share, ticker) follows /v1/stream (Server-Sent Events; the
+// browser's EventSource reconnects by itself with Last-Event-ID, so no change is missed); the window counts and top
+// pages are polled every 2 s. Page content is inserted with textContent only: titles and users come from the wikis.
 "use strict";
 
 const WINDOWS = ["1m", "5m", "1h", "24h"];
@@ -69,20 +70,113 @@ function renderTopPages(top) {
   }));
 }
 
-function renderRecent(recent) {
+const TICKER_ROWS = 30;
+const CHART_SECONDS = 120;
+const CHART_WIKIS = 6;
+const COLORS = ["#36c", "#d33", "#14866d", "#fc3", "#a66", "#72777d", "#000"];
+let seconds = new Map();  // epoch second -> Map(wiki -> changes)
+let editors = [];  // [epoch second, editor kind]
+let stream = null;
+
+function diffLink(change) {
+  // The wiki's own diff page, from the page URL's origin (only http(s) origins: see safeLink).
+  if (typeof change.page_url !== "string" || !/^https?:\/\//.test(change.page_url)) return el("span", "");
+  if (!Number.isInteger(change.rev_new) || !Number.isInteger(change.rev_old)) return el("span", "");
+  const url = `${new URL(change.page_url).origin}/w/index.php?diff=${change.rev_new}&oldid=${change.rev_old}`;
+  return safeLink(url, "diff");
+}
+
+function tickerRow(change) {
+  const row = el("tr", null, change.bot ? "bot" : "");
+  const delta = typeof change.byte_delta === "number" ? change.byte_delta : null;
+  const deltaText = delta === null ? "" : (delta > 0 ? `+${delta}` : String(delta));
+  const time = typeof change.dt === "string" ? change.dt.replace("T", " ").replace(/(\.\d+)?(Z|\+00:00)$/, "") : "";
+  const page = el("td");
+  page.append(safeLink(change.page_url, change.title || "(no title)"));
+  if (change.synthetic) page.append(el("span", " synthetic", "muted"));
+  const diff = el("td");
+  diff.append(diffLink(change));
+  row.append(el("td", time), el("td", change.wiki), el("td", change.type), page, el("td", change.user || ""),
+    el("td", deltaText, delta === null ? "num" : (delta >= 0 ? "num plus" : "num minus")), diff);
+  return row;
+}
+
+function onChange(change) {
   const tbody = document.querySelector("#recent tbody");
-  tbody.replaceChildren(...recent.edits.map((edit) => {
-    const row = el("tr", null, edit.bot ? "bot" : "");
-    const delta = typeof edit.byte_delta === "number" ? edit.byte_delta : null;
-    const deltaText = delta === null ? "" : (delta > 0 ? `+${delta}` : String(delta));
-    const time = typeof edit.dt === "string" ? edit.dt.replace("T", " ").replace(/(\.\d+)?(Z|\+00:00)$/, "") : "";
-    const page = el("td");
-    page.append(safeLink(edit.page_url, edit.title || "(no title)"));
-    if (edit.synthetic) page.append(el("span", " synthetic", "muted"));
-    row.append(el("td", time), el("td", edit.wiki), el("td", edit.type), page, el("td", edit.user || ""),
-      el("td", deltaText, delta === null ? "num" : (delta >= 0 ? "num plus" : "num minus")));
-    return row;
+  tbody.prepend(tickerRow(change));
+  while (tbody.rows.length > TICKER_ROWS) tbody.deleteRow(-1);
+  const now = Math.floor(Date.now() / 1000);
+  const counts = seconds.get(now) || new Map();
+  counts.set(change.wiki, (counts.get(change.wiki) || 0) + 1);
+  seconds.set(now, counts);
+  editors.push([now, change.editor]);
+  if (change.synthetic) document.getElementById("synthetic-banner").hidden = false;
+}
+
+function drawChart() {
+  const now = Math.floor(Date.now() / 1000);
+  const first = now - CHART_SECONDS + 1;
+  for (const second of seconds.keys()) if (second < first) seconds.delete(second);
+  editors = editors.filter(([second]) => second >= first);
+  const totals = new Map();
+  for (const counts of seconds.values()) for (const [wiki, n] of counts) totals.set(wiki, (totals.get(wiki) || 0) + n);
+  const wikis = [...totals.entries()].sort((a, b) => b[1] - a[1]).slice(0, CHART_WIKIS).map(([wiki]) => wiki);
+  const series = [...wikis, "other"].map((wiki) => {
+    const points = [];
+    for (let second = first; second <= now; second += 1) {
+      const counts = seconds.get(second) || new Map();
+      let n = 0;
+      if (wiki === "other") { for (const [w, c] of counts) if (!wikis.includes(w)) n += c; } else n = counts.get(wiki) || 0;
+      points.push(n);
+    }
+    return { wiki, points };
+  });
+  const canvas = document.getElementById("rate-chart");
+  const context = canvas.getContext("2d");
+  const top = Math.max(1, ...series.flatMap((s) => s.points));
+  context.clearRect(0, 0, canvas.width, canvas.height);
+  context.fillStyle = "#72777d";
+  context.fillText(`${top}/s`, 4, 12);
+  series.forEach((s, index) => {
+    context.strokeStyle = COLORS[index % COLORS.length];
+    context.beginPath();
+    s.points.forEach((n, i) => {
+      const x = (i / (CHART_SECONDS - 1)) * canvas.width;
+      const y = canvas.height - 2 - (n / top) * (canvas.height - 18);
+      if (i === 0) context.moveTo(x, y); else context.lineTo(x, y);
+    });
+    context.stroke();
+  });
+  canvas.dataset.points = String(seconds.size);
+  document.getElementById("rate-legend").replaceChildren(...series.map((s, index) => {
+    const item = el("span", `${s.wiki} ${(s.points.reduce((a, b) => a + b, 0) / CHART_SECONDS).toFixed(2)}/s`);
+    const swatch = el("i");
+    swatch.style.background = COLORS[index % COLORS.length];
+    item.prepend(swatch);
+    return item;
   }));
+  const kinds = new Map();
+  for (const [, kind] of editors) kinds.set(kind, (kinds.get(kind) || 0) + 1);
+  const share = [...kinds.entries()].sort((a, b) => b[1] - a[1])
+    .map(([kind, n]) => `${kind} ${Math.round((100 * n) / editors.length)}%`).join(" · ");
+  document.getElementById("editor-share").textContent =
+    editors.length ? `editors in the last 2 minutes: ${share}` : "editors in the last 2 minutes: no changes";
+}
+
+function follow() {
+  // A new filter is a new stream: the old one is closed and the live view starts again.
+  if (stream) stream.close();
+  seconds = new Map();
+  editors = [];
+  document.querySelector("#recent tbody").replaceChildren();
+  const wiki = document.getElementById("wiki").value.trim();
+  stream = new EventSource(`/v1/stream${wiki ? `?${new URLSearchParams({ wiki })}` : ""}`);
+  const status = document.getElementById("live-status");
+  stream.onopen = () => { status.textContent = "live"; status.className = "muted"; };
+  stream.onerror = () => { status.textContent = "reconnecting…"; status.className = "error"; };
+  stream.onmessage = (event) => {
+    try { onChange(JSON.parse(event.data)); } catch (error) { /* one bad event must not stop the view */ }
+  };
 }
 
 // While the processors have counted nothing yet, /health says "starting" and why: shown instead of silent zeros.
@@ -109,14 +203,12 @@ async function refresh() {
   const topWindow = document.getElementById("window").value;
   try {
     renderPipelineState();
-    const [allStats, top, recent] = await Promise.all([
+    const [allStats, top] = await Promise.all([
       Promise.all(WINDOWS.map((w) => getJSON(`/v1/stats?${query({ window: w })}`))),
       getJSON(`/v1/pages/top?${query({ window: topWindow, limit: "10" })}`),
-      getJSON(`/v1/edits/recent?${query({ limit: "20" })}`),
     ]);
     renderStats(allStats);
     renderTopPages(top);
-    renderRecent(recent);
     status.textContent = `updated ${new Date().toLocaleTimeString()}`;
     status.className = "muted";
   } catch (error) {
@@ -128,10 +220,16 @@ async function refresh() {
 }
 
 function start() {
-  document.getElementById("filters").addEventListener("submit", (event) => { event.preventDefault(); refresh(); });
+  document.getElementById("filters").addEventListener("submit", (event) => {
+    event.preventDefault();
+    follow();
+    refresh();
+  });
   document.getElementById("window").addEventListener("change", refresh);
+  follow();
   refresh();
   setInterval(refresh, POLL_MS);
+  setInterval(drawChart, 1000);
 }
 
 start();

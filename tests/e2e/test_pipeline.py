@@ -36,7 +36,7 @@ from tests.e2e.hostile_frames import (
     hostile_frames,
     salted,
 )
-from tests.recorded import identity
+from tests.recorded import events_table_key, identity
 from wikitide.localstack.services import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -245,6 +245,59 @@ def test_hostile_frames_end_as_dead_letters_or_producer_rejections(pipeline: Pip
     assert stored.json()["title"] == cut["title"]
 
 
+def _streamed(pipeline: Pipeline, expected: int, **filters: str) -> list[tuple[str, dict]]:
+    """`/v1/stream` from the start of the live feed: every event until `expected` came and then 3 s of quiet."""
+    got: list[tuple[str, dict]] = []
+    entry_id, event = "", ""
+    deadline = time.monotonic() + 120
+    timeout = httpx.Timeout(10.0, read=3.0)
+    with httpx.stream("GET", f"{pipeline.api}/v1/stream", params={"last_event_id": "0-0", **filters},
+                      timeout=timeout) as response:
+        assert response.status_code == 200, response.read()
+        try:
+            for line in response.iter_lines():
+                if not line:
+                    event = ""
+                elif line.startswith("id: "):
+                    entry_id = line[4:]
+                elif line.startswith("event: "):
+                    event = line[7:]  # a `gap` notice: none is expected, the feed never reached its cap
+                elif line.startswith("data: ") and not event:
+                    got.append((entry_id, json.loads(line[6:])))
+                assert time.monotonic() < deadline, f"{len(got)} of {expected} streamed changes"
+        except httpx.ReadTimeout:
+            pass  # quiet: the feed has nothing more for now
+    return got
+
+
+def test_the_live_stream_holds_each_counted_change_once_and_filters_it(pipeline: Pipeline) -> None:
+    _wait_for_events(pipeline, expected_answers(24 * 60)[0]["events"])
+    counted = _recorded_events() + [f.event for f in HOSTILE if f.fate == CUT_AND_COUNTED and f.event]
+    distinct = {identity(e): e for e in counted}.values()
+    expected = sorted(events_table_key(e) for e in distinct)
+    streamed = _streamed(pipeline, len(expected))
+    assert sorted(doc["key"] for _, doc in streamed) == expected  # every counted change, once
+    ids = [entry_id for entry_id, _ in streamed]
+    assert ids == sorted(ids, key=lambda i: tuple(int(part) for part in i.split("-")))
+    # `editor=bot`: a bot's change whose user is known (a suppressed user is `suppressed`, whatever the flag).
+    edits = sorted(events_table_key(e) for e in distinct
+                   if e["type"] == "edit" and e.get("bot") and e.get("user") is not None)
+    filtered = _streamed(pipeline, len(edits), type="edit", editor="bot")
+    assert sorted(doc["key"] for _, doc in filtered) == edits
+    # Resuming after an id gives exactly what followed it.
+    middle = ids[len(ids) // 2]
+    with httpx.stream("GET", f"{pipeline.api}/v1/stream", headers={"Last-Event-ID": middle},
+                      timeout=httpx.Timeout(10.0, read=3.0)) as response:
+        after: list[str] = []
+        try:
+            for line in response.iter_lines():
+                if line.startswith("id: ") and line[4:] not in after and line[4:] != middle:
+                    after.append(line[4:])
+        except httpx.ReadTimeout:
+            pass
+    assert after == ids[len(ids) // 2 + 1:]
+
+
 def _archived_events(pipeline: Pipeline) -> list[dict]:
     """Every event in the local archive bucket, read with plain gzip and json (the envelope's `event`)."""
     stacks = pipeline.client("cloudformation").describe_stacks(StackName=STACK)["Stacks"]  # type: ignore[attr-defined]
@@ -275,6 +328,32 @@ def test_make_up_archives_every_distinct_event_in_the_local_bucket(pipeline: Pip
         time.sleep(2)
     assert found == expected  # every distinct recorded event, and nothing that was not sent
     assert sorted(set(hostile)) == sent_hostile  # what reached Kinesis is archived, refused or not by the processor
+
+
+def test_a_fixed_dead_letter_is_replayed_through_the_pipeline_once(pipeline: Pipeline) -> None:
+    # After the archive test: the replayed record is a new record in the stream (and so in the archive).
+    expected = _wait_for_events(pipeline, expected_answers(24 * 60)[0]["events"])["events"]
+    token = (pipeline.log.parent / "state" / "control-token").read_text().strip()
+    auth = {"Authorization": f"Bearer {token}"}
+    assert pipeline.get("/v1/control/dead-letters").status_code == 401
+    listed = httpx.get(f"{pipeline.api}/v1/control/dead-letters", headers=auth, timeout=10).json()["items"]
+    assert listed, "the hostile frames left dead letters"
+    letter = listed[0]["id"]
+    fixed = json.loads(json.dumps(next(e for e in _recorded_events() if e["type"] == "edit")))
+    fixed["revision"]["new"], fixed["id"] = 987_654_321_001, 987_654_321_001
+    fixed["meta"]["id"] = "wikitide-replayed-fix-1"
+    url = f"{pipeline.api}/v1/control/dead-letters/{letter.replace('#', '%23')}/replay"
+    replayed = httpx.post(url, headers=auth, json={"payload": fixed}, timeout=10)
+    assert replayed.status_code == 202, replayed.text
+    assert httpx.post(url, headers=auth, json={"payload": fixed}, timeout=10).status_code == 409
+    deadline = time.monotonic() + 180
+    while pipeline.get(f"/v1/edits/{fixed['wiki']}/987654321001").status_code != 200:
+        assert time.monotonic() < deadline, "the replayed record was not stored"
+        time.sleep(1)
+    key = events_table_key(fixed)
+    streamed = [doc for _, doc in _streamed(pipeline, expected + 1) if doc["key"] == key]
+    assert len(streamed) == 1
+    assert pipeline.get("/v1/stats", window="24h").json()["events"] == expected + 1
 
 
 def test_stopping_leaves_no_process_behind(pipeline: Pipeline) -> None:

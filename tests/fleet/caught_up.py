@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kcl_app.status import LeaseInfo
 from tests.fleet.traffic import Sent
+from wikitide.fleet_status import LeaseInfo
 
 SHARD_END = "SHARD_END"
 

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from kcl_app.daemon import read_properties
-from kcl_app.status import LeaseInfo
-from kcl_app.status_reader import read_leases
 from wikitide.errors import ConfigError
+from wikitide.fleet_reader import read_leases
+from wikitide.fleet_status import LeaseInfo
 
 T = TypeVar("T")
 

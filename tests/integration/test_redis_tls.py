@@ -169,3 +169,5 @@ def test_the_processor_and_the_api_use_redis_over_tls(tls_redis: TlsRedis, provi
     assert health["dependencies"]["redis"]["ok"], health
     # The newest edits live only in Redis: the API read them over TLS.
     assert len(client.get("/v1/edits/recent?limit=5").get_json()["edits"]) == 5
+    # The rate limits are counted in the same Redis, over TLS with its password (not in the memory fallback).
+    assert direct.keys("LIMITS:LIMITER/wt:limits/*/api_v1.recent_edits/*")

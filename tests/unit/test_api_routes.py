@@ -305,7 +305,9 @@ def test_dashboard_is_served_without_external_resources() -> None:
     js_fetches = re.findall(r"getJSON\(`([^`]*)`", js)
     assert "/static/dashboard.js" in html_links
     assert all(link.startswith("/") and not link.startswith("//") for link in html_links)
-    assert {path.split("?")[0] for path in js_fetches} == {"/v1/stats", "/v1/pages/top", "/v1/edits/recent"}
+    assert {path.split("?")[0] for path in js_fetches} == {"/v1/stats", "/v1/pages/top"}
+    # The ticker and the live chart follow the stream of this same origin.
+    assert re.findall(r"new EventSource\(`([^`$?]*)", js) == ["/v1/stream"]
     assert "setInterval(refresh, POLL_MS)" in js and "POLL_MS = 2000" in js
     page.close()
     script.close()

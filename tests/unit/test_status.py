@@ -1,7 +1,7 @@
 """`wikitide workers`: the rows and the table, from shards, leases and progress."""
 
-from kcl_app.progress import ShardProgress
-from kcl_app.status import LeaseInfo, ShardInfo, build_rows, format_table, summary
+from wikitide.fleet_status import LeaseInfo, ShardInfo, build_rows, format_table, summary
+from wikitide.shard_progress import ShardProgress
 
 NOW = 1_700_000_100_000
 SEQ = "49650000000000000000000000000000000000000000000000000042"

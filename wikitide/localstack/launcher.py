@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -106,8 +107,21 @@ class LocalStack:
         ))
         return name
 
-    def start_api(self) -> None:
-        self.supervisor.start(services.api_server(self.ports, self.env))
+    def start_api(self, control_token: str | None = None) -> None:
+        env = self.env if control_token is None else {**self.env, "WIKITIDE_CONTROL_TOKEN": control_token}
+        self.supervisor.start(services.api_server(self.ports, env))
+
+    def control_token(self) -> tuple[str, str]:
+        """The API's control token: `WIKITIDE_CONTROL_TOKEN` when set, else one made once and kept in the state
+        directory (readable by its owner only), so that it survives restarts of the stack."""
+        path = self.state_dir / "control-token"
+        given = os.environ.get("WIKITIDE_CONTROL_TOKEN")
+        if given:
+            return given, "WIKITIDE_CONTROL_TOKEN"
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(32), encoding="ascii")
+        return path.read_text(encoding="ascii").strip(), str(path)
 
     @property
     def api_url(self) -> str:
@@ -152,12 +166,14 @@ def run_local(
         local.start_producer(chosen, speed=speed)
         archive = local.start_archive(resources, buffer_seconds=archive_buffer_seconds)
         print(f"wikitide: archive s3://{resources.archive_bucket}/raw/ through Firehose {archive}", flush=True)
-        local.start_api()
+        token, token_where = local.control_token()
+        local.start_api(control_token=token)
         label = " (SYNTHETIC data)" if chosen == "synthetic" else ""
         print(f"wikitide: source {chosen}{label}", flush=True)
         registry.register(state_dir, local.env, local.api_url)
         print(f"wikitide: API and dashboard at {local.api_url}/  (Ctrl-C stops everything; `wikitide` commands in "
               "another shell use this stack, `wikitide local env` prints its variables)", flush=True)
+        print(f"wikitide: control endpoints (/v1/control/*) take the token in {token_where}", flush=True)
         while not stop.wait(1.0):
             local.supervisor.check()
     finally:

@@ -134,13 +134,15 @@ def wikitide_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "wikitide", *args]
 
 
-def api_server(ports: Ports, env: dict[str, str], workers: int = 2) -> ServiceSpec:
+def api_server(ports: Ports, env: dict[str, str], workers: int = 2, worker_class: str | None = None) -> ServiceSpec:
+    """gunicorn serving the API; `worker_class` overrides api/serving.py's (the stream benchmark compares two)."""
+    override = ["--worker-class", worker_class] if worker_class else []
     return ServiceSpec(
         name="api",
         command=[
             # Worker class, threads, timeouts and request limits: api/serving.py.
             _venv_script("gunicorn"), "--config", "python:api.serving", "--bind", f"127.0.0.1:{ports.api}",
-            "--workers", str(workers),
+            "--workers", str(workers), *override,
             # Graceful stop: requests in flight get API_GRACE_SECONDS (every request is bounded by its own
             # dependency timeouts, a few seconds), idle workers leave at once.
             "--graceful-timeout", str(API_GRACE_SECONDS),

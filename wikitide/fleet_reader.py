@@ -10,9 +10,9 @@ from typing import Any
 import redis
 from botocore.exceptions import ClientError
 
-from kcl_app.progress import read_progress
-from kcl_app.status import LeaseInfo, ShardInfo, ShardRow, build_rows
 from wikitide.errors import ConfigError, DependencyUnavailable
+from wikitide.fleet_status import LeaseInfo, ShardInfo, ShardRow, build_rows
+from wikitide.shard_progress import read_progress
 
 logger = logging.getLogger(__name__)
 

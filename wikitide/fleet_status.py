@@ -1,6 +1,6 @@
 """What `wikitide workers` shows: per shard its parents, open/closed, lease owner, checkpoint and lag. Pure.
 
-Lag comes from the records' arrival times, as the processors report them (`kcl_app.progress`):
+Lag comes from the records' arrival times, as the processors report them (`wikitide.shard_progress`):
 - `lag`: for the last record processed, from its arrival in Kinesis (ApproximateArrivalTimestamp) to its
   processing; grows when a processor falls behind a busy shard;
 - `behind`: the daemon's millisBehindLatest at that batch (0 when the processor had read up to the tip);
@@ -31,7 +31,7 @@ class LeaseInfo:
 
 
 class Progress(Protocol):
-    """A shard's last processed batch, as `kcl_app.progress.ShardProgress` holds it."""
+    """A shard's last processed batch, as `wikitide.shard_progress.ShardProgress` holds it."""
 
     @property
     def arrival_ms(self) -> int: ...

@@ -1,0 +1,119 @@
+"""The live feed on a real redis-server: the processor's own Redis path (`RedisMirror.publish`) appends each
+counted change once, redelivered or not, and `/v1/stream` serves it from that Redis, resuming after an id."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from api import create_app
+from api.feed_log import RedisFeedLog
+from api.ports import FeedBounds
+from kcl_app.handler import BatchOutcome, StreamRecord, prepare
+from kcl_app.redis_mirror import RedisMirror
+from tests.unit.test_api_routes import FakeEdits, FakeStats
+from tests.unit.test_api_stream import Frames
+from wikitide import keys
+from wikitide.localstack.services import Ports as StackPorts
+from wikitide.localstack.services import free_port, port_open, redis_server
+from wikitide.localstack.supervisor import Supervisor
+
+pytestmark = pytest.mark.integration
+
+RECORDING = Path(__file__).resolve().parents[3] / "shared" / "data" / "recentchange" / "ndjson" / (
+    "kirajano_recentchange_2021-08-27.ndjson")
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Redis]:
+    """A redis-server of its own, started as the local stack starts it."""
+    port = free_port()
+    state = tmp_path_factory.mktemp("redis")
+    supervisor = Supervisor(Path(state) / "logs")
+    supervisor.start(redis_server(StackPorts(redis=port), state))
+    assert port_open(port)
+    try:
+        yield redis.Redis(port=port, decode_responses=True)
+    finally:
+        supervisor.stop_all()
+
+
+def recorded_batch(count: int) -> list:
+    lines = RECORDING.read_bytes().splitlines()[:count]
+    records = [StreamRecord(line, "shardId-000000000000", 1000 + i, 1_630_070_000_000) for i, line in enumerate(lines)]
+    ready, _ = prepare(records, BatchOutcome())
+    return ready
+
+
+def test_each_counted_change_enters_the_feed_once_and_the_stream_resumes_after_an_id(client: redis.Redis) -> None:
+    client.flushdb()
+    changes = recorded_batch(300)
+    assert len(changes) > 200
+    mirror = RedisMirror(client)
+    mirror.publish([], changes[:150])
+    mirror.publish([], changes)  # a redelivery of the first half with the rest
+    feed = RedisFeedLog(client)
+    entries = feed.read("0-0", 1000)
+    assert [entry.doc["key"] for entry in entries] == [item.key for item in changes]
+    assert client.xlen(keys.CHANGES_STREAM) == len(changes)
+
+    app = create_app(stats=FakeStats(), edits=FakeEdits(), health_checks={}, feed=feed)
+    middle = entries[100].id
+    response = app.test_client().get("/v1/stream?type=edit", headers={"Last-Event-ID": middle}, buffered=False)
+    assert response.status_code == 200
+    frames = Frames(iter(chunk.decode() for chunk in response.response))
+    wanted = [e for e in entries[101:] if e.doc["type"] == "edit"]
+    got = [frames.next_change() for _ in wanted]
+    assert [(entry_id, doc["key"]) for entry_id, doc in got] == [(e.id, e.doc["key"]) for e in wanted]
+    # New changes after the client caught up arrive live through the fan-out.
+    client.delete(*[keys.change_seen_key(item.key) for item in changes[:3]])
+    mirror.publish([], changes[:3])
+    live = [frames.next_change() for item in changes[:3] if item.doc["type"] == "edit"]
+    assert [doc["key"] for _, doc in live] == [item.key for item in changes[:3] if item.doc["type"] == "edit"]
+    assert all(json.loads(json.dumps(doc)) == doc for _, doc in live)
+    response.close()
+
+
+def test_the_feed_is_capped(client: redis.Redis) -> None:
+    client.flushdb()
+    from kcl_app import change_feed
+
+    changes = recorded_batch(600)
+    script = client.register_script(change_feed.APPEND)
+    for call_keys, args in change_feed.append_calls(changes, maxlen=100):
+        script(keys=call_keys, args=args)
+    # MAXLEN ~ trims whole nodes: at least 100 are kept, far fewer than were added.
+    assert 100 <= client.xlen(keys.CHANGES_STREAM) < len(changes)
+    kept = RedisFeedLog(client).bounds()
+    assert kept.newest == client.xrevrange(keys.CHANGES_STREAM, count=1)[0][0]
+    assert kept.oldest == client.xrange(keys.CHANGES_STREAM, count=1)[0][0]
+    assert kept.is_trimmed
+
+
+def test_a_feed_that_never_reached_its_cap_has_lost_nothing(client: redis.Redis) -> None:
+    client.flushdb()
+    feed = RedisFeedLog(client)
+    assert feed.bounds() == FeedBounds(None, None, False)
+    mirror = RedisMirror(client)
+    mirror.publish([], recorded_batch(20))
+    kept = feed.bounds()
+    assert kept.oldest is not None and not kept.is_trimmed
+
+
+def test_rate_limits_are_counted_in_redis_across_processes(client: redis.Redis) -> None:
+    """Two apps (two workers, or two API tasks) share one count per client through Redis."""
+    from api.limits import RateLimits, redis_storage
+
+    client.flushdb()
+    port = client.connection_pool.connection_kwargs["port"]
+    uri, options = redis_storage(f"redis://127.0.0.1:{port}/0", None, None)
+    limits = RateLimits(queries="3/minute", storage_uri=uri, storage_options=options)
+    apps = [create_app(stats=FakeStats(), edits=FakeEdits(), health_checks={}, rate_limits=limits).test_client()
+            for _ in range(2)]
+    codes = [apps[i % 2].get("/v1/stats?window=1h").status_code for i in range(4)]
+    assert codes == [200, 200, 200, 429]
+    assert client.keys("LIMITS:LIMITER/wt:limits/127.0.0.1/api_v1.stats/*")

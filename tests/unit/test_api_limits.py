@@ -1,0 +1,58 @@
+"""Per-client rate limits: each class of endpoint its own limit, 429 in JSON with Retry-After, `off` for none."""
+
+from __future__ import annotations
+
+import pytest
+from flask.testing import FlaskClient
+
+from api import create_app
+from api.limits import RateLimits
+from tests.unit.fake_feed import FakeFeedLog
+from tests.unit.test_api_control import FakePlane
+from tests.unit.test_api_routes import FakeEdits, FakeStats
+from wikitide.errors import ConfigError
+from wikitide.settings import Settings
+
+
+def client(limits: RateLimits) -> FlaskClient:
+    app = create_app(stats=FakeStats(), edits=FakeEdits(), health_checks={}, feed=FakeFeedLog(),
+                     control_plane=FakePlane(), control_token="t", rate_limits=limits)  # type: ignore[arg-type]
+    return app.test_client()
+
+
+def test_queries_past_the_limit_get_429_in_json_with_retry_after() -> None:
+    http = client(RateLimits(queries="3/minute"))
+    assert [http.get("/v1/stats?window=1h").status_code for _ in range(3)] == [200, 200, 200]
+    refused = http.get("/v1/stats?window=24h")  # one count per client and endpoint, whatever the parameters
+    assert refused.status_code == 429
+    assert "rate limit exceeded" in refused.get_json()["error"]
+    assert int(refused.headers["Retry-After"]) > 0
+    # Another client, and another endpoint, have counts of their own.
+    assert http.get("/v1/stats?window=1h", environ_base={"REMOTE_ADDR": "10.0.0.2"}).status_code == 200
+    assert http.get("/v1/pages/top?window=1h").status_code == 200
+
+
+def test_streams_and_control_have_limits_of_their_own() -> None:
+    http = client(RateLimits(queries="2/minute", stream="1/minute", control="2/minute"))
+    opened = http.get("/v1/stream", buffered=False)
+    assert opened.status_code == 200
+    opened.close()
+    assert http.get("/v1/stream").status_code == 429
+    # Control counts before the token check: wrong tokens are slowed down too.
+    assert [http.get("/v1/control/status", headers={"Authorization": "Bearer x"}).status_code for _ in range(3)] == [
+        403, 403, 429]
+    assert http.get("/v1/stats?window=1h").status_code == 200
+
+
+def test_off_means_no_limit() -> None:
+    http = client(RateLimits(queries="off"))
+    assert {http.get("/health").status_code for _ in range(150)} == {200}
+
+
+@pytest.mark.parametrize("value", ["lots", "10/fortnight", "-1/second", ""])
+def test_a_rate_setting_must_be_a_rate(value: str) -> None:
+    if value == "":
+        assert Settings.from_env({"WIKITIDE_RATE_LIMIT_QUERIES": value}).rate_limit_queries == "100/second"
+        return
+    with pytest.raises(ConfigError, match="WIKITIDE_RATE_LIMIT_QUERIES"):
+        Settings.from_env({"WIKITIDE_RATE_LIMIT_QUERIES": value})
