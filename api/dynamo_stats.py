@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from api.recent import Collector, Position, RecentFilter, RecentPage
+from api.filters import ChangeFilter
+from api.recent import Collector, Position, RecentPage
 from wikitide import cells, event_index, keys
 from wikitide.errors import DependencyUnavailable
 
@@ -88,7 +89,7 @@ class DynamoStats:
             by_minute[minute] += int(item.get(cells.PAGE_EVENTS, {}).get("N", 0))
         return [sum(n for m, n in by_minute.items() if low <= m <= high) for low, high in spans]
 
-    def recent(self, matches: RecentFilter, after: Position | None, limit: int) -> RecentPage:
+    def recent(self, matches: ChangeFilter, after: Position | None, limit: int) -> RecentPage:
         if self._events_table is None:
             raise DependencyUnavailable("dynamodb: no events table to read recent changes from")
         latest = self.latest_minute()
@@ -97,7 +98,7 @@ class DynamoStats:
             return collector.page(None)
         start = latest if after is None else min(latest, after.ms // 60_000)
         previous = start
-        minutes = self._minutes_with_events(start, latest - RETENTION_MINUTES + 1, matches.wiki)
+        minutes = self._minutes_with_events(start, latest - RETENTION_MINUTES + 1, matches.single_wiki)
         for read, minute in enumerate(minutes):
             if read == MINUTE_QUERIES:
                 # Out of queries for this request: go on from the start of the last minute read.

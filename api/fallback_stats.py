@@ -13,8 +13,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
+from api.filters import ChangeFilter
 from api.ports import StatsStore
-from api.recent import Position, RecentFilter, RecentPage
+from api.recent import Position, RecentPage
 from wikitide.errors import DependencyUnavailable
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class FallbackStats:
     def hour_page_edits(self, members: Sequence[str], hours: Sequence[int]) -> dict[str, int]:
         return self._read(lambda store: store.hour_page_edits(members, hours))
 
-    def recent(self, matches: RecentFilter, after: Position | None, limit: int) -> RecentPage:
+    def recent(self, matches: ChangeFilter, after: Position | None, limit: int) -> RecentPage:
         return self._read(lambda store: store.recent(matches, after, limit))
 
     def _read(self, call: Callable[[StatsStore], T]) -> T:

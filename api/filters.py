@@ -1,10 +1,11 @@
-"""The change filters that `/v1/stream` (and any endpoint listing changes) takes as query parameters, parsed in
-one place; `ChangeFilter.matches` applies them to an enriched document (`kcl_app.enrich.enrich`).
+"""The change filters that `/v1/stream` and `/v1/edits/recent` take as query parameters, parsed in one place;
+`ChangeFilter.matches` applies them to an enriched document (`kcl_app.enrich.enrich`).
 
 Each parameter takes one value or several separated by commas (any of them matches); different parameters must
 all match:
 - `wiki`: database names (`enwiki,dewiki`);
-- `type`: `edit`, `new`, `log`, `categorize`, `external`;
+- `type`: `edit`, `new`, `log`, `categorize`, `other` (every other type, such as Wikidata's `external`), the
+  buckets of `/v1/stats`'s `by_type`;
 - `namespace`: namespace numbers (`0,14`);
 - `editor`: `bot`, `human` (every editor that is not a bot: registered, temporary and IP editors), `temporary`
   (temporary accounts), `anonymous` (IP editors);
@@ -22,7 +23,8 @@ from typing import Any
 from api.errors import InvalidParameter
 from api.params import parse_wiki
 
-CHANGE_TYPES = ("edit", "new", "log", "categorize", "external")
+CHANGE_TYPES = ("edit", "new", "log", "categorize", "other")
+_KNOWN_TYPES = frozenset(CHANGE_TYPES[:-1])
 EDITORS = ("bot", "human", "temporary", "anonymous")
 FILTER_PARAMETERS = ("wiki", "type", "namespace", "editor", "min_bytes")
 MAX_VALUES = 50
@@ -53,10 +55,15 @@ class ChangeFilter:
     def is_everything(self) -> bool:
         return self == KEEP_ALL
 
+    @property
+    def single_wiki(self) -> str | None:
+        """The one wiki asked for, if exactly one: stores keep a list of each wiki's recent changes."""
+        return next(iter(self.wikis)) if len(self.wikis) == 1 else None
+
     def matches(self, doc: Mapping[str, Any]) -> bool:
         if self.wikis and doc.get("wiki") not in self.wikis:
             return False
-        if self.types and doc.get("type") not in self.types:
+        if self.types and _type_bucket(doc.get("type")) not in self.types:
             return False
         if self.namespaces and doc.get("namespace") not in self.namespaces:
             return False
@@ -70,6 +77,10 @@ class ChangeFilter:
 
 
 KEEP_ALL = ChangeFilter()
+
+
+def _type_bucket(value: object) -> str:
+    return value if isinstance(value, str) and value in _KNOWN_TYPES else "other"
 
 
 def parse_change_filter(args: Mapping[str, str]) -> ChangeFilter:

@@ -12,7 +12,6 @@ from wikitide.limits import MAX_SAFE_INTEGER
 _WIKI = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # ASCII digits only (`str.isdigit` accepts "²"), and few enough that `int()` never meets its digit limit.
 _POSITIVE_INT = re.compile(r"[1-9][0-9]{0,17}")
-_INT = re.compile(r"-?[0-9]{1,18}")
 # A live-feed id as Redis Streams numbers entries: milliseconds, a dash, a sequence number.
 _FEED_ID = re.compile(r"[0-9]{1,15}-[0-9]{1,15}")
 
@@ -50,15 +49,6 @@ def parse_title(raw: str | None) -> str:
     if raw is None or not raw[:1].strip() or len(raw) > 1024:
         raise InvalidParameter(f"title must be a page title such as 'Main Page', got {raw!r}")
     return raw
-
-
-def parse_int(name: str, raw: str | None, *, minimum: int, maximum: int) -> int | None:
-    """An optional integer query parameter in `minimum..maximum`, `None` when absent."""
-    if raw is None:
-        return None
-    if not _INT.fullmatch(raw) or not minimum <= int(raw) <= maximum:
-        raise InvalidParameter(f"{name} must be an integer from {minimum} to {maximum}, got {raw[:80]!r}")
-    return int(raw)
 
 
 def parse_path_title(raw: str) -> str:

@@ -7,7 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from api.recent import Position, RecentFilter, RecentPage
+from api.filters import ChangeFilter
+from api.recent import Position, RecentPage
 
 # A dependency check returns when the dependency answered and raises (anything) when it did not.
 HealthCheck = Callable[[], object]
@@ -45,7 +46,7 @@ class StatsStore(Protocol):
         """Each page member's edits summed over the epoch hours `hours` (absent: 0)."""
         ...
 
-    def recent(self, matches: RecentFilter, after: Position | None, limit: int) -> RecentPage:
+    def recent(self, matches: ChangeFilter, after: Position | None, limit: int) -> RecentPage:
         """The newest changes after `after` that match, by the feed order of `api.recent` (see `Collector`)."""
         ...
 

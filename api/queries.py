@@ -9,8 +9,9 @@ from typing import Any
 
 from api import trending
 from api.errors import InvalidParameter
+from api.filters import ChangeFilter
 from api.ports import EditStore, StatsStore
-from api.recent import Position, RecentFilter, cursor_of
+from api.recent import Position, cursor_of
 from api.windows import (
     WINDOWS,
     minute_iso,
@@ -40,7 +41,7 @@ def top_pages(store: StatsStore, window: str, wiki: str | None, limit: int) -> d
     return {"window": window, "wiki": wiki, "pages": pages}
 
 
-def recent_edits(store: StatsStore, matches: RecentFilter, after: Position | None, limit: int) -> dict[str, Any]:
+def recent_edits(store: StatsStore, matches: ChangeFilter, after: Position | None, limit: int) -> dict[str, Any]:
     page = store.recent(matches, after, limit)
     return {"edits": page.edits, "next": None if page.next is None else cursor_of(page.next)}
 

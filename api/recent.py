@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.errors import InvalidParameter
+from api.filters import ChangeFilter
 
-TYPES = ("edit", "new", "log", "categorize", "other")
-KNOWN_TYPES = frozenset(TYPES[:-1])
-EDITORS = ("bot", "human", "temporary", "anonymous")
 # Changes a single request may examine, whatever the filter: a filter that matches little gets a short page (or
 # none) and a `next` cursor to go on from, rather than a scan of the day.
 SCAN_LIMIT = 2000
@@ -34,33 +32,6 @@ class Position:
     key: str
 
 
-@dataclass(frozen=True, slots=True)
-class RecentFilter:
-    """Every field set must match; `human` is every editor that is not a bot (as `/v1/stats`'s human_events),
-    `min_bytes` bounds the size of the change either way (|byte_delta|; changes without a size never match)."""
-
-    wiki: str | None = None
-    type: str | None = None
-    namespace: int | None = None
-    editor: str | None = None
-    min_bytes: int | None = None
-
-    def matches(self, doc: Mapping[str, Any]) -> bool:
-        if self.wiki is not None and doc.get("wiki") != self.wiki:
-            return False
-        if self.type is not None and _type_bucket(doc.get("type")) != self.type:
-            return False
-        if self.namespace is not None and doc.get("namespace") != self.namespace:
-            return False
-        if self.editor is not None and not _is_editor(doc, self.editor):
-            return False
-        if self.min_bytes is not None:
-            delta = doc.get("byte_delta")
-            if not isinstance(delta, int) or abs(delta) < self.min_bytes:
-                return False
-        return True
-
-
 @dataclass(frozen=True)
 class RecentPage:
     """Up to `limit` matching changes, newest first; `next` is where the following page starts (None: the end
@@ -68,18 +39,6 @@ class RecentPage:
 
     edits: list[dict[str, Any]]
     next: Position | None
-
-
-def _type_bucket(value: object) -> str:
-    return value if isinstance(value, str) and value in KNOWN_TYPES else "other"
-
-
-def _is_editor(doc: Mapping[str, Any], editor: str) -> bool:
-    if editor == "bot":
-        return doc.get("bot") is True
-    if editor == "human":
-        return doc.get("bot") is False
-    return bool(doc.get("editor") == editor)
 
 
 def cursor_of(position: Position) -> str:
@@ -96,21 +55,13 @@ def parse_cursor(raw: str | None) -> Position | None:
     return Position(int(match[1]), bytes.fromhex(match[2]).decode("utf-8", "replace"))
 
 
-def parse_choice(name: str, raw: str | None, choices: tuple[str, ...]) -> str | None:
-    if raw is None:
-        return None
-    if raw not in choices:
-        raise InvalidParameter(f"{name} must be one of {', '.join(choices)}, got {raw[:80]!r}")
-    return raw
-
-
 class Collector:
     """Walks the feed newest first, keeping what matches, within `scan_limit` examined changes.
 
     A source offers each change past `wants` in feed order while `offer` answers True, then asks for the `page`,
     saying where it would go on (None when it ran out). A stopped scan's `next` is its last examined change."""
 
-    def __init__(self, matches: RecentFilter, after: Position | None, limit: int, scan_limit: int = SCAN_LIMIT):
+    def __init__(self, matches: ChangeFilter, after: Position | None, limit: int, scan_limit: int = SCAN_LIMIT):
         self._filter = matches
         self._after = after
         self._limit = limit

@@ -17,7 +17,8 @@ from uuid import uuid4
 
 import redis
 
-from api.recent import Collector, Position, RecentFilter, RecentPage
+from api.filters import ChangeFilter
+from api.recent import Collector, Position, RecentPage
 from api.windows import cover
 from wikitide import keys
 from wikitide.errors import DependencyUnavailable
@@ -156,8 +157,8 @@ class RedisStats:
                         totals[member] += float(value)
         return {member: round(total) for member, total in totals.items()}
 
-    def recent(self, matches: RecentFilter, after: Position | None, limit: int) -> RecentPage:
-        key = keys.recent_key(matches.wiki)
+    def recent(self, matches: ChangeFilter, after: Position | None, limit: int) -> RecentPage:
+        key = keys.recent_key(matches.single_wiki)
         collector = Collector(matches, after, limit)
         chunk = limit + 1
         with _translated("reading recent edits"):

@@ -13,10 +13,10 @@ from werkzeug.exceptions import HTTPException
 
 from api import queries
 from api.errors import InvalidParameter
+from api.filters import parse_change_filter
 from api.headers import SECURITY_HEADERS
 from api.health import is_healthy
 from api.params import (
-    parse_int,
     parse_limit,
     parse_path_title,
     parse_rev_id,
@@ -25,7 +25,7 @@ from api.params import (
     parse_wiki_filter,
 )
 from api.ports import Services
-from api.recent import EDITORS, TYPES, RecentFilter, parse_choice, parse_cursor
+from api.recent import parse_cursor
 from wikitide.errors import DependencyUnavailable
 
 EXTENSION = "wikitide"
@@ -33,9 +33,6 @@ TOP_PAGES_LIMIT = (10, 100)
 TRENDING_LIMIT = (20, 100)
 PAGE_CHANGES_LIMIT = (10, 100)
 RECENT_LIMIT = (20, 500)
-# MediaWiki's namespace numbers are small; -2 (Media) and -1 (Special) are the only negative ones.
-NAMESPACE_RANGE = (-2, 2**31 - 1)
-MIN_BYTES_MAXIMUM = 2**31 - 1
 # A 503 asks the client to come back after this long (the API reads DynamoDB alone for 5 s after Redis failed).
 RETRY_AFTER_SECONDS = 5
 # Anything in a message that could locate a server: URLs, IPv4 and bracketed IPv6 addresses, host:port.
@@ -67,14 +64,7 @@ def top_pages() -> dict[str, Any]:
 @api_v1.get("/edits/recent")
 def recent_edits() -> dict[str, Any]:
     args = request.args
-    low, high = NAMESPACE_RANGE
-    matches = RecentFilter(
-        wiki=parse_wiki_filter(args.get("wiki")),
-        type=parse_choice("type", args.get("type"), TYPES),
-        namespace=parse_int("namespace", args.get("namespace"), minimum=low, maximum=high),
-        editor=parse_choice("editor", args.get("editor"), EDITORS),
-        min_bytes=parse_int("min_bytes", args.get("min_bytes"), minimum=0, maximum=MIN_BYTES_MAXIMUM),
-    )
+    matches = parse_change_filter(args)
     default, maximum = RECENT_LIMIT
     limit = parse_limit(args.get("limit"), default=default, maximum=maximum)
     return queries.recent_edits(_services().stats, matches, parse_cursor(args.get("cursor")), limit)

@@ -9,7 +9,8 @@ from typing import Any
 from flask import Flask
 
 from api import create_app
-from api.recent import Position, RecentFilter, RecentPage
+from api.filters import ChangeFilter
+from api.recent import Position, RecentPage
 
 
 class EmptyStats:
@@ -31,7 +32,7 @@ class EmptyStats:
     def hour_page_edits(self, members: Sequence[str], hours: Sequence[int]) -> dict[str, int]:
         return {}
 
-    def recent(self, matches: RecentFilter, after: Position | None, limit: int) -> RecentPage:
+    def recent(self, matches: ChangeFilter, after: Position | None, limit: int) -> RecentPage:
         return RecentPage([], None)
 
 

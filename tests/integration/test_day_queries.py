@@ -22,7 +22,8 @@ import pytest
 import redis
 
 from api import queries
-from api.recent import RecentFilter, parse_cursor
+from api.filters import parse_change_filter
+from api.recent import parse_cursor
 from api.redis_stats import RedisStats
 from kcl_app.redis_mirror import Rebuilder, RedisMirror
 from tests.day import BURST, FIRST_MINUTE, MINUTES, STEADY, generate, load
@@ -245,7 +246,7 @@ def test_recent_changes_page_through_exactly(client: redis.Redis, loaded: tuple[
         keys_seen: list[str] = []
         after = None
         for _ in range(100):
-            body = queries.recent_edits(stats, RecentFilter(**matches), after, 37)
+            body = queries.recent_edits(stats, parse_change_filter({k: str(v) for k, v in matches.items()}), after, 37)
             keys_seen += [doc["key"] for doc in body["edits"]]
             if body["next"] is None:
                 break

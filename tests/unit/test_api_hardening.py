@@ -17,10 +17,11 @@ from flask.testing import FlaskClient
 from gunicorn.http import errors as gunicorn_errors
 
 from api import create_app
+from api.filters import ChangeFilter
 from api.headers import SECURITY_HEADERS
 from api.health import HealthCache, run_checks
 from api.ports import HealthChecks
-from api.recent import Position, RecentFilter, RecentPage
+from api.recent import Position, RecentPage
 from api.serving import error_answer, error_bytes
 from wikitide.errors import ConfigError, DependencyUnavailable
 from wikitide.settings import Settings
@@ -54,7 +55,7 @@ class Stats:
     def hour_page_edits(self, members: Sequence[str], hours: Sequence[int]) -> dict[str, int]:
         return {}
 
-    def recent(self, matches: RecentFilter, after: Position | None, limit: int) -> RecentPage:
+    def recent(self, matches: ChangeFilter, after: Position | None, limit: int) -> RecentPage:
         return RecentPage([], None)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 
-from api.recent import Position, RecentFilter, cursor_of, parse_cursor
+from api.filters import parse_change_filter
+from api.recent import Position, cursor_of, parse_cursor
 from api.trending import BASELINE_HOURS, baseline_hours, score
 from api.windows import cover
 from tests.unit.test_api_routes import LATEST, FakeEdits, FakeStats, client_for
@@ -110,13 +111,13 @@ def test_a_cursor_round_trips_and_a_bad_one_is_refused() -> None:
     response = client_for().get("/v1/edits/recent?cursor=yesterday")
     assert response.status_code == 400 and "cursor" in response.get_json()["error"]
     assert client_for().get("/v1/edits/recent?editor=robot").status_code == 400
-    assert client_for().get("/v1/edits/recent?namespace=-3").status_code == 400
+    assert client_for().get("/v1/edits/recent?namespace=1e3").status_code == 400
 
 
 def test_filters_name_what_they_match() -> None:
     doc = {"wiki": "enwiki", "type": "142", "namespace": 0, "bot": False, "editor": "temporary", "byte_delta": -7}
-    assert RecentFilter(type="other", editor="temporary", min_bytes=7).matches(doc)
-    assert RecentFilter(editor="human").matches(doc)
-    assert not RecentFilter(editor="anonymous").matches(doc)
-    assert not RecentFilter(min_bytes=8).matches(doc)
-    assert not RecentFilter(min_bytes=0).matches({**doc, "byte_delta": None})
+    assert parse_change_filter({"type": "other", "editor": "temporary", "min_bytes": "7"}).matches(doc)
+    assert parse_change_filter({"editor": "human"}).matches(doc)
+    assert not parse_change_filter({"editor": "anonymous"}).matches(doc)
+    assert not parse_change_filter({"min_bytes": "8"}).matches(doc)
+    assert not parse_change_filter({"min_bytes": "0"}).matches({**doc, "byte_delta": None})

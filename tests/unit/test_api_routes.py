@@ -13,8 +13,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from api import create_app
+from api.filters import ChangeFilter
 from api.ports import HealthChecks
-from api.recent import Collector, Position, RecentFilter, RecentPage
+from api.recent import Collector, Position, RecentPage
 from wikitide.errors import ConfigError, DependencyUnavailable
 from wikitide.keys import epoch_minute, page_member
 from wikitide.settings import Settings
@@ -60,10 +61,10 @@ class FakeStats:
     def hour_page_edits(self, members: Sequence[str], hours: Sequence[int]) -> dict[str, int]:
         return {m: sum(self.hours.get(hour, {}).get(m, 0) for hour in hours) for m in members}
 
-    def recent(self, matches: RecentFilter, after: Position | None, limit: int) -> RecentPage:
+    def recent(self, matches: ChangeFilter, after: Position | None, limit: int) -> RecentPage:
         """`feed[wiki]` lists documents newest first, each with `ms` and `key` (the feed order)."""
         collector = Collector(matches, after, limit)
-        for doc in self.feed.get(matches.wiki, []):
+        for doc in self.feed.get(matches.single_wiki, []):
             position = Position(doc["ms"], doc["key"])
             if collector.wants(position) and not collector.offer(position, doc):
                 break
