@@ -18,6 +18,7 @@ from api.health import dynamodb_check, kinesis_check, redis_check
 from api.ports import HealthChecks
 from api.redis_stats import RedisStats, is_ready
 from wikitide.aws import make_client
+from wikitide.metrics import NULL_METRICS, Metrics
 from wikitide.redis_client import connect
 from wikitide.settings import Settings
 from wikitide.stack import StackResources, read_outputs
@@ -36,8 +37,9 @@ HEALTH_TIMEOUT_SECONDS = 2.0
 
 
 class Adapters:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics = NULL_METRICS) -> None:
         self._settings = settings
+        self._metrics = metrics
 
     @cached_property
     def redis_client(self) -> redis.Redis:
@@ -60,6 +62,7 @@ class Adapters:
             RedisStats(self.redis_client),
             lambda: DynamoStats(self._dynamodb, self.resources.counters_table),
             lambda: is_ready(self.redis_client),
+            metrics=self._metrics,
         )
 
     @cached_property

@@ -211,6 +211,23 @@ def workers(application: str | None, as_json: bool) -> None:
         click.echo("(REDIS_URL is not set: no lag figures)")
 
 
+@cli.command()
+@click.option("--minutes", default=5.0, show_default=True, help="How far back to look.")
+@click.option("--json", "as_json", is_flag=True, help="Rows as JSON.")
+def metrics(minutes: float, as_json: bool) -> None:
+    """The pipeline's own metrics (producer, processor, API) over the last minutes, from CloudWatch (moto's on
+    the local stack): one row per component and metric."""
+    from datetime import UTC
+
+    from wikitide.aws import make_client
+    from wikitide.metrics.report import format_table, read_rows, to_json, window
+
+    settings = Settings.from_env()
+    start, end = window(datetime.now(UTC), minutes)
+    rows = read_rows(make_client(settings, "cloudwatch"), settings.stack_name, start, end)
+    click.echo(to_json(rows) if as_json else format_table(rows, minutes))
+
+
 @cli.group()
 def archive() -> None:
     """The raw-event archive in S3 (Firehose objects): forward (local stack), stats, replay."""

@@ -22,6 +22,10 @@ DEFAULT_REGION = "us-east-1"
 # side) or `auto` (PutRecords until PutRecord is the cheaper per entry: kinesis-mock, whose PutRecords slows down
 # as the stream grows; see producer/kinesis_writer.py).
 KINESIS_PUT_APIS = ("records", "record", "auto")
+# Where the processes publish their own metrics: `off`, or `cloudwatch` (PutMetricData, batched, from a background
+# thread; the local stack points it at moto with AWS_ENDPOINT_URL_CLOUDWATCH). Off unless asked for, so a test or
+# a tool that runs a process without a CloudWatch of its own never sends to AWS.
+METRICS_SINKS = ("off", "cloudwatch")
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,9 @@ class Settings:
     redis_password: str | None = field(default=None, repr=False)
     redis_ca_file: str | None = None
     cloudformation_endpoint: str | None = None
+    metrics: str = "off"
+    # Seconds between two publishes of the metrics (CloudWatch's standard resolution is a minute).
+    metrics_interval: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -60,6 +67,8 @@ class Settings:
             redis_password=env.get("REDIS_PASSWORD") or None,
             redis_ca_file=env.get("REDIS_TLS_CA_FILE") or None,
             cloudformation_endpoint=env.get("AWS_ENDPOINT_URL_CLOUDFORMATION") or shared,
+            metrics=_choice(env, "WIKITIDE_METRICS", METRICS_SINKS),
+            metrics_interval=max(1.0, _seconds(env, "WIKITIDE_METRICS_INTERVAL", 60.0)),
         )
 
     def require_redis_url(self) -> str:
