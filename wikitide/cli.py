@@ -228,6 +228,25 @@ def metrics(minutes: float, as_json: bool) -> None:
     click.echo(to_json(rows) if as_json else format_table(rows, minutes))
 
 
+@cli.command()
+@click.option("--events-per-second", "rate", type=float, required=True, help="The event rate to price.")
+@click.option("--region", default="us-east-1", show_default=True, help="A region of the price table.")
+@click.option("--json", "as_json", is_flag=True, help="The estimate as JSON.")
+def cost(rate: float, region: str, as_json: bool) -> None:
+    """Monthly AWS estimate per component at RATE events/s, from the price table in wikitide/cost/prices.json
+    (dated, with its source) and the per-event quantities measured by benchmarks/cost_per_event.py."""
+    import json
+
+    from wikitide.cost import load
+    from wikitide.cost.model import estimate, format_estimate, to_dict
+
+    try:
+        result = estimate(rate, region, load("prices.json"), load("measured.json"))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    click.echo(json.dumps(to_dict(result), indent=2) if as_json else format_estimate(result))
+
+
 @cli.group()
 def archive() -> None:
     """The raw-event archive in S3 (Firehose objects): forward (local stack), stats, replay."""
