@@ -50,7 +50,7 @@ def test_shards_and_the_bill_grow_with_the_rate() -> None:
     high = estimate(3000, "us-east-1", PRICES, MEASURED)
     assert high.total > 10 * low.total
     record_bytes = nearest_scenario(MEASURED["scenarios"], 3000)["record_bytes_mean"]
-    shards = max(2, math.ceil(3000 * record_bytes / (1024**2 * 0.5)), math.ceil(3000 / 500))
+    shards = max(2, math.ceil(3000 * record_bytes / (1024**2 * 0.4)), math.ceil(3000 / 400))
     assert f"{shards} shards" in next(line.quantity for line in high.lines if line.component == "Kinesis")
 
 

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from wikitide.scaling.shards import ShardPolicy
+
 SECONDS_PER_HOUR = 3600
 GIB = 1024**3
 MIB = 1024**2
@@ -32,7 +34,7 @@ class Shape:
     """The deployment, from the templates' defaults (cloudformation/*.yaml) and properties/aws.properties."""
 
     min_shards: int = 2  # wikitide.yaml ShardCount
-    shard_target_utilisation: float = 0.5  # headroom for bursts: a shard is sized to half its write limits
+    shard_target_utilisation: float = ShardPolicy().target  # what the shard scaler keeps each shard at
     min_workers: int = 2  # compute.yaml KclWorkers
     shards_per_worker: int = 2  # an assumption: the local stack cannot run 3,000 events/s to measure it
     worker_vcpu: float = 1.0  # compute.yaml KclTask
