@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
@@ -247,6 +248,42 @@ def cost(rate: float, region: str, as_json: bool) -> None:
     click.echo(json.dumps(to_dict(result), indent=2) if as_json else format_estimate(result))
 
 
+@cli.command("scale-shards")
+@click.option("--once", is_flag=True, help="Decide (and apply) once, then exit.")
+@click.option("--interval", default=60.0, show_default=True, help="Seconds between decisions.")
+@click.option("--min-shards", default=1, show_default=True)
+@click.option("--max-shards", default=64, show_default=True)
+@click.option("--state-dir", type=click.Path(path_type=Path), default=DEFAULT_STATE, show_default=True,
+              envvar=STATE_ENV, help="Where the times of the changes made are kept (cool-downs, daily limit).")
+def scale_shards(once: bool, interval: float, min_shards: int, max_shards: int, state_dir: Path) -> None:
+    """Keep the stream's shard count at 40% of its write limits (PROVISIONED streams): reads the stream's
+    IncomingBytes/IncomingRecords from CloudWatch and calls UpdateShardCount (wikitide/scaling/)."""
+    from wikitide.aws import make_adapter_client, make_client
+    from wikitide.scaling.service import ChangeLog, ShardScaler
+    from wikitide.scaling.shards import ShardPolicy
+    from wikitide.stack import read_outputs
+
+    settings = Settings.from_env()
+    resources = read_outputs(make_client(settings, "cloudformation"), settings.stack_name)
+    try:
+        policy = ShardPolicy(min_shards=min_shards, max_shards=max_shards)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    scaler = ShardScaler(
+        make_adapter_client(settings, "cloudwatch"), make_adapter_client(settings, "kinesis"), resources.stream_name,
+        ChangeLog(state_dir / f"shard-changes-{resources.stream_name}.json"), policy=policy,
+        fast_retries=settings.fast_retries,
+    )
+    if once:
+        decision = scaler.step()
+        click.echo(f"{resources.stream_name}: {decision.target or 'unchanged'} ({decision.reason})")
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    scaler.run(stop, interval)
+
+
 @cli.group()
 def archive() -> None:
     """The raw-event archive in S3 (Firehose objects): forward (local stack), stats, replay."""
@@ -469,7 +506,6 @@ def record(out: Path, seconds: float, url: str | None) -> None:
 @click.option("--speed", default=1.0, show_default=True)
 def replay(path: Path, port: int, speed: float) -> None:
     """Serve a recording as an SSE stream (EventStreams format) until Ctrl-C."""
-    import threading
 
     from producer.frames import load_frames
     from producer.replay import ReplayServer
