@@ -130,7 +130,9 @@ def stream_of(scenario: Scenario) -> list[tuple[str, bytes, bytes]]:
         for copy in range(scenario.copies):
             if copy:
                 event = dict(event, meta={**event["meta"], "id": str(uuid.UUID(int=n * 100 + copy))})
-                event["title"] = f"{event.get('title', '')} ~{copy}"
+                # A page of its own, its title still within MediaWiki's 255 bytes.
+                title = str(event.get("title", "")).encode()[:240].decode(errors="ignore")
+                event["title"] = f"{title} ~{copy}"
                 if "id" in event:
                     event["id"] = 3_000_000_000 + n * 100 + copy
                 if isinstance(event.get("revision"), dict):
