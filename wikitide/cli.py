@@ -255,7 +255,10 @@ def cost(rate: float, region: str, as_json: bool) -> None:
 @click.option("--max-shards", default=64, show_default=True)
 @click.option("--state-dir", type=click.Path(path_type=Path), default=DEFAULT_STATE, show_default=True,
               envvar=STATE_ENV, help="Where the times of the changes made are kept (cool-downs, daily limit).")
-def scale_shards(once: bool, interval: float, min_shards: int, max_shards: int, state_dir: Path) -> None:
+@click.option("--workers-service", default=None, metavar="service/CLUSTER/SERVICE",
+              help="The KCL service's scalable target: its maximum follows the shard count.")
+def scale_shards(once: bool, interval: float, min_shards: int, max_shards: int, state_dir: Path,
+                 workers_service: str | None) -> None:
     """Keep the stream's shard count at 40% of its write limits (PROVISIONED streams): reads the stream's
     IncomingBytes/IncomingRecords from CloudWatch and calls UpdateShardCount (wikitide/scaling/)."""
     from wikitide.aws import make_adapter_client, make_client
@@ -272,7 +275,8 @@ def scale_shards(once: bool, interval: float, min_shards: int, max_shards: int, 
     scaler = ShardScaler(
         make_adapter_client(settings, "cloudwatch"), make_adapter_client(settings, "kinesis"), resources.stream_name,
         ChangeLog(state_dir / f"shard-changes-{resources.stream_name}.json"), policy=policy,
-        fast_retries=settings.fast_retries,
+        fast_retries=settings.fast_retries, workers=workers_service,
+        autoscaling=make_adapter_client(settings, "application-autoscaling") if workers_service else None,
     )
     if once:
         decision = scaler.step()

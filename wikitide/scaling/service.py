@@ -7,6 +7,10 @@ cool-downs and the daily limit survive a restart of the scaler (a fresh file on 
 still enforces: its own limit of calls per day refuses the call, which is logged). A stream that is not ACTIVE
 (a change in progress) or is ON_DEMAND is left alone. Every AWS call goes through `wikitide.aws.call` with one
 bounded policy; a failure is logged and the next interval tries again.
+
+With `workers` (the KCL service's Application Auto Scaling resource, `service/<cluster>/<service>`), each change
+also sets the workers' maximum to the new shard count (never below their minimum): a worker beyond one per shard
+would hold no lease.
 """
 
 from __future__ import annotations
@@ -51,7 +55,8 @@ class ChangeLog:
 class ShardScaler:
     def __init__(self, cloudwatch: Any, kinesis: Any, stream_name: str, changes: ChangeLog, *,
                  policy: ShardPolicy | None = None, window_minutes: int = 5,
-                 clock: Callable[[], float] = time.time, fast_retries: bool = False) -> None:
+                 clock: Callable[[], float] = time.time, fast_retries: bool = False,
+                 autoscaling: Any = None, workers: str | None = None) -> None:
         self._cloudwatch = cloudwatch
         self._kinesis = kinesis
         self._stream = stream_name
@@ -60,6 +65,8 @@ class ShardScaler:
         self._window = window_minutes
         self._clock = clock
         self._fast = fast_retries
+        self._autoscaling = autoscaling
+        self._workers = workers
 
     def read_load(self) -> Load | None:
         """The busiest minute of the window, per second; None when CloudWatch has no datapoint."""
@@ -96,9 +103,25 @@ class ShardScaler:
                 what=f"UpdateShardCount {self._stream} -> {decision.target}", fast=self._fast)
             self._changes.record(now)
             logger.info("stream %s: %d -> %d shards (%s)", self._stream, shards, decision.target, decision.reason)
+            if self._workers is not None and self._autoscaling is not None:
+                self._bound_workers(decision.target)
         else:
             logger.info("stream %s: %d shards kept (%s)", self._stream, shards, decision.reason)
         return decision
+
+    def _bound_workers(self, shards: int) -> None:
+        target = {"ServiceNamespace": "ecs", "ResourceId": self._workers,
+                  "ScalableDimension": "ecs:service:DesiredCount"}
+        found = aws.call(lambda: self._autoscaling.describe_scalable_targets(
+            ServiceNamespace="ecs", ResourceIds=[self._workers], ScalableDimension="ecs:service:DesiredCount"),
+            what=f"scalable target {self._workers}", fast=self._fast).get("ScalableTargets", [])
+        if not found:
+            logger.warning("no scalable target %s: the workers' maximum is left as it is", self._workers)
+            return
+        maximum = max(shards, int(found[0]["MinCapacity"]))
+        aws.call(lambda: self._autoscaling.register_scalable_target(**target, MaxCapacity=maximum),
+                 what=f"maximum of {self._workers}", fast=self._fast)
+        logger.info("KCL workers %s: at most %d now", self._workers, maximum)
 
     def run(self, stop: threading.Event, interval: float) -> None:
         while True:
