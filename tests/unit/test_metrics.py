@@ -247,3 +247,28 @@ def test_the_report_summarises_datapoints_into_one_row_per_metric() -> None:
     table = format_table([row], 5)
     assert "Latency" in table.splitlines()[1] and "P99" in table.splitlines()[0]
     assert format_table([], 5) == "no metrics in the last 5 minutes"
+
+
+def test_the_report_asks_once_per_metric_when_the_listing_repeats_it() -> None:
+    from wikitide.metrics.report import read_rows
+
+    dims = [{"Name": "Stack", "Value": "s"}, {"Name": "Component", "Value": "api"}]
+
+    class Client:
+        asked: list[str] = []
+
+        def get_paginator(self, name: str) -> Client:
+            return self
+
+        def paginate(self, **kwargs: object) -> list[dict]:
+            return [{"Metrics": [{"MetricName": "Requests", "Dimensions": dims}] * 3},
+                    {"Metrics": [{"MetricName": "Requests", "Dimensions": dims[::-1]}]}]
+
+        def get_metric_statistics(self, **kwargs: object) -> dict:
+            self.asked.append(str(kwargs["MetricName"]))
+            return {"Datapoints": [{"SampleCount": 2, "Sum": 7.0, "Maximum": 4.0, "Unit": "Count"}]}
+
+    client = Client()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = read_rows(client, "s", start, start.replace(minute=5))
+    assert client.asked == ["Requests"] and [(r.component, r.metric, r.sum) for r in rows] == [("api", "Requests", 7.0)]

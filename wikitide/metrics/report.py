@@ -49,12 +49,15 @@ def read_rows(client: Any, stack: str, start: datetime, end: datetime, namespace
 
 
 def _metrics_of(client: Any, stack: str, namespace: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
+    """Each metric once (moto's ListMetrics names a metric once per datum stored)."""
+    found: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Any]] = {}
     for page in client.get_paginator("list_metrics").paginate(
         Namespace=namespace, Dimensions=[{"Name": "Stack", "Value": stack}]
     ):
-        found.extend(page.get("Metrics", []))
-    return found
+        for metric in page.get("Metrics", []):
+            dimensions = tuple(sorted((d["Name"], d["Value"]) for d in metric.get("Dimensions", [])))
+            found.setdefault((metric["MetricName"], dimensions), metric)
+    return list(found.values())
 
 
 def summarise(component: str, metric: str, datapoints: Sequence[dict[str, Any]]) -> MetricRow | None:
