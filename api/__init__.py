@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import atexit
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -11,8 +12,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api.fanout import Fanout
 from api.health import HealthCache
+from api.measuring import measure_requests
 from api.ports import EditStore, FeedLog, HealthChecks, Services, StatsStore
 from api.routes import EXTENSION, api_v1, register_error_handlers, service
+from wikitide.metrics import NULL_METRICS, Metrics, open_metrics
 from wikitide.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,6 +34,7 @@ def create_app(
     control_plane: ControlPlane | None = None,
     control_token: str | None = None,
     rate_limits: RateLimits | None = None,
+    metrics: Metrics | None = None,
 ) -> Flask:
     """The Flask app over the given ports; each port not given is built from `settings` (default: from_env).
 
@@ -42,6 +46,8 @@ def create_app(
     client to every endpoint (`api.limits`).
     `/health` reuses its checks for `health_cache_seconds` (default: the settings', 0 when every port is given).
     Missing configuration fails here, naming the setting, rather than on the first request.
+    `metrics` receives the request metrics (`api.measuring`) and FallbackReads; by default they are published as
+    the settings say (given, or read here because a port is built), else not at all.
     """
     # The clients' libraries are imported here, not at the top: see the comment below.
     from api.control import CONTROL, MAX_BODY_BYTES, control
@@ -55,7 +61,11 @@ def create_app(
         from api.bootstrap import Adapters
 
         settings = settings or Settings.from_env()
-        adapters = Adapters(settings)
+    if metrics is None:
+        metrics = _published_metrics(settings) if settings is not None else NULL_METRICS
+    if stats is None or edits is None or health_checks is None:
+        assert settings is not None
+        adapters = Adapters(settings, metrics)
         stats = stats if stats is not None else adapters.stats
         edits = edits if edits is not None else adapters.edits
         health_checks = health_checks if health_checks is not None else adapters.health_checks
@@ -64,6 +74,7 @@ def create_app(
             plane = lambda: adapters.control_plane  # noqa: E731 - built on first use
 
     app = Flask(__name__, static_folder="static", static_url_path="/static")
+    measure_requests(app, metrics)
     # A doubled slash (a wiki or title holding `/`) is a 404 in JSON, not an HTML redirect to another resource.
     app.url_map.merge_slashes = False
     # Only a dead letter's replay takes a body; nothing larger than a fixed record is ever read.
@@ -102,3 +113,10 @@ def _rate_limits(settings: Settings) -> RateLimits:
                     if settings.redis_url else ("memory://", ()))
     return RateLimits(queries=settings.rate_limit_queries, stream=settings.rate_limit_stream,
                       control=settings.rate_limit_control, storage_uri=uri, storage_options=options)
+
+
+def _published_metrics(settings: Settings) -> Metrics:
+    """The API's metrics, published as `settings` say until the process exits (each gunicorn worker has its own)."""
+    measuring = open_metrics(settings, "api")
+    atexit.register(measuring.close)
+    return measuring.metrics

@@ -21,6 +21,7 @@ from api.health import dynamodb_check, kinesis_check, redis_check
 from api.ports import HealthChecks
 from api.redis_stats import RedisStats, is_ready
 from wikitide.aws import make_adapter_client, make_client
+from wikitide.metrics import NULL_METRICS, Metrics
 from wikitide.producer_control import ProducerControl
 from wikitide.redis_client import connect
 from wikitide.settings import Settings
@@ -40,8 +41,9 @@ HEALTH_TIMEOUT_SECONDS = 2.0
 
 
 class Adapters:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics = NULL_METRICS) -> None:
         self._settings = settings
+        self._metrics = metrics
 
     @cached_property
     def redis_client(self) -> redis.Redis:
@@ -75,6 +77,7 @@ class Adapters:
                 self._dynamodb, self.resources.counters_table, events_table=self.resources.events_table
             ),
             lambda: is_ready(self.redis_client),
+            metrics=self._metrics,
         )
 
     @cached_property

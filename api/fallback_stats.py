@@ -17,6 +17,7 @@ from api.filters import ChangeFilter
 from api.ports import StatsStore
 from api.recent import Position, RecentPage
 from wikitide.errors import DependencyUnavailable
+from wikitide.metrics import NULL_METRICS, Metrics
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -33,14 +34,17 @@ class FallbackStats:
         *,
         cooloff: float = COOLOFF_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics = NULL_METRICS,
     ) -> None:
-        """`fallback` is built on first use: an API whose Redis is always ready never needs it."""
+        """`fallback` is built on first use: an API whose Redis is always ready never needs it. Each read
+        answered from it counts one FallbackReads in `metrics`."""
         self._primary = primary
         self._make_fallback = fallback
         self._fallback: StatsStore | None = None
         self._is_primary_ready = is_primary_ready
         self._cooloff = cooloff
         self._clock = clock
+        self._metrics = metrics
         self._skip_primary_until = 0.0
         self._lock = threading.Lock()
 
@@ -79,4 +83,5 @@ class FallbackStats:
         with self._lock:
             if self._fallback is None:
                 self._fallback = self._make_fallback()
+        self._metrics.count("FallbackReads")
         return call(self._fallback)

@@ -77,6 +77,7 @@ class BatchOutcome:
     canaries: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     cells: int = 0
+    oldest_event_ms: int | None = None  # the earliest `meta.dt` among the events claimed, ms since the epoch
 
     def add(self, other: BatchOutcome) -> None:
         self.records += other.records
@@ -85,6 +86,8 @@ class BatchOutcome:
         self.canaries += other.canaries
         self.rejected.update(other.rejected)
         self.cells += other.cells
+        if other.oldest_event_ms is not None:
+            self.oldest_event_ms = min(other.oldest_event_ms, self.oldest_event_ms or other.oldest_event_ms)
 
 
 class EventStore(Protocol):
@@ -237,6 +240,8 @@ def apply_batch(records: Sequence[StreamRecord], stores: Stores) -> BatchOutcome
     ready, letters = prepare(records, outcome)
     claimed = stores.events.claim(ready) if ready else []
     outcome.claimed = len(claimed)
+    if claimed:
+        outcome.oldest_event_ms = min(int(item.change.dt.timestamp() * 1000) for item in claimed)
     outcome.duplicates += len(ready) - len(claimed)
     if letters:
         stores.dead_letters.put(letters)

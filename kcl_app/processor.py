@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -29,6 +30,7 @@ from kcl_app.handler import BatchOutcome, StreamRecord
 from kcl_app.redelivery import DeliveryLog, Plan, RedisDeliveryLog, plan
 from wikitide.envelope import event_of
 from wikitide.errors import DependencyUnavailable
+from wikitide.metrics import NULL_METRICS, Metrics, open_metrics
 from wikitide.settings import Settings
 
 logger = logging.getLogger("kcl_app.processor")
@@ -49,8 +51,17 @@ class ChangeProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
         checkpoint_backoff: float = 0.5,
         progress: Any = None,
         deliveries: DeliveryLog | None = None,
+        metrics: Metrics = NULL_METRICS,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        """`metrics` receives, per stored batch: RecordsProcessed, EventsClaimed, Duplicates, DeadLetters (counts),
+        BatchDuration (ms, from delivery to stored), MillisBehindLatest (the daemon's) and OldestEventAge (ms from
+        the `meta.dt` of the batch's oldest claimed event to its processing)."""
         self._handle = handle
+        self._metrics = metrics
+        self._wall_clock = wall_clock
+        for name in ("RecordsProcessed", "EventsClaimed", "Duplicates", "DeadLetters"):
+            metrics.count(name, 0)
         self._progress = progress
         self._deliveries = deliveries
         self._backoff = checkpoint_backoff
@@ -73,6 +84,7 @@ class ChangeProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
         records = process_records_input.records
         if not records:
             return
+        started = time.monotonic()
         batch = [
             # The producer's envelope carries the event with its SSE id and receive time (for the archive).
             StreamRecord(event_of(record.binary_data), self.shard_id, int(record.sequence_number),
@@ -93,10 +105,23 @@ class ChangeProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
             self.shard_id, len(records), outcome.claimed, outcome.duplicates,
             sum(outcome.rejected.values()), outcome.canaries, outcome.cells,
         )
+        self._measure(outcome, len(records), started, process_records_input.millis_behind_latest)
         if self._progress is not None:
             self._progress.batch_done(self.shard_id, records, process_records_input.millis_behind_latest)
         last = records[-1]
         self._checkpoint(checkpointer, last.sequence_number, last.sub_sequence_number)
+
+    def _measure(self, outcome: BatchOutcome, records: int, started: float, behind: int | None) -> None:
+        metrics = self._metrics
+        metrics.count("RecordsProcessed", records)
+        metrics.count("EventsClaimed", outcome.claimed)
+        metrics.count("Duplicates", outcome.duplicates)
+        metrics.count("DeadLetters", sum(outcome.rejected.values()))
+        metrics.observe("BatchDuration", 1000 * (time.monotonic() - started))
+        if behind is not None:
+            metrics.observe("MillisBehindLatest", behind)
+        if outcome.oldest_event_ms is not None:
+            metrics.observe("OldestEventAge", self._wall_clock() * 1000 - outcome.oldest_event_ms)
 
     def _plan(self, batch: list[StreamRecord]) -> Plan:
         if self._deliveries is None:
@@ -188,7 +213,12 @@ def main() -> None:
     deliveries = RedisDeliveryLog(
         redis.Redis.from_url(settings.require_redis_url(), socket_timeout=2, socket_connect_timeout=2)
     )
-    kcl.KCLProcess(ChangeProcessor(handle, progress=progress_reporter(settings), deliveries=deliveries)).run()
+    measuring = open_metrics(settings, "processor")
+    try:
+        kcl.KCLProcess(ChangeProcessor(handle, progress=progress_reporter(settings), deliveries=deliveries,
+                                       metrics=measuring.metrics)).run()
+    finally:
+        measuring.close()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from producer.sse_source import SourceEvent, read_events
 from wikitide import retry
 from wikitide.aws import make_adapter_client, make_client
 from wikitide.errors import DependencyUnavailable
+from wikitide.metrics import open_metrics
 from wikitide.producer_control import POLL_SECONDS, ProducerControl
 from wikitide.settings import Settings
 from wikitide.stack import read_outputs
@@ -42,8 +43,9 @@ def run_producer(
     """
     resources = read_outputs(make_client(settings, "cloudformation"), settings.stack_name)
     kinesis = make_adapter_client(settings, "kinesis", read_timeout=retry.PRODUCER_KINESIS_READ_TIMEOUT)
+    measuring = open_metrics(settings, "producer")
     writer = make_writer(kinesis, resources.stream_name, put_api_of(settings.kinesis_put),
-                         fast_retries=settings.fast_retries)
+                         fast_retries=settings.fast_retries, metrics=measuring.metrics)
     dynamodb = make_adapter_client(settings, "dynamodb")
     positions = PositionStore(dynamodb, resources.producer_state_table, source, fast_retries=settings.fast_retries)
     checkpoint = positions.load()
@@ -71,12 +73,13 @@ def run_producer(
             if since and not resume_from:
                 events = _reporting_cold_start_gap(events, since)
             producer = Producer(events, writer, linger=linger, keep=keep, checkpoint=checkpoint,
-                                on_flushed=positions.save)
+                                on_flushed=positions.save, metrics=measuring.metrics)
             reporter = threading.Thread(target=_report, args=(producer, stop), daemon=True)
             reporter.start()
             stats = producer.run(stop)
     finally:
         writer.close()
+        measuring.close()
     logger.info("stopped: read %d, wrote %d in %d calls, skipped %s, rejected %s, cut to fit %d, gaps %d"
                 " (%d offsets missed), position %s", stats.read, stats.written, stats.batches, dict(stats.skipped),
                 dict(stats.rejected), stats.truncated, stats.gaps, stats.missed, stats.last_id)

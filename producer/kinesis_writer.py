@@ -15,25 +15,45 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
+from botocore.exceptions import ClientError
+
 from producer.batcher import Entry, split_rounds
 from wikitide import aws, retry
+from wikitide.metrics import NULL_METRICS, Metrics
 
 logger = logging.getLogger(__name__)
 
 PutApi = Literal["records", "record", "auto"]
 RECORD_LANES = 8  # PutRecord calls in flight: kinesis-mock answers one at a time, the rest hides the round trip
+THROTTLED = "ProvisionedThroughputExceededException"
+
+
+def _timed_call(metrics: Metrics, name: str, send: Callable[[], Any]) -> Any:
+    """One Kinesis call, its latency observed as `name`; a throttled call counts one `PutThrottles`."""
+    started = time.monotonic()
+    try:
+        return send()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in (THROTTLED, "ThrottlingException"):
+            metrics.count("PutThrottles")
+        raise
+    finally:
+        metrics.observe(name, 1000 * (time.monotonic() - started))
 
 
 class KinesisWriter:
     """PutRecords: up to 500 entries a call."""
 
     def __init__(
-        self, client: Any, stream_name: str, *, attempts: int | None = None, fast_retries: bool = False
+        self, client: Any, stream_name: str, *, attempts: int | None = None, fast_retries: bool = False,
+        metrics: Metrics = NULL_METRICS,
     ) -> None:
         self._client = client
         self._stream = stream_name
         self._attempts = attempts
         self._fast = fast_retries
+        self._metrics = metrics
+        metrics.count("PutThrottles", 0)
 
     def put(self, entries: Sequence[Entry]) -> None:
         """Write all entries, keeping each page's order, or raise DependencyUnavailable.
@@ -52,12 +72,12 @@ class KinesisWriter:
 
         def attempt() -> None:
             nonlocal pending
-            response = self._client.put_records(
-                StreamName=self._stream,
-                Records=[{"Data": e.data, "PartitionKey": e.partition_key} for e in pending],
-            )
+            records = [{"Data": e.data, "PartitionKey": e.partition_key} for e in pending]
+            response = _timed_call(self._metrics, "PutRecordsLatency",
+                                   lambda: self._client.put_records(StreamName=self._stream, Records=records))
             if response.get("FailedRecordCount", 0):
                 results = response["Records"]
+                self._metrics.count("PutThrottles", sum(r.get("ErrorCode") == THROTTLED for r in results))
                 pending = [e for e, r in zip(pending, results, strict=True) if "ErrorCode" in r]
                 logger.info("PutRecords: %d of %d entries failed, retrying them", len(pending), len(results))
                 codes = sorted({r["ErrorCode"] for r in results if "ErrorCode" in r})
@@ -73,12 +93,14 @@ class KinesisRecordWriter:
 
     def __init__(
         self, client: Any, stream_name: str, *, lanes: int = RECORD_LANES, attempts: int | None = None,
-        fast_retries: bool = False,
+        fast_retries: bool = False, metrics: Metrics = NULL_METRICS,
     ) -> None:
         self._client = client
         self._stream = stream_name
         self._attempts = attempts
         self._fast = fast_retries
+        self._metrics = metrics
+        metrics.count("PutThrottles", 0)
         self._pool = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="put-record")
 
     def put(self, entries: Sequence[Entry]) -> None:
@@ -95,7 +117,8 @@ class KinesisRecordWriter:
 
     def _put_one(self, entry: Entry) -> None:
         def attempt() -> None:
-            self._client.put_record(StreamName=self._stream, Data=entry.data, PartitionKey=entry.partition_key)
+            _timed_call(self._metrics, "PutRecordLatency", lambda: self._client.put_record(
+                StreamName=self._stream, Data=entry.data, PartitionKey=entry.partition_key))
 
         what = f"PutRecord to {self._stream}"
         aws.call(attempt, what=what, policy=retry.PRODUCER_KINESIS_RECORD, attempts=self._attempts, fast=self._fast)
@@ -152,13 +175,16 @@ def put_api_of(setting: str) -> PutApi:
 
 
 def make_writer(
-    client: Any, stream_name: str, put_api: PutApi, *, fast_retries: bool = False
+    client: Any, stream_name: str, put_api: PutApi, *, fast_retries: bool = False, metrics: Metrics = NULL_METRICS
 ) -> KinesisWriter | KinesisRecordWriter | AdaptiveKinesisWriter:
     """The writer for `put_api` (`WIKITIDE_KINESIS_PUT`): the producer, `wikitide backfill` and
-    `wikitide archive replay` all write through it. Close it when done (the PutRecord lanes hold threads)."""
+    `wikitide archive replay` all write through it. Close it when done (the PutRecord lanes hold threads).
+    `metrics` receives each call's latency (PutRecordsLatency or PutRecordLatency, ms) and PutThrottles
+    (throttled calls and entries)."""
     if put_api == "record":
-        return KinesisRecordWriter(client, stream_name, fast_retries=fast_retries)
+        return KinesisRecordWriter(client, stream_name, fast_retries=fast_retries, metrics=metrics)
     if put_api == "auto":
-        return AdaptiveKinesisWriter(KinesisWriter(client, stream_name, fast_retries=fast_retries),
-                                     KinesisRecordWriter(client, stream_name, fast_retries=fast_retries))
-    return KinesisWriter(client, stream_name, fast_retries=fast_retries)
+        return AdaptiveKinesisWriter(
+            KinesisWriter(client, stream_name, fast_retries=fast_retries, metrics=metrics),
+            KinesisRecordWriter(client, stream_name, fast_retries=fast_retries, metrics=metrics))
+    return KinesisWriter(client, stream_name, fast_retries=fast_retries, metrics=metrics)

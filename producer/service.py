@@ -26,6 +26,7 @@ from producer.filters import KEEP_ALL, ChangeFilter
 from producer.pending import Pending
 from producer.progress import Checkpoint, Gap, Mark, PartitionTracker, marks_of
 from producer.sse_source import SourceEvent
+from wikitide.metrics import BYTES, COUNT, NULL_METRICS, Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,11 @@ class Budget:
         self._taken_bytes += size
         return True
 
+    @property
+    def held(self) -> tuple[int, int]:
+        """Entries and bytes read but not yet durably in Kinesis (a snapshot; either side may move meanwhile)."""
+        return self._taken_entries - self._freed_entries, self._taken_bytes - self._freed_bytes
+
     def release(self, entries: int, size: int) -> None:
         self._freed_entries += entries
         self._freed_bytes += size
@@ -116,11 +122,13 @@ class Producer:
         on_flushed: Callable[[Checkpoint], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        metrics: Metrics = NULL_METRICS,
     ) -> None:
         """`checkpoint` is the saved position this run resumes from (its partition offsets seed the gap check).
         `on_flushed(checkpoint)` runs after each PutRecords call that moved the durable position, after skipped or
         rejected frames moved it (at most once per `linger`), and once at the end: a restarted producer may
-        resume from `checkpoint.last_event_id` without losing anything."""
+        resume from `checkpoint.last_event_id` without losing anything. `metrics` receives EventsRead,
+        EventsWritten, EventsRejected, Gaps, MissedOffsets and, per call, BacklogEntries and BacklogBytes."""
         self._events = events
         self._writer = writer
         self._linger = linger
@@ -132,6 +140,9 @@ class Producer:
         self._on_flushed = on_flushed
         self._clock = clock
         self._wall_clock = wall_clock
+        self._metrics = metrics
+        for name in ("EventsRead", "EventsWritten", "EventsRejected", "Gaps", "MissedOffsets"):
+            metrics.count(name, 0)  # published from the start, as 0 while nothing happens
         self.stats = ProducerStats(last_id=self._checkpoint.last_event_id, gaps=self._checkpoint.gaps,
                                    missed=self._checkpoint.missed)
         self.reader_error: BaseException | None = None
@@ -156,6 +167,7 @@ class Producer:
                 if stop.is_set():
                     break
                 self.stats.read += 1
+                self._metrics.count("EventsRead")
                 item = self._handle(event)
                 if not self._budget.acquire(footprint(item), stop):
                     break
@@ -184,6 +196,8 @@ class Producer:
                 gaps = self._tracker.observe(marks, event.connection)
                 for gap in gaps:
                     logger.warning("GAP: %s", gap.describe())
+                    self._metrics.count("Gaps")
+                    self._metrics.count("MissedOffsets", gap.missed)
             if raw is not None:
                 try:
                     entry = entry_for(raw, event.data, event.id, self._keep, marks, gaps, received_ms)
@@ -206,6 +220,7 @@ class Producer:
 
     def _count_rejection(self, event: SourceEvent, reason: str) -> None:
         self.stats.rejected[reason] += 1
+        self._metrics.count("EventsRejected")
         count = self.stats.rejected[reason]
         if count <= LOGGED_REJECTIONS or count % 1000 == 0:
             logger.warning("rejected frame %.200s (%s, %d so far in this run): %.160r",
@@ -257,9 +272,13 @@ class Producer:
 
     def _send(self, pending: Pending) -> None:
         call = pending.next_call()
+        entries, size = self._budget.held  # what waits for Kinesis as this call starts, the call included
+        self._metrics.observe("BacklogEntries", entries, COUNT)
+        self._metrics.observe("BacklogBytes", size, BYTES)
         self._writer.put(call)
         self.stats.written += len(call)
         self.stats.batches += 1
+        self._metrics.count("EventsWritten", len(call))
         self._advance(pending.written(), save=True)
 
     def _advance(self, passed: list[Entry | Passage], *, save: bool) -> None:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
@@ -247,6 +248,82 @@ def workers(application: str | None, as_json: bool) -> None:
     click.echo(summary(rows))
     if progress is None:
         click.echo("(REDIS_URL is not set: no lag figures)")
+
+
+@cli.command()
+@click.option("--minutes", default=5.0, show_default=True, help="How far back to look.")
+@click.option("--json", "as_json", is_flag=True, help="Rows as JSON.")
+def metrics(minutes: float, as_json: bool) -> None:
+    """The pipeline's own metrics (producer, processor, API) over the last minutes, from CloudWatch (moto's on
+    the local stack): one row per component and metric."""
+    from datetime import UTC
+
+    from wikitide.aws import make_client
+    from wikitide.metrics.report import format_table, read_rows, to_json, window
+
+    settings = Settings.from_env()
+    start, end = window(datetime.now(UTC), minutes)
+    rows = read_rows(make_client(settings, "cloudwatch"), settings.stack_name, start, end)
+    click.echo(to_json(rows) if as_json else format_table(rows, minutes))
+
+
+@cli.command()
+@click.option("--events-per-second", "rate", type=float, required=True, help="The event rate to price.")
+@click.option("--region", default="us-east-1", show_default=True, help="A region of the price table.")
+@click.option("--json", "as_json", is_flag=True, help="The estimate as JSON.")
+def cost(rate: float, region: str, as_json: bool) -> None:
+    """Monthly AWS estimate per component at RATE events/s, from the price table in wikitide/cost/prices.json
+    (dated, with its source) and the per-event quantities measured by benchmarks/cost_per_event.py."""
+    import json
+
+    from wikitide.cost import load
+    from wikitide.cost.model import estimate, format_estimate, to_dict
+
+    try:
+        result = estimate(rate, region, load("prices.json"), load("measured.json"))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    click.echo(json.dumps(to_dict(result), indent=2) if as_json else format_estimate(result))
+
+
+@cli.command("scale-shards")
+@click.option("--once", is_flag=True, help="Decide (and apply) once, then exit.")
+@click.option("--interval", default=60.0, show_default=True, help="Seconds between decisions.")
+@click.option("--min-shards", default=1, show_default=True)
+@click.option("--max-shards", default=64, show_default=True)
+@click.option("--state-dir", type=click.Path(path_type=Path), default=DEFAULT_STATE, show_default=True,
+              envvar=STATE_ENV, help="Where the times of the changes made are kept (cool-downs, daily limit).")
+@click.option("--workers-service", default=None, metavar="service/CLUSTER/SERVICE",
+              help="The KCL service's scalable target: its maximum follows the shard count.")
+def scale_shards(once: bool, interval: float, min_shards: int, max_shards: int, state_dir: Path,
+                 workers_service: str | None) -> None:
+    """Keep the stream's shard count at 40% of its write limits (PROVISIONED streams): reads the stream's
+    IncomingBytes/IncomingRecords from CloudWatch and calls UpdateShardCount (wikitide/scaling/)."""
+    from wikitide.aws import make_adapter_client, make_client
+    from wikitide.scaling.service import ChangeLog, ShardScaler
+    from wikitide.scaling.shards import ShardPolicy
+    from wikitide.stack import read_outputs
+
+    settings = Settings.from_env()
+    resources = read_outputs(make_client(settings, "cloudformation"), settings.stack_name)
+    try:
+        policy = ShardPolicy(min_shards=min_shards, max_shards=max_shards)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    scaler = ShardScaler(
+        make_adapter_client(settings, "cloudwatch"), make_adapter_client(settings, "kinesis"), resources.stream_name,
+        ChangeLog(state_dir / f"shard-changes-{resources.stream_name}.json"), policy=policy,
+        fast_retries=settings.fast_retries, workers=workers_service,
+        autoscaling=make_adapter_client(settings, "application-autoscaling") if workers_service else None,
+    )
+    if once:
+        decision = scaler.step()
+        click.echo(f"{resources.stream_name}: {decision.target or 'unchanged'} ({decision.reason})")
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    scaler.run(stop, interval)
 
 
 @cli.group()
@@ -515,7 +592,6 @@ def record(out: Path, seconds: float, url: str | None) -> None:
 @click.option("--speed", default=1.0, show_default=True)
 def replay(path: Path, port: int, speed: float) -> None:
     """Serve a recording as an SSE stream (EventStreams format) until Ctrl-C."""
-    import threading
 
     from producer.frames import load_frames
     from producer.replay import ReplayServer

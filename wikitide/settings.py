@@ -23,6 +23,10 @@ DEFAULT_REGION = "us-east-1"
 # side) or `auto` (PutRecords until PutRecord is the cheaper per entry: kinesis-mock, whose PutRecords slows down
 # as the stream grows; see producer/kinesis_writer.py).
 KINESIS_PUT_APIS = ("records", "record", "auto")
+# Where the processes publish their own metrics: `off`, or `cloudwatch` (PutMetricData, batched, from a background
+# thread; the local stack points it at moto with AWS_ENDPOINT_URL_CLOUDWATCH). Off unless asked for, so a test or
+# a tool that runs a process without a CloudWatch of its own never sends to AWS.
+METRICS_SINKS = ("off", "cloudwatch")
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,9 @@ class Settings:
     rate_limit_control: str = "60/minute"
     # Proxies in front of the API whose X-Forwarded-For is trusted (the ALB: 1); 0 reads the peer's address.
     trusted_proxies: int = 0
+    metrics: str = "off"
+    # Seconds between two publishes of the metrics (CloudWatch's standard resolution is a minute).
+    metrics_interval: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -74,6 +81,8 @@ class Settings:
             rate_limit_stream=_rate(env, "WIKITIDE_RATE_LIMIT_STREAM", "30/minute"),
             rate_limit_control=_rate(env, "WIKITIDE_RATE_LIMIT_CONTROL", "60/minute"),
             trusted_proxies=_count(env, "WIKITIDE_TRUSTED_PROXIES", 0, 5),
+            metrics=_choice(env, "WIKITIDE_METRICS", METRICS_SINKS),
+            metrics_interval=max(1.0, _seconds(env, "WIKITIDE_METRICS_INTERVAL", 60.0)),
         )
 
     def require_redis_url(self) -> str:

@@ -85,7 +85,7 @@ def test_the_tasks_read_the_data_stack_the_redis_url_and_its_password() -> None:
         for name, resource in _template("compute.yaml")["Resources"].items()
         if resource["Type"] == "AWS::ECS::TaskDefinition"
     }
-    assert set(tasks) == {"ProducerTask", "KclTask", "ApiTask"}
+    assert set(tasks) == {"ProducerTask", "KclTask", "ApiTask", "ShardScalerTask"}
     for name, container in tasks.items():
         env = {e["Name"]: e["Value"] for e in container["Environment"]}
         assert env["WIKITIDE_STACK"] == {"Ref": "DataStackName"}, name

@@ -47,6 +47,10 @@ def endpoint_env(ports: Ports, stack_name: str) -> dict[str, str]:
         "AWS_ENDPOINT_URL_S3": moto,
         "AWS_ENDPOINT_URL_FIREHOSE": moto,
         "AWS_ENDPOINT_URL_CLOUDFORMATION": moto,
+        # Every process publishes its metrics to moto's CloudWatch every 10 s (`wikitide metrics` reads them).
+        "AWS_ENDPOINT_URL_CLOUDWATCH": moto,
+        "WIKITIDE_METRICS": "cloudwatch",
+        "WIKITIDE_METRICS_INTERVAL": "10",
         "REDIS_URL": f"redis://127.0.0.1:{ports.redis}/0",
         "WIKITIDE_STACK": stack_name,
         # kinesis-mock's PutRecords slows down with every record a shard holds; its PutRecord does not.
