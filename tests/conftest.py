@@ -120,6 +120,24 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
                 os.environ[key] = value
 
 
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Redis]:
+    """A redis-server of the module's own (not the session stack's), started as the local stack starts it: for
+    tests that load so much, or read so precisely (SLOWLOG, INFO), that a shared server would disturb them."""
+    from wikitide.localstack.services import Ports, free_port, port_open, redis_server
+    from wikitide.localstack.supervisor import Supervisor
+
+    port = free_port()
+    state = tmp_path_factory.mktemp("redis")
+    supervisor = Supervisor(Path(state) / "logs")
+    supervisor.start(redis_server(Ports(redis=port), state))
+    assert port_open(port)
+    try:
+        yield redis.Redis(port=port, decode_responses=True)
+    finally:
+        supervisor.stop_all()
+
+
 @pytest.fixture
 def redis_url(local_stack: object) -> str:
     """A real, empty redis-server database."""

@@ -13,9 +13,7 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,25 +27,13 @@ from kcl_app.redis_mirror import Rebuilder, RedisMirror
 from tests.day import BURST, FIRST_MINUTE, MINUTES, STEADY, generate, load
 from tests.unit.fakes import FakeLedger
 from wikitide.keys import RECENT_LIMIT
-from wikitide.localstack.services import Ports as StackPorts
-from wikitide.localstack.services import free_port, port_open, redis_server
-from wikitide.localstack.supervisor import Supervisor
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Redis]:
-    """A redis-server of its own, started as the local stack starts it."""
-    port = free_port()
-    state = tmp_path_factory.mktemp("redis")
-    supervisor = Supervisor(Path(state) / "logs")
-    supervisor.start(redis_server(StackPorts(redis=port), state))
-    assert port_open(port)
-    try:
-        yield redis.Redis(port=port, decode_responses=True)
-    finally:
-        supervisor.stop_all()
+def client(own_redis: redis.Redis) -> redis.Redis:
+    return own_redis
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ counted change once, redelivered or not, and `/v1/stream` serves it from that Re
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,9 +17,6 @@ from kcl_app.redis_mirror import RedisMirror
 from tests.unit.test_api_routes import FakeEdits, FakeStats
 from tests.unit.test_api_stream import Frames
 from wikitide import keys
-from wikitide.localstack.services import Ports as StackPorts
-from wikitide.localstack.services import free_port, port_open, redis_server
-from wikitide.localstack.supervisor import Supervisor
 
 pytestmark = pytest.mark.integration
 
@@ -29,17 +25,8 @@ RECORDING = Path(__file__).resolve().parents[3] / "shared" / "data" / "recentcha
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Redis]:
-    """A redis-server of its own, started as the local stack starts it."""
-    port = free_port()
-    state = tmp_path_factory.mktemp("redis")
-    supervisor = Supervisor(Path(state) / "logs")
-    supervisor.start(redis_server(StackPorts(redis=port), state))
-    assert port_open(port)
-    try:
-        yield redis.Redis(port=port, decode_responses=True)
-    finally:
-        supervisor.stop_all()
+def client(own_redis: redis.Redis) -> redis.Redis:
+    return own_redis
 
 
 def recorded_batch(count: int) -> list:
