@@ -198,21 +198,26 @@ def _raw_records(stream: str) -> dict[str, list[bytes]]:
 
 def test_every_record_is_archived_in_its_shard_order_and_parents_before_children(archived: Archived) -> None:
     """Objects written in the same second have no order among them (the random part of Firehose's names), so the
-    order is checked within each object, and parents against children by the second their objects were written."""
+    order is checked within each object, and parents against children by the second their objects were written.
+
+    A frame sent twice within one millisecond makes two byte-identical records, which no reader can tell apart: the
+    archive must hold each as many times as the stream does, and order is checked on the records whose bytes are
+    the stream's only ones (nearly all of them)."""
     shards = boto3.client("kinesis").list_shards(StreamName=archived.resources.stream_name)["Shards"]
     parents = {s["ParentShardId"] for s in shards if s.get("ParentShardId")}
     assert len(parents) == 2 and parents <= archived.positions.finished
-    where: dict[bytes, list[tuple[str, int]]] = {}
-    for line in archived.lines():
-        where.setdefault(line.data, []).append((line.key, line.index))
-    placed: dict[str, list[tuple[str, int]]] = {}
-    for shard, records in _raw_records(archived.resources.stream_name).items():
-        line_of = [r if r.endswith(b"\n") else r + b"\n" for r in records]
-        placed[shard] = [where[line].pop(0) for line in line_of]  # KeyError/IndexError: a record not archived
-        for key in {key for key, _ in placed[shard]}:
-            in_object = [index for k, index in placed[shard] if k == key]
+    raw = {shard: [r if r.endswith(b"\n") else r + b"\n" for r in records]
+           for shard, records in _raw_records(archived.resources.stream_name).items()}
+    copies = Counter(line for records in raw.values() for line in records)
+    lines = archived.lines()
+    assert Counter(line.data for line in lines) == copies  # every record archived as often as stored, nothing else
+    where = {line.data: (line.key, line.index) for line in lines if copies[line.data] == 1}
+    assert len(where) >= 0.9 * sum(copies.values()), "too few records with bytes of their own to check order"
+    placed = {shard: [where[line] for line in records if line in where] for shard, records in raw.items()}
+    for shard, positions in placed.items():
+        for key in {key for key, _ in positions}:
+            in_object = [index for k, index in positions if k == key]
             assert in_object == sorted(in_object), (shard, key)
-    assert not any(where.values())  # and nothing else was archived
     for shard in shards:
         parent, child = shard.get("ParentShardId"), shard["ShardId"]
         if parent and placed[parent] and placed[child]:
