@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +76,10 @@ def plan_daemon(
     *,
     worker_id: str | None = None,
     heap: str = DEFAULT_HEAP,
+    jvm_options: Sequence[str] = (),
 ) -> DaemonPlan:
+    """The effective properties (written to `state_dir`) and the daemon's command line; `jvm_options` go to the
+    JVM before the class path (the local stack sets WIKITIDE_JVM_OPTIONS for `wikitide consume`)."""
     properties = read_properties(properties_file)
     properties.update(
         {
@@ -105,6 +109,7 @@ def plan_daemon(
         java,
         f"-Xmx{heap}",
         "-XX:+ExitOnOutOfMemoryError",
+        *jvm_options,
         "-cp",
         f"{jars_dir()}/*{os.pathsep}{effective.parent}",
         MAIN_CLASS,

@@ -197,8 +197,10 @@ def producer_status(source: str) -> None:
 @click.option("--properties", type=click.Path(path_type=Path, exists=True), required=True)
 @click.option("--worker-id", default=None, help="Stable KCL workerId (default: the daemon's random one).")
 @click.option("--heap", default="512m", show_default=True, help="JVM maximum heap (-Xmx).")
+@click.option("--jvm-option", "jvm_options", multiple=True, envvar="WIKITIDE_JVM_OPTIONS",
+              help="An option for the JVM, repeatable (env WIKITIDE_JVM_OPTIONS: space-separated).")
 @click.option("--state-dir", type=click.Path(path_type=Path), default=DEFAULT_STATE, show_default=True)
-def consume(properties: Path, worker_id: str | None, heap: str, state_dir: Path) -> None:
+def consume(properties: Path, worker_id: str | None, heap: str, jvm_options: tuple[str, ...], state_dir: Path) -> None:
     """Run one KCL MultiLangDaemon worker with the Python record processor."""
     from kcl_app.daemon import plan_daemon
     from wikitide.aws import make_client
@@ -206,7 +208,8 @@ def consume(properties: Path, worker_id: str | None, heap: str, state_dir: Path)
 
     settings = Settings.from_env()
     resources = read_outputs(make_client(settings, "cloudformation"), settings.stack_name)
-    plan = plan_daemon(settings, properties, resources.stream_name, state_dir, worker_id=worker_id, heap=heap)
+    plan = plan_daemon(settings, properties, resources.stream_name, state_dir, worker_id=worker_id, heap=heap,
+                       jvm_options=jvm_options)
     daemon = subprocess.Popen(plan.command)
 
     forwarded: list[int] = []

@@ -202,7 +202,7 @@ def test_every_record_is_archived_in_its_shard_order_and_parents_before_children
 
     A frame sent twice within one millisecond makes two byte-identical records, which no reader can tell apart: the
     archive must hold each as many times as the stream does, and order is checked on the records whose bytes are
-    the stream's only ones (nearly all of them)."""
+    the stream's only ones."""
     shards = boto3.client("kinesis").list_shards(StreamName=archived.resources.stream_name)["Shards"]
     parents = {s["ParentShardId"] for s in shards if s.get("ParentShardId")}
     assert len(parents) == 2 and parents <= archived.positions.finished
@@ -212,7 +212,9 @@ def test_every_record_is_archived_in_its_shard_order_and_parents_before_children
     lines = archived.lines()
     assert Counter(line.data for line in lines) == copies  # every record archived as often as stored, nothing else
     where = {line.data: (line.key, line.index) for line in lines if copies[line.data] == 1}
-    assert len(where) >= 0.9 * sum(copies.values()), "too few records with bytes of their own to check order"
+    # A tenth of the frames is sent twice, so at most 60 of the 331 records share their bytes (a copy read in the
+    # same millisecond as its original, which the fast replay often makes).
+    assert len(where) >= 0.75 * sum(copies.values()), (len(where), sum(copies.values()))
     placed = {shard: [where[line] for line in records if line in where] for shard, records in raw.items()}
     for shard, positions in placed.items():
         for key in {key for key, _ in positions}:

@@ -26,6 +26,10 @@ LOCAL_CREDENTIALS = {
 
 
 API_GRACE_SECONDS = 5
+# The KCL daemon on one machine: its work is waiting on the emulators, so the C2 compiler's warm-up and parallel
+# GC threads only take CPU from them. Measured with one worker on a 2-shard stream (2,000 records, then 60 s idle):
+# the JVM used 18.5 s of CPU to process them with the defaults and 10.7 s with these. AWS keeps the JVM's defaults.
+LOCAL_JVM_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ def endpoint_env(ports: Ports, stack_name: str) -> dict[str, str]:
         "WIKITIDE_METRICS_INTERVAL": "10",
         "REDIS_URL": f"redis://127.0.0.1:{ports.redis}/0",
         "WIKITIDE_STACK": stack_name,
+        "WIKITIDE_JVM_OPTIONS": " ".join(LOCAL_JVM_OPTIONS),
         # kinesis-mock's PutRecords slows down with every record a shard holds; its PutRecord does not.
         "WIKITIDE_KINESIS_PUT": os.environ.get("WIKITIDE_KINESIS_PUT") or "auto",
     }
