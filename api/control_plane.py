@@ -33,7 +33,8 @@ KINESIS_RECORD_BYTES = 1024 * 1024
 LIST_PAGE = 200
 SCAN_CALLS = 20  # a filtered scan reads at most this many pages for one answer, then hands back a cursor
 PREVIEW_CHARS = 300
-_LETTER_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}#[0-9]{1,128}")
+LETTER_ID_PATTERN = r"[A-Za-z0-9_.-]{1,128}#[0-9]{1,128}"
+_LETTER_ID = re.compile(LETTER_ID_PATTERN)
 
 
 class Conflict(ApiError):
@@ -236,9 +237,9 @@ def parse_fixed_payload(body: Any) -> bytes | None:
         return None
     if not isinstance(body, dict) or set(body) - {"payload"}:
         raise InvalidParameter("payload: the body must be a JSON object with at most the field `payload`")
-    payload = body.get("payload")
-    if payload is None:
+    if "payload" not in body:
         return None
+    payload = body["payload"]
     if isinstance(payload, dict):
         return json.dumps(payload, ensure_ascii=False).encode("utf-8")
     if isinstance(payload, str):
