@@ -13,12 +13,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_dump, post_load
-from marshmallow.utils import missing
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, missing, post_load
 
 from api.control_plane import LETTER_ID_PATTERN, decode_cursor, parse_letter_id
 from api.errors import InvalidParameter
-from api.filters import CHANGE_TYPES, EDITORS, MAX_MIN_BYTES, MAX_VALUES, NAMESPACE_PATTERN, parse_change_filter
+from api.filters import (
+    CHANGE_TYPES,
+    EDITORS,
+    FILTER_PARAMETERS,
+    MAX_MIN_BYTES,
+    MAX_VALUES,
+    NAMESPACE_PATTERN,
+    parse_change_filter,
+)
 from api.params import (
     FEED_ID_PATTERN,
     MAX_TITLE_CHARS,
@@ -168,7 +175,7 @@ class ChangeFilterQuery(Parameters):
 
     @post_load
     def _filter(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        raw = {name: data.pop(name) for name in ("wiki", "type", "namespace", "editor", "min_bytes") if name in data}
+        raw: dict[str, str] = {name: data.pop(name) for name in FILTER_PARAMETERS if name in data}
         try:
             return {**data, "matches": parse_change_filter(raw)}
         except InvalidParameter as exc:
@@ -231,12 +238,20 @@ class Error(Schema):
     error = fields.String(required=True, metadata={"description": "What went wrong; a 400 names the parameter."})
 
 
-class Event(Schema):
-    """An enriched recent change as the processor stored it (`kcl_app.enrich`), answered as stored: the fields here
-    describe it, and fields a newer processor adds pass through."""
+class AsStored(Schema):
+    """A body answered as the store or the control plane gave it: the fields describe it for the document, and a
+    field they do not name passes through (`additionalProperties`). Not dumped field by field: that cost 19 ms of
+    a 500-change `/v1/edits/recent` (28 ms against 9, in-process medians)."""
 
     class Meta:
         unknown = "include"
+
+    def dump(self, obj: Any, *, many: bool | None = None) -> Any:
+        return list(obj) if (self.many if many is None else many) else obj
+
+
+class Event(AsStored):
+    """An enriched recent change as the processor stored it (`kcl_app.enrich`)."""
 
     key = fields.String()
     wiki = fields.String()
@@ -252,10 +267,6 @@ class Event(Schema):
     page_url = fields.String()
     comment = fields.String(allow_none=True)
     synthetic = fields.Boolean()
-
-    @post_dump(pass_original=True)
-    def _as_stored(self, data: dict[str, Any], original: Any, **_: Any) -> Any:
-        return original
 
 
 class ByType(Schema):
@@ -372,12 +383,5 @@ class Health(Schema):
         "description": "Present when every dependency answered: whether the processors have counted anything yet."})
 
 
-class ControlAnswer(Schema):
+class ControlAnswer(AsStored):
     """A control endpoint's answer: its parts are the operator's tools' (`wikitide workers`, `producer-status`)."""
-
-    class Meta:
-        unknown = "include"
-
-    @post_dump(pass_original=True)
-    def _as_given(self, data: dict[str, Any], original: Any, **_: Any) -> Any:
-        return original
