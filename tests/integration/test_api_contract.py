@@ -24,7 +24,8 @@ from tests.unit.test_api_routes import FakeEdits, FakeStats
 
 TOKEN = "contract-test-token"
 AUTHORIZED = {"Authorization": f"Bearer {TOKEN}"}
-# Examples per operation and generation mode: about 20 s for the whole file on a 2-core machine.
+# Examples per operation and generation mode: the whole file took 31 s on the 2-core machine at load 2 (56-77 s at
+# load 6-16).
 EXAMPLES = 25
 # The names a control route's refusal may give that are body fields, not parameters of the document.
 BODY_FIELDS = ("shards", "payload")
