@@ -18,16 +18,13 @@ from flask import Response, current_app, g, jsonify, request
 from api import schemas
 from api.control_plane import Conflict, ControlPlane, NotFound, parse_fixed_payload
 from api.errors import InvalidParameter
+from api.openapi import SECURITY_SCHEME
 
 logger = logging.getLogger("api.control")
 
 CONTROL = "wikitide_control"
 # A fixed record must fit a Kinesis record (1 MiB) with its envelope; a body past this is refused with 413.
 MAX_BODY_BYTES = 2 * 1024 * 1024
-SECURITY_SCHEME = "controlToken"
-# The document's description of the bearer token (`api.openapi` declares the scheme).
-TOKEN_DESCRIPTION = ("The server's WIKITIDE_CONTROL_TOKEN. Without the header: 401; a wrong token, or a server "
-                     "without one: 403.")
 _REFUSALS = {403: "A wrong token, or control is off on this server.",
              503: "The stack's service did not answer; retry after Retry-After seconds."}
 

@@ -12,7 +12,6 @@ from apiflask import APIFlask
 from apispec import APISpec
 
 from api import schemas
-from api.control import SECURITY_SCHEME, TOKEN_DESCRIPTION
 
 TITLE = "wikitide API"
 VERSION = "1.0.0"
@@ -21,6 +20,9 @@ DESCRIPTION = (
     "(single edits). Windows are counted in event time: W one-minute buckets ending with the newest processed "
     "minute. Every endpoint is rate-limited per client (429 with Retry-After; see the README's *Rate limits*)."
 )
+SECURITY_SCHEME = "controlToken"
+TOKEN_DESCRIPTION = ("The server's WIKITIDE_CONTROL_TOKEN. Without the header: 401; a wrong token, or a server "
+                     "without one: 403.")
 # The control routes read their bodies themselves (`api.control`): the document takes them from these schemas.
 _BODIES = {"scaleStream": (schemas.ScaleBody, True), "replayDeadLetter": (schemas.ReplayBody, False)}
 

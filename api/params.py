@@ -22,6 +22,9 @@ TITLE_PATTERN = rf"[^\s{_NOT_IN_TITLE}][^{_NOT_IN_TITLE}]*"
 PATH_TITLE_PATTERN = rf"[^\s_{_NOT_IN_TITLE}][^{_NOT_IN_TITLE}]*"
 MAX_TITLE_CHARS = 1024
 _TITLE = re.compile(TITLE_PATTERN)
+# A dead letter's id: its shard and sequence number.
+LETTER_ID_PATTERN = r"[A-Za-z0-9_.-]{1,128}#[0-9]{1,128}"
+_LETTER_ID = re.compile(LETTER_ID_PATTERN)
 FEED_ID_PATTERN = r"[0-9]{1,15}-[0-9]{1,15}"
 _FEED_ID = re.compile(FEED_ID_PATTERN)
 
@@ -73,4 +76,19 @@ def parse_last_event_id(raw: str | None) -> str | None:
         return None
     if not _FEED_ID.fullmatch(raw):
         raise InvalidParameter(f"last_event_id must be a stream id such as 1733130000000-0, got {raw[:80]!r}")
+    return raw
+
+
+def parse_letter_id(raw: str) -> str:
+    if not _LETTER_ID.fullmatch(raw):
+        raise InvalidParameter(f"id must be a dead letter's id such as shardId-000000000000#4960..., got {raw[:80]!r}")
+    return raw
+
+
+def decode_cursor(raw: str | None) -> str | None:
+    """The dead letters' `cursor`: the `next` of a previous page (`api.control_plane.encode_cursor`)."""
+    if raw is None:
+        return None
+    if not _LETTER_ID.fullmatch(raw):
+        raise InvalidParameter(f"cursor must be the `next` of a previous page, got {raw[:80]!r}")
     return raw

@@ -15,7 +15,6 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, missing, post_load
 
-from api.control_plane import LETTER_ID_PATTERN, decode_cursor, parse_letter_id
 from api.errors import InvalidParameter
 from api.filters import (
     CHANGE_TYPES,
@@ -28,11 +27,14 @@ from api.filters import (
 )
 from api.params import (
     FEED_ID_PATTERN,
+    LETTER_ID_PATTERN,
     MAX_TITLE_CHARS,
     PATH_TITLE_PATTERN,
     TITLE_PATTERN,
     WIKI_PATTERN,
+    decode_cursor,
     parse_last_event_id,
+    parse_letter_id,
     parse_limit,
     parse_path_title,
     parse_rev_id,
