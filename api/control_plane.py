@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import time
 from dataclasses import asdict
 from typing import Any
@@ -21,6 +20,7 @@ import redis
 from botocore.exceptions import BotoCoreError, ClientError
 
 from api.errors import ApiError, InvalidParameter
+from api.params import decode_cursor
 from wikitide import envelope, keys
 from wikitide.errors import ConfigError, DependencyUnavailable, InvalidChange, WikitideError
 from wikitide.events import parse_change
@@ -33,7 +33,6 @@ KINESIS_RECORD_BYTES = 1024 * 1024
 LIST_PAGE = 200
 SCAN_CALLS = 20  # a filtered scan reads at most this many pages for one answer, then hands back a cursor
 PREVIEW_CHARS = 300
-_LETTER_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}#[0-9]{1,128}")
 
 
 class Conflict(ApiError):
@@ -207,23 +206,9 @@ def stored_payload(item: dict[str, Any]) -> bytes:
     raise Conflict("the dead letter has no payload: send the fixed record as payload")
 
 
-def parse_letter_id(raw: str) -> str:
-    if not _LETTER_ID.fullmatch(raw):
-        raise InvalidParameter(f"id must be a dead letter's id such as shardId-000000000000#4960..., got {raw[:80]!r}")
-    return raw
-
-
 def encode_cursor(pk: str) -> str:
     """The `next` of a page: the id of the last dead letter it listed (the next page starts after it)."""
     return pk
-
-
-def decode_cursor(raw: str | None) -> str | None:
-    if raw is None:
-        return None
-    if not _LETTER_ID.fullmatch(raw):
-        raise InvalidParameter(f"cursor must be the `next` of a previous page, got {raw[:80]!r}")
-    return raw
 
 
 def _text(value: str | bytes) -> str:
@@ -236,9 +221,9 @@ def parse_fixed_payload(body: Any) -> bytes | None:
         return None
     if not isinstance(body, dict) or set(body) - {"payload"}:
         raise InvalidParameter("payload: the body must be a JSON object with at most the field `payload`")
-    payload = body.get("payload")
-    if payload is None:
+    if "payload" not in body:
         return None
+    payload = body["payload"]
     if isinstance(payload, dict):
         return json.dumps(payload, ensure_ascii=False).encode("utf-8")
     if isinstance(payload, str):

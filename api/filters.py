@@ -29,7 +29,8 @@ EDITORS = ("bot", "human", "temporary", "anonymous")
 FILTER_PARAMETERS = ("wiki", "type", "namespace", "editor", "min_bytes")
 MAX_VALUES = 50
 # Namespace numbers as MediaWiki assigns them: small integers, negative for the virtual ones.
-_NAMESPACE = re.compile(r"-?[0-9]{1,9}")
+NAMESPACE_PATTERN = r"-?[0-9]{1,9}"
+_NAMESPACE = re.compile(NAMESPACE_PATTERN)
 _BYTES = re.compile(r"[0-9]{1,9}")
 MAX_MIN_BYTES = 999_999_999
 # The enriched document's `editor` kinds that each `editor` value accepts.

@@ -9,11 +9,24 @@ from wikitide.limits import MAX_SAFE_INTEGER
 
 # Database names such as `enwiki`, `zh_min_nanwiki`, `be_x_oldwiki`; anything else cannot name a key the
 # processor wrote, and rejecting it keeps odd characters out of the Redis key names.
-_WIKI = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+WIKI_PATTERN = r"[A-Za-z0-9_.-]{1,64}"
+_WIKI = re.compile(WIKI_PATTERN)
 # ASCII digits only (`str.isdigit` accepts "²"), and few enough that `int()` never meets its digit limit.
 _POSITIVE_INT = re.compile(r"[1-9][0-9]{0,17}")
 # A live-feed id as Redis Streams numbers entries: milliseconds, a dash, a sequence number.
-_FEED_ID = re.compile(r"[0-9]{1,15}-[0-9]{1,15}")
+# What MediaWiki forbids in a title (`#<>[]|{}`, control characters) and U+FEFF, which JSON Schema's `\s` counts as a
+# space and Python's does not: the document states these patterns, so both readings must agree.
+_NOT_IN_TITLE = r"#<>\[\]|{}\x00-\x1f\x7f-\x9f\ufeff"
+TITLE_PATTERN = rf"[^\s{_NOT_IN_TITLE}][^{_NOT_IN_TITLE}]*"
+# In a URL path `_` is a space, so a title cannot start with one there either.
+PATH_TITLE_PATTERN = rf"[^\s_{_NOT_IN_TITLE}][^{_NOT_IN_TITLE}]*"
+MAX_TITLE_CHARS = 1024
+_TITLE = re.compile(TITLE_PATTERN)
+# A dead letter's id: its shard and sequence number.
+LETTER_ID_PATTERN = r"[A-Za-z0-9_.-]{1,128}#[0-9]{1,128}"
+_LETTER_ID = re.compile(LETTER_ID_PATTERN)
+FEED_ID_PATTERN = r"[0-9]{1,15}-[0-9]{1,15}"
+_FEED_ID = re.compile(FEED_ID_PATTERN)
 
 
 def parse_limit(raw: str | None, *, default: int, maximum: int) -> int:
@@ -44,10 +57,11 @@ def parse_rev_id(raw: str) -> int:
 
 
 def parse_title(raw: str | None) -> str:
-    """A page title as MediaWiki writes it in events (spaces, not underscores, never a leading space); at most
-    255 bytes there, 1,024 characters here."""
-    if raw is None or not raw[:1].strip() or len(raw) > 1024:
-        raise InvalidParameter(f"title must be a page title such as 'Main Page', got {raw!r}")
+    """A page title as MediaWiki writes it in events (spaces, not underscores, never a leading space): 1 to 1,024
+    characters here (MediaWiki: at most 255 bytes), none of those MediaWiki forbids in a title."""
+    if raw is None or not _TITLE.fullmatch(raw) or len(raw) > MAX_TITLE_CHARS:
+        raise InvalidParameter(f"title must be a page title such as 'Main Page', got {raw[:80]!r}"
+                               if raw is not None else "title is required: a page title such as 'Main Page'")
     return raw
 
 
@@ -62,4 +76,19 @@ def parse_last_event_id(raw: str | None) -> str | None:
         return None
     if not _FEED_ID.fullmatch(raw):
         raise InvalidParameter(f"last_event_id must be a stream id such as 1733130000000-0, got {raw[:80]!r}")
+    return raw
+
+
+def parse_letter_id(raw: str) -> str:
+    if not _LETTER_ID.fullmatch(raw):
+        raise InvalidParameter(f"id must be a dead letter's id such as shardId-000000000000#4960..., got {raw[:80]!r}")
+    return raw
+
+
+def decode_cursor(raw: str | None) -> str | None:
+    """The dead letters' `cursor`: the `next` of a previous page (`api.control_plane.encode_cursor`)."""
+    if raw is None:
+        return None
+    if not _LETTER_ID.fullmatch(raw):
+        raise InvalidParameter(f"cursor must be the `next` of a previous page, got {raw[:80]!r}")
     return raw

@@ -21,7 +21,8 @@ from api.filters import ChangeFilter
 # none) and a `next` cursor to go on from, rather than a scan of the day.
 SCAN_LIMIT = 2000
 # `<ms>-<the key's UTF-8 in hex>`: nothing a URL needs to escape.
-_CURSOR = re.compile(r"([0-9]{1,15})-((?:[0-9a-f]{2}){0,400})")
+CURSOR_PATTERN = r"([0-9]{1,15})-((?:[0-9a-f]{2}){0,400})"
+_CURSOR = re.compile(CURSOR_PATTERN)
 
 
 @dataclass(frozen=True, slots=True, order=True)

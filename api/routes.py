@@ -1,6 +1,7 @@
-"""HTTP entrypoints: parse the request, delegate to `api.queries` or a port, answer JSON.
+"""HTTP entrypoints: take the parameters `api.schemas` parsed, delegate to `api.queries` or a port, answer JSON.
 
-`api_v1` serves the data, `service` the health check, the dashboard and the OpenAPI document.
+`api_v1` serves the data, `service` the health check, the dashboard and the API's documentation (`/docs`, over
+the OpenAPI document APIFlask generates at `/openapi.json`).
 """
 
 from __future__ import annotations
@@ -8,38 +9,33 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from apiflask import APIBlueprint, APIFlask, HTTPError
+from flask import Response, current_app, jsonify, send_from_directory
+from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException
 
-from api import queries
+from api import queries, schemas
 from api.errors import InvalidParameter
-from api.filters import parse_change_filter
 from api.headers import SECURITY_HEADERS
 from api.health import is_healthy
-from api.params import (
-    parse_limit,
-    parse_path_title,
-    parse_rev_id,
-    parse_title,
-    parse_wiki,
-    parse_wiki_filter,
-)
 from api.ports import Services
-from api.recent import parse_cursor
 from wikitide.errors import DependencyUnavailable
 
 EXTENSION = "wikitide"
-TOP_PAGES_LIMIT = (10, 100)
-TRENDING_LIMIT = (20, 100)
-PAGE_CHANGES_LIMIT = (10, 100)
-RECENT_LIMIT = (20, 500)
 # A 503 asks the client to come back after this long (the API reads DynamoDB alone for 5 s after Redis failed).
 RETRY_AFTER_SECONDS = 5
 # Anything in a message that could locate a server: URLs, IPv4 and bracketed IPv6 addresses, host:port.
 _ADDRESS = re.compile(r"\w+://\S+|\[[0-9A-Fa-f:.]+\](:\d+)?|\b\d{1,3}(\.\d{1,3}){3}(:\d+)?|\b[\w.-]+:\d{2,5}\b")
+# What every data endpoint may answer besides its 200 (each endpoint's 429 is added to the document by
+# `api.openapi`, since every endpoint is rate-limited).
+READ_ERRORS = {400: "A parameter is wrong; the message names it.",
+               503: "A store did not answer; retry after Retry-After seconds."}
+# The locations of marshmallow's messages (`@bp.input(location=...)`), which are not parameter names.
+_LOCATIONS = {"query", "path", "view_args", "headers", "json"}
+NOT_STORED = {404: "Nothing of it is stored."}
 
-api_v1 = Blueprint("api_v1", __name__, url_prefix="/v1")
-service = Blueprint("service", __name__)
+api_v1 = APIBlueprint("api_v1", __name__, url_prefix="/v1", tag="data")
+service = APIBlueprint("service", __name__, tag="service")
 
 
 def _services() -> Services:
@@ -48,76 +44,117 @@ def _services() -> Services:
 
 
 @api_v1.get("/stats")
-def stats() -> dict[str, Any]:
-    wiki = parse_wiki_filter(request.args.get("wiki"))
-    return queries.window_stats(_services().stats, request.args.get("window", ""), wiki)
+@api_v1.input(schemas.StatsQuery, location="query", arg_name="query")
+@api_v1.output(schemas.Stats, description="Summed counters.")
+@api_v1.doc(summary="Event counts over a window", operation_id="getStats", responses=READ_ERRORS)
+def stats(query: dict[str, Any]) -> dict[str, Any]:
+    return queries.window_stats(_services().stats, query["window"], query["wiki"])
 
 
 @api_v1.get("/pages/top")
-def top_pages() -> dict[str, Any]:
-    wiki = parse_wiki_filter(request.args.get("wiki"))
-    default, maximum = TOP_PAGES_LIMIT
-    limit = parse_limit(request.args.get("limit"), default=default, maximum=maximum)
-    return queries.top_pages(_services().stats, request.args.get("window", ""), wiki, limit)
+@api_v1.input(schemas.TopPagesQuery, location="query", arg_name="query")
+@api_v1.output(schemas.TopPages, description="Pages by edits descending, then title, then wiki ascending.")
+@api_v1.doc(summary="Most edited pages over a window", operation_id="getTopPages", responses=READ_ERRORS)
+def top_pages(query: dict[str, Any]) -> dict[str, Any]:
+    return queries.top_pages(_services().stats, query["window"], query["wiki"], query["limit"])
 
 
 @api_v1.get("/edits/recent")
-def recent_edits() -> dict[str, Any]:
-    args = request.args
-    matches = parse_change_filter(args)
-    default, maximum = RECENT_LIMIT
-    limit = parse_limit(args.get("limit"), default=default, maximum=maximum)
-    return queries.recent_edits(_services().stats, matches, parse_cursor(args.get("cursor")), limit)
+@api_v1.input(schemas.RecentQuery, location="query", arg_name="query")
+@api_v1.output(schemas.RecentEdits, description="Newest event time first.")
+@api_v1.doc(summary="Recent changes, filtered and paged", operation_id="getRecentEdits", responses=READ_ERRORS)
+def recent_edits(query: dict[str, Any]) -> dict[str, Any]:
+    """Recent changes, filtered and paged.
+
+    The newest processed changes by event time (then de-duplication key), newest first. Filters combine; `next`
+    is the cursor of the following page (null at the end of what is kept), and pages stay stable while new
+    changes arrive (they sort above the cursor). Redis keeps the newest 500 changes overall and per wiki; while
+    Redis is down or empty the answer comes from DynamoDB's time index (the last 24 h of event time). A request
+    examines at most 2,000 changes (and, from DynamoDB, 30 minutes of them): a filter that matches little may
+    give a short or empty page with a `next` cursor to go on from.
+    """
+    return queries.recent_edits(_services().stats, query["matches"], query["cursor"], query["limit"])
 
 
 @api_v1.get("/wikis")
-def wikis() -> dict[str, Any]:
-    return queries.wikis(_services().stats, request.args.get("window", ""))
+@api_v1.input(schemas.WikisQuery, location="query", arg_name="query")
+@api_v1.output(schemas.Wikis, description="Every wiki with events in the window, by events descending.")
+@api_v1.doc(summary="Activity per wiki over a window", operation_id="getWikis", responses=READ_ERRORS)
+def wikis(query: dict[str, Any]) -> dict[str, Any]:
+    return queries.wikis(_services().stats, query["window"])
 
 
 @api_v1.get("/trending")
-def trending() -> dict[str, Any]:
-    wiki = parse_wiki_filter(request.args.get("wiki"))
-    default, maximum = TRENDING_LIMIT
-    limit = parse_limit(request.args.get("limit"), default=default, maximum=maximum)
-    return queries.trending_pages(_services().stats, request.args.get("window", ""), wiki, limit)
+@api_v1.input(schemas.TrendingQuery, location="query", arg_name="query")
+@api_v1.output(schemas.Trending, description="Trending pages, highest score first.")
+@api_v1.doc(summary="Pages edited far above their usual rate", operation_id="getTrending", responses=READ_ERRORS)
+def trending(query: dict[str, Any]) -> dict[str, Any]:
+    """Pages edited far above their usual rate.
+
+    Each candidate's edits in the window against what its baseline (the hours before) predicts for a window of
+    that length; highest score first.
+    """
+    return queries.trending_pages(_services().stats, query["window"], query["wiki"], query["limit"])
 
 
 @api_v1.get("/pages/<wiki>/<path:title>")
-def page(wiki: str, title: str) -> tuple[Response, int] | dict[str, Any]:
-    wiki_name = parse_wiki(wiki)
-    page_title = parse_path_title(title)
-    default, maximum = PAGE_CHANGES_LIMIT
-    limit = parse_limit(request.args.get("limit"), default=default, maximum=maximum)
+@api_v1.input(schemas.PagePath, location="path", arg_name="page")
+@api_v1.input(schemas.PageQuery, location="query", arg_name="query")
+@api_v1.output(schemas.PageView, description="The page.")
+@api_v1.doc(summary="One page: latest change, edits per window, last changes", operation_id="getPage",
+            responses={**READ_ERRORS, **NOT_STORED})
+def page(wiki: str, title: str, page: dict[str, Any], query: dict[str, Any]) -> dict[str, Any]:
+    """One page: latest change, edits per window, last changes.
+
+    The page's newest stored change, its edits (edit + new revisions) in each window ending with the newest
+    processed minute, and its last changes from the events table (newest first). 404 when nothing of the page is
+    stored.
+    """
     services = _services()
-    body = queries.page_detail(services.stats, services.edits, wiki_name, page_title, limit)
+    wiki_name, page_title = page["wiki"], page["title"]
+    body = queries.page_detail(services.stats, services.edits, wiki_name, page_title, query["limit"])
     if body is None:
-        return _error(f"no change of {page_title!r} on {wiki_name} is stored", 404)
+        raise HTTPError(404, f"no change of {page_title!r} on {wiki_name} is stored")
     return body
 
 
 @api_v1.get("/edits/<wiki>/<rev_id>")
-def edit(wiki: str, rev_id: str) -> tuple[Response, int] | dict[str, Any]:
-    wiki_name = parse_wiki(wiki)
-    revision = parse_rev_id(rev_id)
-    doc = _services().edits.get_edit(wiki_name, revision)
+@api_v1.input(schemas.EditPath, location="path", arg_name="edit")
+@api_v1.output(schemas.Event, description="The enriched event as stored.")
+@api_v1.doc(summary="One stored edit by revision", operation_id="getEdit", responses={**READ_ERRORS, **NOT_STORED})
+def edit(wiki: str, rev_id: str, edit: dict[str, Any]) -> dict[str, Any]:
+    doc = _services().edits.get_edit(edit["wiki"], edit["rev_id"])
     if doc is None:
-        return _error(f"no edit {revision} on {wiki_name}", 404)
+        raise HTTPError(404, f"no edit {edit['rev_id']} on {edit['wiki']}")
     return doc
 
 
 @api_v1.get("/pages/latest")
-def latest_change() -> tuple[Response, int] | dict[str, Any]:
-    wiki = parse_wiki(request.args.get("wiki", ""))
-    title = parse_title(request.args.get("title"))
-    doc = _services().edits.latest_change(wiki, title)
+@api_v1.input(schemas.LatestChangeQuery, location="query", arg_name="query")
+@api_v1.output(schemas.Event, description="The enriched event as stored.")
+@api_v1.doc(summary="The newest change of one page", operation_id="getLatestChange",
+            responses={**READ_ERRORS, **NOT_STORED})
+def latest_change(query: dict[str, Any]) -> dict[str, Any]:
+    """The newest change of one page.
+
+    The newest change of the page by event time (then recent-change id), as stored by the processor.
+    """
+    doc = _services().edits.latest_change(query["wiki"], query["title"])
     if doc is None:
-        return _error(f"no change of {title!r} on {wiki}", 404)
+        raise HTTPError(404, f"no change of {query['title']!r} on {query['wiki']}")
     return doc
 
 
+_HEALTH = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}
+_HTML = {"content": {"text/html": {"schema": {"type": "string"}}}}
+
+
 @service.get("/health")
-def health() -> tuple[Response, int]:
+@service.output(schemas.Health, description="Redis, DynamoDB and Kinesis all answered (status ok, or starting "
+                "until the first event is counted).")
+@service.doc(summary="Dependency health", operation_id="getHealth",
+             responses={503: {**_HEALTH, "description": "At least one dependency did not answer."}})
+def health() -> tuple[dict[str, Any], int]:
     services = _services()
     results, age = services.health.results()
     ok = is_healthy(results)
@@ -127,7 +164,7 @@ def health() -> tuple[Response, int]:
         body["pipeline"] = _pipeline_state(services)
         if body["pipeline"]["state"] == "starting":
             body["status"] = "starting"
-    return jsonify(body), 200 if ok else 503
+    return body, 200 if ok else 503
 
 
 def _pipeline_state(services: Services) -> dict[str, Any]:
@@ -138,19 +175,37 @@ def _pipeline_state(services: Services) -> dict[str, Any]:
 
 
 @service.get("/")
+@service.doc(summary="Live dashboard", operation_id="getDashboard",
+             responses={200: {**_HTML, "description": "HTML page polling the endpoints above."}})
 def dashboard() -> Response:
     return current_app.send_static_file("index.html")
 
 
-@service.get("/openapi.json")
-def openapi() -> Response:
-    return current_app.send_static_file("openapi.json")
+@service.get("/docs")
+@service.doc(summary="This document, browsable (Swagger UI)", operation_id="getDocs",
+             responses={200: {**_HTML, "description": "Swagger UI over /openapi.json."}})
+def docs() -> Response:
+    return current_app.send_static_file("docs.html")
 
 
-def register_error_handlers(app: Flask) -> None:
+@service.get("/docs/assets/<path:filename>")
+@service.doc(hide=True)
+def docs_assets(filename: str) -> Response:
+    """Swagger UI's own files, from the `swagger-ui-bundle` package installed with the API."""
+    return send_from_directory(swagger_ui_path, filename)
+
+
+def register_error_handlers(app: APIFlask) -> None:
     """Every error answers JSON `{"error": message}`, unknown routes and wrong methods included, and every answer
     carries the security headers. A dependency's failure is logged in full and answered in words that name no
     internal address."""
+
+    @app.error_processor
+    def _refused(exc: HTTPError) -> tuple[dict[str, Any], int, dict[str, str]]:
+        # A parameter a schema refused: `detail` is marshmallow's messages by location and parameter, and each
+        # message is the parser's, which names the parameter.
+        message = "; ".join(_messages(exc.detail)) if exc.detail else exc.message
+        return {"error": message}, exc.status_code, dict(exc.headers or {})
 
     @app.errorhandler(InvalidParameter)
     def _invalid(exc: InvalidParameter) -> tuple[Response, int]:
@@ -186,3 +241,15 @@ def public_message(message: str) -> str:
 
 def _error(message: str, status: int) -> tuple[Response, int]:
     return jsonify({"error": message}), status
+
+
+def _messages(detail: Any, name: str = "") -> list[str]:
+    """Each message of marshmallow's nested `{location: {parameter: [message]}}`, prefixed with the parameter's
+    name where it does not say it already (marshmallow's own, such as a missing field's)."""
+    if isinstance(detail, dict):
+        return [message for key, value in detail.items()
+                for message in _messages(value, key if key not in _LOCATIONS else "")]
+    if isinstance(detail, list):
+        return [message for value in detail for message in _messages(value, name)]
+    text = str(detail)
+    return [text if not name or name.startswith("_") or text.startswith(name) else f"{name}: {text}"]

@@ -1,7 +1,7 @@
 """The dashboard in a real headless browser (Debian's chromium, driven by Selenium through chromedriver): it
 follows `/v1/stream`, its chart and ticker take live changes, a diff link points at the wiki, and the SYNTHETIC
-banner shows for synthetic changes only. The API runs with in-memory ports, served by a real HTTP server; the
-test saves a screenshot (`WIKITIDE_ARTIFACTS`, else pytest's temporary folder)."""
+banner shows for synthetic changes only; `/docs` renders the API's document. The API runs with in-memory ports,
+served by a real HTTP server; the test saves a screenshot (`WIKITIDE_ARTIFACTS`, else pytest's temporary folder)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -92,3 +93,18 @@ def test_the_dashboard_follows_the_live_stream(served: tuple[str, FakeFeedLog], 
     shot = artifacts / "dashboard.png"
     assert browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000
+
+
+def test_the_docs_page_shows_every_operation_from_this_server(served: tuple[str, FakeFeedLog],
+                                                               browser: webdriver.Chrome) -> None:
+    """`/docs` under the API's content policy (scripts and styles from this server only): Swagger UI renders the
+    generated document, one block per operation."""
+    url, _ = served
+    paths = set(httpx.get(url + "/openapi.json").json()["paths"])
+    browser.get(url + "/docs")
+    wait = WebDriverWait(browser, WAIT_SECONDS)
+    wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"))
+    shown = {element.get_attribute("data-path") for element in
+             browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+    assert shown == paths
+    assert browser.find_element(By.CSS_SELECTOR, ".info .title").text.startswith("wikitide API")

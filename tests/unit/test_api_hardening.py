@@ -5,9 +5,12 @@ headers, `/health` reusing its checks. A fresh app over fakes per test; gunicorn
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -239,3 +242,13 @@ def test_gunicorn_errors_are_answered_in_json(exc: BaseException, status: int) -
     assert json.loads(body) == {"error": message}
     assert "/srv/" not in message
     assert all(headers[name] == value for name, value in SECURITY_HEADERS.items())
+
+
+def test_gunicorns_master_imports_no_client_library() -> None:
+    """gunicorn's master reads `api.serving` (and so `api`) before the gevent worker patches `ssl`: a client library
+    imported there (redis, botocore, urllib3) keeps the unpatched `ssl` and the worker dies on its first TLS context."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, api.serving; print('\\n'.join(sys.modules))"],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[2],
+    ).stdout.split()
+    assert [name for name in ("redis", "botocore", "urllib3", "boto3") if name in loaded] == []

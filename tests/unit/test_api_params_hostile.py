@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -24,7 +23,8 @@ from tests.unit.fake_feed import FakeFeedLog
 from tests.unit.test_api_control import FakePlane
 from tests.unit.test_api_routes import FakeEdits, FakeStats
 
-DOCUMENT = json.loads((Path(__file__).resolve().parents[2] / "api" / "static" / "openapi.json").read_text())
+DOCUMENT = json.loads(create_app(stats=FakeStats(), edits=FakeEdits(), health_checks={})  # type: ignore[arg-type]
+                      .test_client().get("/openapi.json").get_data())
 OPERATIONS = [
     (path, operation["parameters"])
     for path, item in DOCUMENT["paths"].items()
