@@ -10,6 +10,7 @@ the fleet's two files run side by side on stacks of their own. New test files ne
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -80,6 +81,21 @@ def measure(request: pytest.FixtureRequest) -> Callable[[str, object], None]:
         request.node.user_properties.append((MEASURED_PREFIX + name, str(value)))
 
     return record
+
+
+TIMELINE = os.environ.get("WIKITIDE_TEST_TIMELINE")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """With WIKITIDE_TEST_TIMELINE=FILE: one line per test (worker, start, end, node id), to see how a run's time
+    was spent across the workers (`scripts/test_timeline.py FILE`)."""
+    started = time.time()
+    yield
+    if TIMELINE:
+        with open(TIMELINE, "a", encoding="utf-8") as out:
+            out.write(f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}\t{started:.3f}\t{time.time():.3f}\t"
+                      f"{item.nodeid}\n")
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
