@@ -8,6 +8,7 @@ from typing import Any
 
 from producer.batcher import to_entry
 from producer.kinesis_writer import AdaptiveKinesisWriter
+from wikitide.errors import DependencyUnavailable, RequestRefused
 
 
 class Clock:
@@ -66,5 +67,57 @@ def test_it_never_leaves_putrecords_when_those_stay_cheaper() -> None:
     for call in range(300):
         writer.put(_entries(10, call * 10))
         assert writer.current == "records"
-    # Only the probes went to PutRecord: one call in PROBE_EVERY.
-    assert len(lanes.written) == 10 * (300 // AdaptiveKinesisWriter.PROBE_EVERY)
+    # Only the probes went to PutRecord: the second call, then one call in PROBE_EVERY.
+    assert len(lanes.written) == 10 * (1 + 300 // AdaptiveKinesisWriter.PROBE_EVERY)
+
+
+class FailingWriter(TimedWriter):
+    """PutRecords that outlasts its retries `failures` times (each failure costs `seconds`), then works."""
+
+    def __init__(self, clock: Clock, failures: int, seconds: float, error: type[Exception] = DependencyUnavailable
+                 ) -> None:
+        super().__init__(clock, lambda: 0.001)
+        self.failures, self.seconds, self.error = failures, seconds, error
+
+    def put(self, entries: Sequence[Any]) -> None:
+        if self.failures:
+            self.failures -= 1
+            self.clock.now += self.seconds
+            raise self.error("PutRecords to s failed under 'producer PutRecords' retries: Read timeout")
+        super().put(entries)
+
+
+def test_a_putrecords_that_fails_under_its_retries_is_written_by_the_lanes_and_they_take_over() -> None:
+    clock = Clock()
+    batch, lanes = FailingWriter(clock, failures=1, seconds=30.0), TimedWriter(clock, lambda: 0.012)
+    writer = AdaptiveKinesisWriter(batch, lanes, clock=clock)  # type: ignore[arg-type]
+    first = _entries(500, 0)
+    writer.put(first)  # no exception: the lanes wrote what PutRecords could not
+    assert lanes.written == first and not batch.written
+    assert writer.current == "record"  # 60 ms an entry charged to PutRecords against the lanes' 12 ms
+    writer.put(_entries(10, 500))
+    assert len(lanes.written) == 510
+
+
+def test_a_restarted_writer_measures_the_lanes_on_its_second_call() -> None:
+    clock = Clock()
+    batch, lanes = TimedWriter(clock, lambda: 0.050), TimedWriter(clock, lambda: 0.012)  # a long stream already
+    writer = AdaptiveKinesisWriter(batch, lanes, clock=clock)  # type: ignore[arg-type]
+    writer.put(_entries(100, 0))
+    assert writer.current == "records"  # nothing known of the lanes yet
+    writer.put(_entries(100, 100))
+    assert writer.current == "record" and len(lanes.written) == 100
+
+
+def test_a_refused_putrecords_is_not_sent_again_by_the_lanes() -> None:
+    clock = Clock()
+    batch = FailingWriter(clock, failures=1, seconds=0.1, error=RequestRefused)
+    lanes = TimedWriter(clock, lambda: 0.012)
+    writer = AdaptiveKinesisWriter(batch, lanes, clock=clock)  # type: ignore[arg-type]
+    try:
+        writer.put(_entries(5, 0))
+    except RequestRefused:
+        pass
+    else:
+        raise AssertionError("a refused call must reach the caller")
+    assert not lanes.written
