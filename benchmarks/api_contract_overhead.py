@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 import warnings
-from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, jsonify, request
@@ -26,6 +27,9 @@ from api.limits import RateLimits
 from api.params import parse_limit, parse_wiki_filter
 from api.recent import Collector, Position, RecentPage, parse_cursor
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.unit.api_fakes, when run as a script
+from tests.unit.api_fakes import EmptyStats, NoEdits  # noqa: E402
+
 URLS = ("/v1/edits/recent?limit=500", "/v1/edits/recent?limit=20&editor=human", "/v1/stats?window=1h")
 LATEST = 29_412_000  # an epoch minute (2025-12-02)
 CHANGE = {"wiki": "enwiki", "type": "edit", "title": "Main Page", "namespace": 0, "dt": "2025-12-02T12:00:00Z",
@@ -34,7 +38,7 @@ CHANGE = {"wiki": "enwiki", "type": "edit", "title": "Main Page", "namespace": 0
           "page_url": "https://en.wikipedia.org/wiki/Main_Page", "comment": "an edit", "synthetic": False}
 
 
-class MemoryStats:
+class MemoryStats(EmptyStats):
     """A `StatsStore` holding `changes` changes in its feed and nothing counted."""
 
     def __init__(self, changes: int) -> None:
@@ -43,21 +47,6 @@ class MemoryStats:
     def latest_minute(self) -> int | None:
         return LATEST
 
-    def minute_counts(self, minutes: Sequence[int], wiki: str | None) -> list[dict[str, int]]:
-        return [{} for _ in minutes]
-
-    def page_scores(self, minutes: Sequence[int], wiki: str | None, limit: int) -> list[tuple[str, float]]:
-        return []
-
-    def wiki_totals(self, first: int, last: int) -> dict[str, dict[str, int]]:
-        return {}
-
-    def page_edits(self, wiki: str, title: str, spans: Sequence[tuple[int, int]]) -> list[int]:
-        return [0 for _ in spans]
-
-    def hour_page_edits(self, members: Sequence[str], hours: Sequence[int]) -> dict[str, int]:
-        return {}
-
     def recent(self, matches: ChangeFilter, after: Position | None, limit: int) -> RecentPage:
         collector = Collector(matches, after, limit)
         for doc in self.feed:
@@ -65,17 +54,6 @@ class MemoryStats:
             if collector.wants(position) and not collector.offer(position, doc):
                 break
         return collector.page(None)
-
-
-class NoEdits:
-    def get_edit(self, wiki: str, rev_id: int) -> dict[str, Any] | None:
-        return None
-
-    def latest_change(self, wiki: str, title: str) -> dict[str, Any] | None:
-        return None
-
-    def page_changes(self, wiki: str, title: str, limit: int) -> list[dict[str, Any]]:
-        return []
 
 
 def plain_app(stats: MemoryStats) -> Flask:

@@ -13,18 +13,8 @@ from flask import Flask
 
 from api import create_app
 from api.bootstrap import Adapters
+from tests.unit.api_fakes import NoEdits
 from wikitide.settings import Settings
-
-
-class NoEdits:
-    def get_edit(self, wiki: str, rev_id: int) -> dict[str, Any] | None:
-        return None
-
-    def latest_change(self, wiki: str, title: str) -> dict[str, Any] | None:
-        return None
-
-    def page_changes(self, wiki: str, title: str, limit: int) -> list[dict[str, Any]]:
-        return []
 
 
 def queries() -> Flask:

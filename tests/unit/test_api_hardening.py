@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +19,18 @@ from flask.testing import FlaskClient
 from gunicorn.http import errors as gunicorn_errors
 
 from api import create_app
-from api.filters import ChangeFilter
 from api.headers import SECURITY_HEADERS
 from api.health import HealthCache, run_checks
 from api.ports import HealthChecks
-from api.recent import Position, RecentPage
 from api.serving import error_answer, error_bytes
+from tests.unit.api_fakes import EmptyStats
 from wikitide.errors import ConfigError, DependencyUnavailable
 from wikitide.settings import Settings
 
 ADDRESS_MARKS = ("127.0.0.1", "10.1.2.3", "http://", ":4566", ":6380", "localhost")
 
 
-class Stats:
+class Stats(EmptyStats):
     """A `StatsStore` whose reads raise `failure` when one is set."""
 
     def __init__(self, failure: BaseException | None = None) -> None:
@@ -42,24 +40,6 @@ class Stats:
         if self.failure is not None:
             raise self.failure
         return 100
-
-    def minute_counts(self, minutes: Sequence[int], wiki: str | None) -> list[Mapping[str, str | int]]:
-        return [{} for _ in minutes]
-
-    def page_scores(self, minutes: Sequence[int], wiki: str | None, limit: int) -> list[tuple[str, float]]:
-        return []
-
-    def wiki_totals(self, first: int, last: int) -> dict[str, dict[str, int]]:
-        return {}
-
-    def page_edits(self, wiki: str, title: str, spans: Sequence[tuple[int, int]]) -> list[int]:
-        return [0 for _ in spans]
-
-    def hour_page_edits(self, members: Sequence[str], hours: Sequence[int]) -> dict[str, int]:
-        return {}
-
-    def recent(self, matches: ChangeFilter, after: Position | None, limit: int) -> RecentPage:
-        return RecentPage([], None)
 
 
 class Edits:
