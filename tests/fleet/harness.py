@@ -24,6 +24,7 @@ from kcl_app.daemon import read_properties
 from wikitide.errors import ConfigError
 from wikitide.fleet_reader import read_leases
 from wikitide.fleet_status import LeaseInfo
+from wikitide.localstack.services import CLIENT_NICE
 
 T = TypeVar("T")
 
@@ -57,6 +58,7 @@ def write_fleet_properties(path: Path) -> Path:
 def _die_with_parent() -> None:
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    os.nice(CLIENT_NICE)  # as the launcher runs its workers: the emulators first
 
 
 @dataclass

@@ -19,7 +19,7 @@ from tests.integration.dynamodb_fault_proxy import DynamoDBFaultProxy
 from tests.integration.test_processor_faults import RedisServer, _wait_for
 from tests.recorded import identity
 from wikitide import keys
-from wikitide.localstack.services import wikitide_command
+from wikitide.localstack.services import CLIENT_NICE, wikitide_command
 from wikitide.localstack.supervisor import ServiceSpec, Supervisor
 
 pytestmark = pytest.mark.integration
@@ -102,7 +102,7 @@ def test_a_poison_batch_is_isolated_and_the_shard_goes_on(local_stack, provision
                 env={**local_stack.env, "WIKITIDE_STACK": stack_name, "REDIS_URL": own_redis.url,
                      "AWS_ENDPOINT_URL_DYNAMODB": proxy.url,
                      "WIKITIDE_PROCESSOR_LOG": str(tmp_path / "logs" / "processor.log")},
-                stop_timeout=30,
+                stop_timeout=30, nice=CLIENT_NICE,
             ))
             _wait_for(lambda: checkpoint() == last_sequence, 300, "the shard's checkpoint past the batch",
                       supervisor.check)

@@ -22,7 +22,7 @@ from tests.conftest import RECENTCHANGE
 from tests.integration.dynamodb_fault_proxy import DynamoDBFaultProxy
 from tests.recorded import identity
 from wikitide import keys
-from wikitide.localstack.services import free_port, port_open, wikitide_command
+from wikitide.localstack.services import CLIENT_NICE, free_port, port_open, wikitide_command
 from wikitide.localstack.supervisor import ServiceSpec, Supervisor
 
 pytestmark = pytest.mark.integration
@@ -124,7 +124,7 @@ def test_throttled_dynamodb_and_a_restarted_redis_lose_nothing_and_double_nothin
                 env={**local_stack.env, "WIKITIDE_STACK": stack_name, "REDIS_URL": own_redis.url,
                      "AWS_ENDPOINT_URL_DYNAMODB": proxy.url,
                      "WIKITIDE_PROCESSOR_LOG": str(tmp_path / "logs" / "processor.log")},
-                stop_timeout=30,
+                stop_timeout=30, nice=CLIENT_NICE,
             ))
             first = len(_distinct(parts[0]))
             # A bound, not a wait: a cold KCL 3 start is 1-2 minutes on a quiet machine (README) and took over 4 at

@@ -63,3 +63,19 @@ def test_a_child_that_exits_at_start_is_reported_with_its_log(tmp_path) -> None:
     with pytest.raises(RuntimeError, match="broken exited with 3"):
         supervisor.start(spec)
     supervisor.stop_all()
+
+
+def test_a_client_runs_nicer_than_the_launcher_and_an_emulator_does_not(tmp_path) -> None:
+    from wikitide.localstack.services import CLIENT_NICE
+
+    supervisor = Supervisor(tmp_path)
+    sleep = [sys.executable, "-c", "import time; time.sleep(600)"]
+    supervisor.start(ServiceSpec(name="client", command=sleep, nice=CLIENT_NICE))
+    supervisor.start(ServiceSpec(name="emulator", command=sleep))
+    try:
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        pids = supervisor.pids()
+        assert psutil.Process(pids["client"]).nice() == min(own + CLIENT_NICE, 19)
+        assert psutil.Process(pids["emulator"]).nice() == own
+    finally:
+        supervisor.stop_all()

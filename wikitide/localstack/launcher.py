@@ -71,6 +71,7 @@ class LocalStack:
             # the next start re-reads from the saved position and the processors drop the duplicates.
             stop_timeout=PRODUCER_STOP_SECONDS,
             tier=1,
+            nice=services.CLIENT_NICE,
         ))
 
     def start_worker(self, index: int, properties: Path) -> None:
@@ -85,6 +86,7 @@ class LocalStack:
             # The daemon gives its processors shutdownGraceMillis for their final checkpoints, then exits.
             stop_timeout=shutdown_grace_seconds(properties) + DAEMON_EXIT_SECONDS,
             tier=1,
+            nice=services.CLIENT_NICE,
         ))
 
     def start_archive(self, resources: stack.StackResources, *, buffer_seconds: float = 60.0) -> str:
@@ -104,6 +106,7 @@ class LocalStack:
             env=self.env,
             stop_timeout=FORWARDER_STOP_SECONDS,
             tier=1,
+            nice=services.CLIENT_NICE,
         ))
         return name
 

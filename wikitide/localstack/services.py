@@ -30,6 +30,12 @@ API_GRACE_SECONDS = 5
 # GC threads only take CPU from them. Measured with one worker on a 2-shard stream (2,000 records, then 60 s idle):
 # the JVM used 18.5 s of CPU to process them with the defaults and 10.7 s with these. AWS keeps the JVM's defaults.
 LOCAL_JVM_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
+# The pipeline's processes run this much nicer than the emulators they all wait on. On a busy 2-core machine the
+# scheduler otherwise gives a single-threaded kinesis-mock the same share as each of some 30 runnable clients:
+# it starved ("Your CPU is probably starving" in its log), a single PutRecord outlasted its 15-s read timeout,
+# and the producer, the KCL and the archive forwarder all stalled behind it (the end-to-end test under `make test`).
+# Served first, the emulators answer, and the clients use what is left.
+CLIENT_NICE = 10
 
 
 @dataclass(frozen=True)
@@ -162,4 +168,5 @@ def api_server(ports: Ports, env: dict[str, str], workers: int = 2, worker_class
         ready=lambda: http_answers(f"http://127.0.0.1:{ports.api}/health"),
         stop_timeout=API_GRACE_SECONDS + 2,
         tier=1,
+        nice=CLIENT_NICE,
     )

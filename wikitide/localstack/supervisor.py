@@ -38,6 +38,8 @@ class ServiceSpec:
     stop_signal: int = signal.SIGTERM
     # Services stop by tier, highest first and all of a tier at once: the pipeline before the emulators.
     tier: int = 0
+    # Added to the launcher's niceness (`CLIENT_NICE` for the pipeline's processes, 0 for the emulators).
+    nice: int = 0
 
 
 @dataclass
@@ -48,12 +50,15 @@ class _Child:
     next_restart: float | None = None
 
 
-def _die_with_parent(signum: int) -> Callable[[], None]:
-    """A preexec hook: the child gets `signum` when the launcher dies (SIGKILL for one that ignores SIGTERM)."""
+def _die_with_parent(signum: int, nice: int = 0) -> Callable[[], None]:
+    """A preexec hook: the child gets `signum` when the launcher dies (SIGKILL for one that ignores SIGTERM), and
+    runs `nice` steps nicer than the launcher."""
 
     def hook() -> None:
         with contextlib.suppress(OSError):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signum)
+        if nice:
+            os.nice(nice)
 
     return hook
 
@@ -76,7 +81,7 @@ class Supervisor:
         try:
             process = subprocess.Popen(
                 spec.command, cwd=spec.cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent(spec.stop_signal),
+                start_new_session=True, preexec_fn=_die_with_parent(spec.stop_signal, spec.nice),
             )
         finally:
             log.close()
