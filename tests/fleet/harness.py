@@ -48,6 +48,25 @@ def wait_until(predicate: Callable[[], T], *, timeout: float, interval: float = 
         time.sleep(interval)
 
 
+def wait_while_progressing(done: Callable[[], bool], progress: Callable[[], object], *, stall: float,
+                           timeout: float, interval: float = 1.0, describe: Callable[[], str] = lambda: "") -> None:
+    """Poll until `done()`; fail when `progress()` (a figure of the pipeline's own progress, such as a saved
+    offset) has not changed for `stall` seconds, or after `timeout` in all. A loaded machine makes progress slow,
+    not absent: the bound is on the stall."""
+    started = last_change = time.monotonic()
+    last = progress()
+    while not done():
+        now = time.monotonic()
+        current = progress()
+        if current != last:
+            last, last_change = current, now
+        if now - last_change >= stall or now - started >= timeout:
+            what = "no progress" if now - last_change >= stall else "not done"
+            raise AssertionError(f"{what} within {min(stall, timeout) if what == 'no progress' else timeout:.0f}s "
+                                 f"(progress {current}); {describe()}")
+        time.sleep(interval)
+
+
 def write_fleet_properties(path: Path) -> Path:
     """local.properties with the fleet overrides laid over it, as one file for `wikitide consume`."""
     merged = {**read_properties(LOCAL_PROPERTIES), **read_properties(FLEET_PROPERTIES)}

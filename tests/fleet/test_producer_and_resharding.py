@@ -25,7 +25,7 @@ from kcl_app.progress import read_journal
 from producer.batcher import partition_key_for
 from tests.fleet import steps
 from tests.fleet.conftest import CATCH_UP_TIMEOUT, RECORDING, SHARDS, FleetStack
-from tests.fleet.harness import REPO, Fleet, LeaseTable, wait_until
+from tests.fleet.harness import REPO, Fleet, LeaseTable, wait_until, wait_while_progressing
 from tests.fleet.order import children_before_parents, first_positions, page_order_violations
 from tests.fleet.traffic import REKEY_STEP, Sent, Traffic, load_events
 from tests.recorded import counted_page, event_minute, events_table_key
@@ -87,8 +87,9 @@ def test_f_real_producer_and_fleet_lose_and_double_nothing_across_a_producer_and
     producer = start_producer()
     try:
         # SIGKILL the producer once part of the recording is in Kinesis (its saved position says so).
-        wait_until(lambda: saved_offset() >= len(produced) // 4, timeout=steps.FAILOVER_TIMEOUT, interval=0.5,
-                   describe=lambda: f"saved offset {saved_offset()}; {log.read_text(errors='replace')[-1500:]}")
+        wait_while_progressing(lambda: saved_offset() >= len(produced) // 4, saved_offset,
+                               stall=steps.FAILOVER_TIMEOUT, timeout=CATCH_UP_TIMEOUT, interval=0.5,
+                               describe=lambda: log.read_text(errors="replace")[-1500:])
         os.killpg(producer.pid, signal.SIGKILL)
         producer.wait(timeout=10)
         killed_at = saved_offset()
@@ -99,8 +100,14 @@ def test_f_real_producer_and_fleet_lose_and_double_nothing_across_a_producer_and
         fleet.kill(victim)
 
         producer = start_producer()
-        wait_until(lambda: positions.load_item() and positions.load_item()["last_event_id"] == last_id,
-                   timeout=CATCH_UP_TIMEOUT, interval=1.0, describe=lambda: f"saved offset {saved_offset()}")
+
+        def at_the_end() -> bool:
+            item = positions.load_item()
+            return item is not None and item["last_event_id"] == last_id
+
+        wait_while_progressing(at_the_end, saved_offset,
+                               stall=steps.FAILOVER_TIMEOUT, timeout=2 * CATCH_UP_TIMEOUT,
+                               describe=lambda: log.read_text(errors="replace")[-1500:])
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(producer.pid, signal.SIGTERM)
