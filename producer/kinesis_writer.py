@@ -136,7 +136,8 @@ class AdaptiveKinesisWriter:
     at once. A PutRecords that fails under its retries (on a long kinesis-mock stream a 500-entry call can outlast
     the read timeout on a busy machine) is not the end: its entries go through the PutRecord lanes, and PutRecords
     is charged the time it took. Without that, a restarted producer retried the same call and died again (15
-    restarts in 17 minutes in one loaded test run, every timed-out call still adding its records to the stream)."""
+    restarts in 17 minutes in one loaded test run; a call that timed out may still have been carried out, and the
+    longer stream made the next one slower)."""
 
     PROBE_EVERY = 50
     WEIGHT = 0.3  # of the newest call in the moving averages
