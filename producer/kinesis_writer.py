@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from producer.batcher import Entry, split_rounds
+from producer.batcher import MAX_BATCH_RECORDS, Entry, split_rounds
 from wikitide import aws, retry
 from wikitide.errors import DependencyUnavailable, RequestRefused
 from wikitide.metrics import NULL_METRICS, Metrics
@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 
 PutApi = Literal["records", "record", "auto"]
 RECORD_LANES = 8  # PutRecord calls in flight: kinesis-mock answers one at a time, the rest hides the round trip
+# Rounds of the lanes in one producer call: its durable position moves once per call, and a PutRecord on a
+# loaded kinesis-mock took 2 s (8 lanes, 267 ms an entry, in a CI run): a 500-entry call held the position for
+# over two minutes, so a producer killed meanwhile would send all of it again. A few rounds keep the lanes busy.
+RECORD_ROUNDS_PER_CALL = 4
 THROTTLED = "ProvisionedThroughputExceededException"
 
 
@@ -65,6 +69,8 @@ class KinesisWriter:
         for round_entries in split_rounds(entries):
             self._put_round(round_entries)
 
+    max_call_entries = MAX_BATCH_RECORDS
+
     def close(self) -> None:
         """Nothing held."""
 
@@ -103,6 +109,7 @@ class KinesisRecordWriter:
         self._metrics = metrics
         metrics.count("PutThrottles", 0)
         self._pool = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="put-record")
+        self.max_call_entries = RECORD_ROUNDS_PER_CALL * lanes
 
     def put(self, entries: Sequence[Entry]) -> None:
         """Write all entries, keeping each page's order, or raise DependencyUnavailable (after every call of the
@@ -148,6 +155,11 @@ class AdaptiveKinesisWriter:
         self._per_entry: dict[str, float | None] = {"records": None, "record": None}
         self._clock = clock
         self._calls = 0
+
+    @property
+    def max_call_entries(self) -> int:
+        """The call size of the path the next call is expected to take."""
+        return self._writers[self.current].max_call_entries
 
     @property
     def current(self) -> str:

@@ -66,18 +66,19 @@ class Pending:
             return None
         return self._arrived[self._heads[0][0]] + linger
 
-    def is_ready(self, now: float, linger: float) -> bool:
-        """A call is worth sending: it would be full, or its oldest entry has waited `linger`."""
+    def is_ready(self, now: float, linger: float, limit: int = MAX_BATCH_RECORDS) -> bool:
+        """A call of at most `limit` entries is worth sending: it would be full, or its oldest entry has waited
+        `linger`."""
         deadline = self.deadline(linger)
-        return deadline is not None and (len(self._heads) >= MAX_BATCH_RECORDS or now >= deadline)
+        return deadline is not None and (len(self._heads) >= limit or now >= deadline)
 
-    def next_call(self) -> list[Entry]:
-        """The entries of the next PutRecords call, one per page at most; call `written` once it succeeded."""
+    def next_call(self, limit: int = MAX_BATCH_RECORDS) -> list[Entry]:
+        """The entries of the next call, at most `limit` and one per page; call `written` once it succeeded."""
         if self._call:
             raise RuntimeError("the previous call was not written")
         size = 0
         entries: list[Entry] = []
-        while self._heads and len(entries) < MAX_BATCH_RECORDS:
+        while self._heads and len(entries) < min(limit, MAX_BATCH_RECORDS):
             entry = self._entries[self._heads[0][0]]
             assert isinstance(entry, Entry)
             if entries and size + entry.size > MAX_BATCH_BYTES:

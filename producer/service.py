@@ -19,9 +19,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from producer.batcher import Entry, Passage, Rejected, Skipped, entry_for, parse_payload
+from producer.batcher import MAX_BATCH_RECORDS, Entry, Passage, Rejected, Skipped, entry_for, parse_payload
 from producer.filters import KEEP_ALL, ChangeFilter
 from producer.pending import Pending
 from producer.progress import Checkpoint, Gap, Mark, PartitionTracker, marks_of
@@ -41,6 +41,16 @@ LOGGED_REJECTIONS = 100
 
 class EntryWriter(Protocol):
     def put(self, entries: Sequence[Entry]) -> None: ...
+
+
+@runtime_checkable
+class SizedCalls(Protocol):
+    """A writer whose calls should hold at most `max_call_entries` entries (read before each call). The durable
+    position moves once per call, so a writer of slow single-record calls wants short ones; a writer without it
+    gets PutRecords' 500."""
+
+    @property
+    def max_call_entries(self) -> int: ...
 
 
 @dataclass
@@ -243,7 +253,7 @@ class Producer:
                     self._send(pending)
                 self._save()
                 return
-            if pending.is_ready(self._clock(), self._linger):
+            if pending.is_ready(self._clock(), self._linger, self._call_limit()):
                 self._send(pending)
                 saved_at = self._clock()
             elif self._is_unsaved and self._clock() - saved_at >= self._linger:
@@ -270,8 +280,11 @@ class Producer:
             except queue.Empty:
                 return False
 
+    def _call_limit(self) -> int:
+        return self._writer.max_call_entries if isinstance(self._writer, SizedCalls) else MAX_BATCH_RECORDS
+
     def _send(self, pending: Pending) -> None:
-        call = pending.next_call()
+        call = pending.next_call(self._call_limit())
         entries, size = self._budget.held  # what waits for Kinesis as this call starts, the call included
         self._metrics.observe("BacklogEntries", entries, COUNT)
         self._metrics.observe("BacklogBytes", size, BYTES)

@@ -228,12 +228,16 @@ def test_hostile_frames_end_as_dead_letters_or_producer_rejections(pipeline: Pip
     while True:
         letters = pipeline.table_items("DeadLetterTableName")
         payloads = [item.get("payload", {}).get("S", "") for item in letters]
-        found = sorted(p.split(HOSTILE_PREFIX, 1)[1].split('"', 1)[0] for p in payloads if HOSTILE_PREFIX in p)
-        if len(letters) >= len(expected) or time.monotonic() > deadline:
+        found = {p.split(HOSTILE_PREFIX, 1)[1].split('"', 1)[0] for p in payloads if HOSTILE_PREFIX in p}
+        if found >= set(expected) or time.monotonic() > deadline:
             break
         time.sleep(2)
-    assert found == expected
-    assert len(letters) == len(expected), [item["reason"] for item in letters]  # nothing of the recording
+    # The producer writes at least once (a call whose answer timed out is sent again; a restarted producer resends
+    # what it had not saved), so a frame may be in the stream, and become a dead letter keyed by its stream
+    # position, more than once: a loaded CI run held three of two of them.
+    assert sorted(found) == expected
+    hostile = sum(HOSTILE_PREFIX in p for p in payloads)
+    assert hostile == len(letters), [item["reason"] for item in letters]  # nothing of the recording
     states = pipeline.table_items("ProducerStateTableName")
     assert len(states) == 1, states
     rejected = json.loads(states[0]["rejected"]["S"])

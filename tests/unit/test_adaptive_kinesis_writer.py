@@ -22,8 +22,9 @@ class Clock:
 class TimedWriter:
     """A writer port fake: every entry costs `per_entry()` seconds on the clock; records what it wrote."""
 
-    def __init__(self, clock: Clock, per_entry: Any) -> None:
+    def __init__(self, clock: Clock, per_entry: Any, max_call_entries: int = 500) -> None:
         self.clock, self.per_entry, self.written, self.closed = clock, per_entry, [], False
+        self.max_call_entries = max_call_entries
 
     def put(self, entries: Sequence[Any]) -> None:
         self.clock.now += self.per_entry() * len(entries)
@@ -42,8 +43,9 @@ def test_it_stays_on_putrecords_while_those_are_cheaper_and_moves_when_they_grow
     stored = [0]
     # PutRecords: 2 ms an entry plus 1 ms for every 1,000 records stored (kinesis-mock's growth); PutRecord: 12 ms.
     batch = TimedWriter(clock, lambda: 0.002 + stored[0] / 1000 * 1e-3)
-    lanes = TimedWriter(clock, lambda: 0.012)
+    lanes = TimedWriter(clock, lambda: 0.012, max_call_entries=32)
     writer = AdaptiveKinesisWriter(batch, lanes, clock=clock)  # type: ignore[arg-type]
+    assert writer.max_call_entries == 500
     path = []
     for call in range(400):
         writer.put(_entries(50, call * 50))
@@ -51,6 +53,7 @@ def test_it_stays_on_putrecords_while_those_are_cheaper_and_moves_when_they_grow
         path.append(writer.current)
     assert path[0] == "records"
     switched = path.index("record")
+    assert writer.max_call_entries == lanes.max_call_entries  # the producer plans the calls of the path in use
     # PutRecords costs 12 ms an entry at 10,000 stored (call 200); the moving average follows within a few calls.
     assert 195 <= switched <= 215, switched
     assert set(path[switched:]) == {"record"}

@@ -91,3 +91,11 @@ def test_a_call_is_ready_when_full_or_when_its_oldest_entry_waited_the_linger() 
     for n in range(2, MAX_BATCH_RECORDS):
         pending.add(_entry(n, f"p{n}"), now=10.2)
     assert pending.is_ready(10.2, 0.25)
+
+
+def test_a_call_holds_no_more_than_the_writer_asks_for() -> None:
+    pending = Pending()
+    for n in range(100):
+        pending.add(_entry(n, f"p{n}"), now=0.0)
+    assert not pending.is_ready(0.0, 0.25, limit=101) and pending.is_ready(0.0, 0.25, limit=100)
+    assert len(pending.next_call(limit=32)) == 32

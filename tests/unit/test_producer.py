@@ -64,6 +64,31 @@ def test_every_event_is_written_in_source_order() -> None:
     assert stats.last_id == "id-1199"
 
 
+class ShortCallKinesis(FakeKinesis):
+    """A writer of short calls, as the PutRecord lanes are."""
+
+    max_call_entries = 32
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+
+    def put(self, entries):
+        self.calls.append(len(entries))
+        super().put(entries)
+
+
+def test_a_writer_of_short_calls_gets_short_calls_and_a_position_saved_after_each() -> None:
+    source = [_event(n, title=f"P{n}") for n in range(1000)]
+    kinesis = ShortCallKinesis()
+    saved: list[str | None] = []
+    stats = Producer(iter(source), kinesis, linger=0.01,
+                     on_flushed=lambda checkpoint: saved.append(checkpoint.last_event_id)).run(threading.Event())
+    assert stats.written == 1000 and max(kinesis.calls) == 32
+    assert len(saved) >= 1000 // 32  # the durable position moved with every call, not every 500 entries
+    assert saved[-1] == "id-999"
+
+
 def test_bad_frames_are_counted_and_skipped() -> None:
     source = [_event(1), SourceEvent(data=b"not json", id="x"), _event(2)]
     kinesis = FakeKinesis()
