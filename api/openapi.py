@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from typing import Any
 
 from apiflask import APIFlask
@@ -25,6 +26,10 @@ TOKEN_DESCRIPTION = ("The server's WIKITIDE_CONTROL_TOKEN. Without the header: 4
                      "without one: 403.")
 # The control routes read their bodies themselves (`api.control`): the document takes them from these schemas.
 _BODIES = {"scaleStream": (schemas.ScaleBody, True), "replayDeadLetter": (schemas.ReplayBody, False)}
+# apispec warns when APIFlask registers a nested schema a second time; `_one_name_per_schema` merges such copies,
+# so the warning says nothing a reader of the logs can act on.
+warnings.filterwarnings("ignore", message=r".* has already been added to the spec", category=UserWarning,
+                        module="apispec")
 
 
 def configure(app: APIFlask) -> None:

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api import create_app
+from api.limits import RateLimits
 from tests.unit.fake_feed import FakeFeedLog
 from tests.unit.test_api_control import FakePlane
 from tests.unit.test_api_routes import FakeEdits, FakeStats
@@ -45,11 +46,16 @@ HOSTILE_TEXT = st.one_of(
 PROFILE = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _client() -> FlaskClient:
+@pytest.fixture(scope="module")
+def client() -> FlaskClient:
+    """One app for every example: the requests are all GETs, which change nothing the fakes hold, and building the
+    app (its OpenAPI document included) per example was most of this file's time. Its rate limits are out of
+    reach, as a fresh app's were: they are tested on their own (`test_api_limits.py`)."""
     stats = FakeStats()
     edits = FakeEdits(docs={("enwiki", 5): {"wiki": "enwiki", "rev_new": 5}})
-    return create_app(stats=stats, edits=edits, health_checks={}, feed=FakeFeedLog(),
-                      control_plane=FakePlane(), control_token=TOKEN).test_client()  # type: ignore[arg-type]
+    unlimited = RateLimits(queries="1000000/second", stream="1000000/second", control="1000000/second")
+    return create_app(stats=stats, edits=edits, health_checks={}, feed=FakeFeedLog(), control_plane=FakePlane(),
+                      control_token=TOKEN, rate_limits=unlimited).test_client()  # type: ignore[arg-type]
 
 
 def _valid_value(schema: dict[str, Any]) -> st.SearchStrategy[str]:
@@ -127,10 +133,10 @@ def test_the_document_describes_parameters_of_every_query() -> None:
 @PROFILE
 @given(data=st.data())
 def test_any_parameter_value_gets_json_and_never_a_server_error(
-    path: str, parameters: list[dict[str, Any]], data: st.DataObject
+    client: FlaskClient, path: str, parameters: list[dict[str, Any]], data: st.DataObject
 ) -> None:
     values = data.draw(_values(parameters, hostile=True), label="values")
-    response = _request(_client(), path, parameters, values)
+    response = _request(client, path, parameters, values)
     assert response.status_code in (200, 400, 404), (path, values, response.status_code, response.data[:300])
     assert response.is_json or (response.status_code == 200 and _is_event_stream(response)), response.data[:300]
     if response.status_code == 400:
@@ -142,9 +148,9 @@ def test_any_parameter_value_gets_json_and_never_a_server_error(
 @PROFILE
 @given(data=st.data())
 def test_a_value_the_document_calls_valid_is_never_refused(
-    path: str, parameters: list[dict[str, Any]], data: st.DataObject
+    client: FlaskClient, path: str, parameters: list[dict[str, Any]], data: st.DataObject
 ) -> None:
     values = data.draw(_values(parameters, hostile=False), label="values")
-    response = _request(_client(), path, parameters, values)
+    response = _request(client, path, parameters, values)
     assert response.status_code in (200, 404), (path, values, response.status_code, response.get_json())
     _is_event_stream(response)
