@@ -7,14 +7,13 @@ import atexit
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from apiflask import APIFlask
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api.fanout import Fanout
 from api.health import HealthCache
 from api.measuring import measure_requests
-from api.openapi import TITLE, VERSION, configure
+from api.openapi import TITLE, VERSION, DocumentedFlask, configure
 from api.ports import EditStore, FeedLog, HealthChecks, Services, StatsStore
 from api.routes import EXTENSION, api_v1, register_error_handlers, service
 from wikitide.metrics import NULL_METRICS, Metrics, open_metrics
@@ -77,7 +76,7 @@ def create_app(
 
     # APIFlask generates the OpenAPI document from the routes' schemas (`api.schemas`, `api.openapi`); `/docs`
     # is the service blueprint's own page (APIFlask's loads Swagger UI from a CDN and runs inline scripts).
-    app = APIFlask(__name__, title=TITLE, version=VERSION, docs_path=None, spec_path="/openapi.json",
+    app = DocumentedFlask(__name__, title=TITLE, version=VERSION, docs_path=None, spec_path="/openapi.json",
                    static_folder="static", static_url_path="/static")
     configure(app)
     measure_requests(app, metrics)
