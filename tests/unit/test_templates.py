@@ -139,3 +139,42 @@ def test_a_shard_count_it_cannot_resolve_is_a_clear_error() -> None:
     }
     with pytest.raises(ConfigError, match="ShardCount"):
         stack.resolve_shard_count(template, {})
+
+
+def test_the_api_tasks_get_the_control_token_from_a_secret_only_their_start_may_read() -> None:
+    from wikitide.settings import Settings
+
+    template = _template("compute.yaml")
+    resources = template["Resources"]
+    api = resources["ApiTask"]["Properties"]["ContainerDefinitions"][0]
+    secrets = {s["Name"]: s["ValueFrom"] for s in api["Secrets"]}
+    assert secrets["WIKITIDE_CONTROL_TOKEN"] == {"Ref": "ControlToken"}
+    assert Settings.from_env({"WIKITIDE_CONTROL_TOKEN": "t"}).control_token == "t"  # the name the code reads
+    others = [r["Properties"]["ContainerDefinitions"][0] for name, r in resources.items()
+              if r["Type"] == "AWS::ECS::TaskDefinition" and name != "ApiTask"]
+    assert all("WIKITIDE_CONTROL_TOKEN" not in {s["Name"] for s in c.get("Secrets", [])} for c in others)
+    statements = resources["ExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    readers = [s for s in statements if s["Action"] == "secretsmanager:GetSecretValue"]
+    assert {"Ref": "ControlToken"} in [s["Resource"] for s in readers]
+    assert resources["ControlToken"]["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
+    assert template["Outputs"]["ControlTokenSecretArn"]["Value"] == {"Ref": "ControlToken"}
+
+
+def test_gunicorn_keeps_idle_connections_longer_than_the_load_balancer() -> None:
+    template = _template("compute.yaml")
+    parameters = template["Parameters"]
+    assert parameters["ApiKeepAliveSeconds"]["Default"] > parameters["AlbIdleTimeoutSeconds"]["Default"]
+    balancer = template["Resources"]["LoadBalancer"]["Properties"]["LoadBalancerAttributes"]
+    assert {"Key": "idle_timeout.timeout_seconds", "Value": {"Ref": "AlbIdleTimeoutSeconds"}} in balancer
+    api = template["Resources"]["ApiTask"]["Properties"]["ContainerDefinitions"][0]
+    env = {e["Name"]: e["Value"] for e in api["Environment"]}
+    assert env["GUNICORN_CMD_ARGS"] == {"Fn::Sub": "--keep-alive ${ApiKeepAliveSeconds}"}
+
+
+def test_gunicorn_cmd_args_override_the_served_config_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The task's GUNICORN_CMD_ARGS must win over `api.serving`'s keepalive (gunicorn reads the file first)."""
+    from gunicorn.app.wsgiapp import WSGIApplication
+
+    monkeypatch.setenv("GUNICORN_CMD_ARGS", "--keep-alive 75")
+    monkeypatch.setattr("sys.argv", ["gunicorn", "--config", "python:api.serving", "api:create_app()"])
+    assert WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").cfg.keepalive == 75
