@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from api import answer_cache
+from api.answer_cache import AnswerCache
 from api.fanout import Fanout
 from api.health import HealthCache
 from api.measuring import measure_requests
 from api.openapi import TITLE, VERSION, DocumentedFlask, configure
 from api.ports import EditStore, FeedLog, HealthChecks, Services, StatsStore
-from api.routes import EXTENSION, api_v1, register_error_handlers, service
+from api.routes import CACHED_ENDPOINTS, EXTENSION, api_v1, register_error_handlers, service
 from wikitide.metrics import NULL_METRICS, Metrics, open_metrics
 from wikitide.settings import Settings
 
@@ -31,6 +33,7 @@ def create_app(
     edits: EditStore | None = None,
     health_checks: HealthChecks | None = None,
     health_cache_seconds: float | None = None,
+    answer_cache_seconds: float | None = None,
     feed: FeedLog | None = None,
     control_plane: ControlPlane | None = None,
     control_token: str | None = None,
@@ -46,6 +49,8 @@ def create_app(
     `rate_limits` (default: the settings', counted in their Redis; else the defaults, counted in memory) apply per
     client to every endpoint (`api.limits`).
     `/health` reuses its checks for `health_cache_seconds` (default: the settings', 0 when every port is given).
+    The read endpoints reuse a whole answer to the same URL for `answer_cache_seconds` in this process (default:
+    the settings', 0 when every port is given; `api.answer_cache`).
     Missing configuration fails here, naming the setting, rather than on the first request.
     `metrics` receives the request metrics (`api.measuring`) and FallbackReads; by default they are published as
     the settings say (given, or read here because a port is built), else not at all.
@@ -104,6 +109,11 @@ def create_app(
     app.register_blueprint(service)
     register_error_handlers(app)
     install(app, rate_limits, stream=live, control=control)
+    if answer_cache_seconds is None:
+        answer_cache_seconds = settings.answer_cache_seconds if settings is not None else 0.0
+    if answer_cache_seconds > 0:
+        # After the limiter's hook: a kept answer still counts against the client's limit.
+        answer_cache.install(app, AnswerCache(answer_cache_seconds), CACHED_ENDPOINTS)
     return app
 
 

@@ -35,6 +35,10 @@ _LOCATIONS = {"query", "path", "view_args", "headers", "json"}
 NOT_STORED = {404: "Nothing of it is stored."}
 
 api_v1 = APIBlueprint("api_v1", __name__, url_prefix="/v1", tag="data")
+# The read endpoints whose 200 answers an API process may reuse for a second (`api.answer_cache`): every `api_v1`
+# route; `/health`, the stream and the control routes are never kept.
+CACHED_ENDPOINTS = frozenset({"api_v1.stats", "api_v1.top_pages", "api_v1.recent_edits", "api_v1.wikis",
+                              "api_v1.trending", "api_v1.page", "api_v1.edit", "api_v1.latest_change"})
 service = APIBlueprint("service", __name__, tag="service")
 
 

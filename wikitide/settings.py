@@ -43,6 +43,8 @@ class Settings:
     kinesis_put: str = "records"
     # How long the API reuses its dependency checks for `/health` (0: check on every call).
     health_cache_seconds: float = 5.0
+    # How long each API process reuses a read endpoint's whole answer for the same URL (0: never).
+    answer_cache_seconds: float = 1.0
     redis_password: str | None = field(default=None, repr=False)
     redis_ca_file: str | None = None
     cloudformation_endpoint: str | None = None
@@ -73,6 +75,7 @@ class Settings:
             kcl_journal=env.get("WIKITIDE_KCL_JOURNAL") == "1",
             kinesis_put=_choice(env, "WIKITIDE_KINESIS_PUT", KINESIS_PUT_APIS),
             health_cache_seconds=_seconds(env, "WIKITIDE_HEALTH_CACHE_SECONDS", 5.0),
+            answer_cache_seconds=_seconds(env, "WIKITIDE_ANSWER_CACHE_SECONDS", 1.0),
             redis_password=env.get("REDIS_PASSWORD") or None,
             redis_ca_file=env.get("REDIS_TLS_CA_FILE") or None,
             cloudformation_endpoint=env.get("AWS_ENDPOINT_URL_CLOUDFORMATION") or shared,

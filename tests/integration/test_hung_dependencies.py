@@ -156,6 +156,8 @@ def api_behind_proxies(local_stack, provisioned, redis_url: str, tmp_path: Path)
             "AWS_ENDPOINT_URL_DYNAMODB": f"http://127.0.0.1:{dynamo_proxy.port}",
             # Every /health call checks: the test asks right after the fault (caching: tests/unit/test_api_health.py).
             "WIKITIDE_HEALTH_CACHE_SECONDS": "0",
+            # Every query reads the stores: the test is about what a read does while one of them hangs.
+            "WIKITIDE_ANSWER_CACHE_SECONDS": "0",
         }
         supervisor = Supervisor(tmp_path / "logs")
         gunicorn = Path(wikitide_command()[0]).parent / "gunicorn"
