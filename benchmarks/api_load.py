@@ -1,6 +1,9 @@
 """The API under load with a generated day in Redis: requests/s and latency per query, against a minimal Flask
 endpoint returning a constant, served the same way in the same run; and Redis's slowest command meanwhile.
 
+Each query runs twice: with the answers kept 1 s per process (the default, `WIKITIDE_ANSWER_CACHE_SECONDS`), and
+with every request reading Redis. The per-client rate limit stays on (counted in Redis) at a limit no run reaches.
+
 Steps: start a redis-server of its own; load `tests/day.py`'s generated day through the processor's Redis path
 (`--events-per-minute` sets its volume; 900 wikis whatever it is); then, one after the other, serve
 `benchmarks.api_load_app:queries()` (the API's production read path over that Redis) and
@@ -46,6 +49,8 @@ QUERIES = [
     "/v1/edits/recent?editor=human&namespace=0&limit=20",
 ]
 CONSTANT = "/constant"
+# The production default (each process keeps an answer for 1 s: `api/answer_cache.py`), then every request read.
+ANSWER_CACHE_SECONDS = (1.0, 0.0)
 
 
 @dataclass
@@ -92,16 +97,20 @@ def main() -> None:
                   f"{dict(slow) or 'none'}" + (f", the slowest {slowest['duration']} µs ({' '.join(_words(slowest))})"
                                                if slowest else ""))
             url = f"redis://127.0.0.1:{port}/0"
-            runs = [measure(client, url, "benchmarks.api_load_app:queries()", path, args) for path in QUERIES]
-            runs.append(measure(client, url, "benchmarks.api_load_app:constant()", CONSTANT, args))
+            runs = [measure(client, url, "benchmarks.api_load_app:queries()", path, args, cache_seconds)
+                    for cache_seconds in ANSWER_CACHE_SECONDS for path in QUERIES]
+            runs.append(measure(client, url, "benchmarks.api_load_app:constant()", CONSTANT, args, 0))
         finally:
             supervisor.stop_all()
     report(runs, args)
 
 
-def measure(client: redis.Redis, redis_url: str, app: str, path: str, args: argparse.Namespace) -> Run:
+def measure(client: redis.Redis, redis_url: str, app: str, path: str, args: argparse.Namespace,
+            cache_seconds: float) -> Run:
     port = free_port()
-    env = {**os.environ, "REDIS_URL": redis_url}
+    # Every request comes from 127.0.0.1: a limit no run reaches, still counted in Redis as in production.
+    env = {**os.environ, "REDIS_URL": redis_url, "WIKITIDE_ANSWER_CACHE_SECONDS": str(cache_seconds),
+           "WIKITIDE_RATE_LIMIT_QUERIES": "1000000/second"}
     server = subprocess.Popen(  # noqa: S603 - our own gunicorn, arguments built here
         [str(Path(sys.executable).with_name("gunicorn")), "-c", "python:api.serving", "--workers",
          str(args.workers), "--bind", f"127.0.0.1:{port}", "--log-level", "warning", app],
@@ -124,7 +133,7 @@ def measure(client: redis.Redis, redis_url: str, app: str, path: str, args: argp
         server.wait(timeout=30)
     slowest = max(slow, key=lambda entry: entry["duration"], default=None)
     return Run(
-        path=path,
+        path=path if app.endswith("constant()") else f"{path} [{'kept 1 s' if cache_seconds else 'not kept'}]",
         requests_per_s=float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1]),  # type: ignore[index]
         p50_ms=latency(output, "50%"),
         p99_ms=latency(output, "99%"),
@@ -168,14 +177,14 @@ def errors(output: str) -> int:
 
 def report(runs: list[Run], args: argparse.Namespace) -> None:
     constant = runs[-1].requests_per_s
-    print(f"\n{args.workers} gunicorn workers (gthread, 8 threads), wrk -t2 -c{args.connections} -d{args.seconds}s; "
+    print(f"\n{args.workers} gunicorn workers (gevent, api/serving.py), wrk -t2 -c{args.connections} -d{args.seconds}s; "
           f"load average {os.getloadavg()[0]:.1f}")
-    print(f"{'path':55} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'of const':>8} {'errors':>6}  slowest Redis")
+    print(f"{'path':67} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'of const':>8} {'errors':>6}  slowest Redis")
     for run in runs:
         slowest = "none" if run.slowest_redis_us is None else f"{run.slowest_redis_us} µs {run.slowest_command}"
         if run.slowest_redis_us is None:
             slowest += f" over {args.slowlog_us} µs"
-        print(f"{run.path:55} {run.requests_per_s:8.0f} {run.p50_ms:7.2f} {run.p99_ms:7.2f} "
+        print(f"{run.path:67} {run.requests_per_s:8.0f} {run.p50_ms:7.2f} {run.p99_ms:7.2f} "
               f"{run.requests_per_s / constant:8.2f} {run.errors:6d}  {slowest}")
 
 
