@@ -177,8 +177,8 @@ def errors(output: str) -> int:
 
 def report(runs: list[Run], args: argparse.Namespace) -> None:
     constant = runs[-1].requests_per_s
-    print(f"\n{args.workers} gunicorn workers (gevent, api/serving.py), wrk -t2 -c{args.connections} -d{args.seconds}s; "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"\n{args.workers} gunicorn workers (gevent, api/serving.py), wrk -t2 -c{args.connections} "
+          f"-d{args.seconds}s; load average {os.getloadavg()[0]:.1f}")
     print(f"{'path':67} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'of const':>8} {'errors':>6}  slowest Redis")
     for run in runs:
         slowest = "none" if run.slowest_redis_us is None else f"{run.slowest_redis_us} µs {run.slowest_command}"
