@@ -53,14 +53,20 @@ class DynamoCounterLedger:
         self._pool = pool or WritePool()
         self._attempts = attempts
         self._fast = fast_retries
+        # The newest minute this process stored as the latest: the stored one only moves forward, so a batch whose
+        # newest minute is not past it needs no write (at the live rate a minute spans ~120 batches of a shard;
+        # this was one of the 2.53 write requests per event every 8 events). Set after a successful write; a race
+        # between threads can only lower it, which costs a write, never skips one that was needed.
+        self._latest_stored: int | None = None
 
     def apply(self, shard: str, contributions: Sequence[Contribution]) -> list[CellState]:
         cells = ledger.group(contributions)
         current = self._read(shard, list(cells))
         states = self._pool.map(lambda cell: self._apply_cell(shard, cell, cells[cell], current.get(cell)), list(cells))
         newest = max((cell.minute for cell in cells if cell.scope == ledger.TOTAL), default=None)
-        if newest is not None:
+        if newest is not None and (self._latest_stored is None or newest > self._latest_stored):
             self._advance_latest(newest)
+            self._latest_stored = newest
         return states
 
     def _advance_latest(self, minute: int) -> None:

@@ -131,6 +131,33 @@ def test_the_latest_change_of_a_page_is_its_newest_claimed_change_whatever_the_o
     assert edits.latest_change("enwiki", "No such page ever edited") is None
 
 
+def test_the_latest_minute_is_written_once_per_newer_minute_a_process_counts(provisioned) -> None:
+    from wikitide import cells as layout
+
+    client = boto3.client("dynamodb")
+    latest_writes: list[str] = []
+
+    def count(params: dict, **_: object) -> None:
+        if params.get("Key") == layout.LATEST_KEY:
+            latest_writes.append(params["ExpressionAttributeValues"][":minute"]["N"])
+
+    client.meta.events.register("provide-client-params.dynamodb.UpdateItem", count)
+    items = _prepared(60)
+    minutes = sorted({keys.epoch_minute(item.change.dt) for item in items})
+    counters = DynamoCounterLedger(client, provisioned.counters_table)
+    for start in range(0, len(items), 10):
+        counters.apply(SHARD, [c for item in items[start : start + 10] for c in contributions_of(item)])
+    stored = client.get_item(TableName=provisioned.counters_table, Key=layout.LATEST_KEY, ConsistentRead=True)
+    assert int(stored["Item"][layout.LATEST_MINUTE]["N"]) == minutes[-1]
+    # One write each time a batch's newest minute passed what this process had stored, not one per batch.
+    assert 1 <= len(latest_writes) <= len(minutes) < 6, (latest_writes, minutes)
+    assert [int(m) for m in latest_writes] == sorted(int(m) for m in latest_writes)
+    # A new process (a restarted worker) writes once, and the stored minute never goes back.
+    DynamoCounterLedger(client, provisioned.counters_table).apply(SHARD, list(contributions_of(items[0])))
+    stored = client.get_item(TableName=provisioned.counters_table, Key=layout.LATEST_KEY, ConsistentRead=True)
+    assert int(stored["Item"][layout.LATEST_MINUTE]["N"]) == minutes[-1]
+
+
 def test_the_ledger_counts_each_record_once_however_often_and_however_raced(provisioned) -> None:
     counters = DynamoCounterLedger(boto3.client("dynamodb"), provisioned.counters_table)
     items = _prepared(300)
