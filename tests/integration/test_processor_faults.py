@@ -85,7 +85,7 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 # The test's own waits are bounded (480 + 240 + 300 + 15 + 300 s) and each fails naming what did not happen; the
 # suite's 600-s default cut it off while it was still progressing, at a load average of 32 (it takes ~280 s quiet,
-# 570-580 s beside the fleet and e2e units).
+# 496-541 s beside the fleet and e2e units).
 @pytest.mark.timeout(1500)
 def test_throttled_dynamodb_and_a_restarted_redis_lose_nothing_and_double_nothing(
     local_stack, provisioned, own_redis: RedisServer, tmp_path: Path
