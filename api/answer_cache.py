@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from flask import Flask, Response, g, request
 
-# About 25 of the largest answers (500 changes with their documents); the windows' answers are a few KB.
+# The windows' answers are a few KB; the largest, a 500-change page of recent edits, stays under a megabyte (a stored
+# document is 1-2 KB: `benchmarks/cost_per_event.py`). Expired answers leave on their next read or by this bound.
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 
 
