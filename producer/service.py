@@ -141,6 +141,8 @@ class Producer:
         EventsWritten, EventsRejected, Gaps, MissedOffsets and, per call, BacklogEntries and BacklogBytes."""
         self._events = events
         self._writer = writer
+        # Checked once: a runtime Protocol check is slow, and the limit is read before every call.
+        self._sized = writer if isinstance(writer, SizedCalls) else None
         self._linger = linger
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._budget = Budget(max_backlog, max_backlog_bytes)
@@ -281,7 +283,7 @@ class Producer:
                 return False
 
     def _call_limit(self) -> int:
-        return self._writer.max_call_entries if isinstance(self._writer, SizedCalls) else MAX_BATCH_RECORDS
+        return self._sized.max_call_entries if self._sized is not None else MAX_BATCH_RECORDS
 
     def _send(self, pending: Pending) -> None:
         call = pending.next_call(self._call_limit())

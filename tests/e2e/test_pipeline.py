@@ -234,7 +234,7 @@ def test_hostile_frames_end_as_dead_letters_or_producer_rejections(pipeline: Pip
         time.sleep(2)
     # The producer writes at least once (a call whose answer timed out is sent again; a restarted producer resends
     # what it had not saved), so a frame may be in the stream, and become a dead letter keyed by its stream
-    # position, more than once: a loaded CI run held three of two of them.
+    # position, more than once: a loaded CI run held three copies each of two of them.
     assert sorted(found) == expected
     hostile = sum(HOSTILE_PREFIX in p for p in payloads)
     assert hostile == len(letters), [item["reason"] for item in letters]  # nothing of the recording
