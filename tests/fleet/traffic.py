@@ -2,8 +2,8 @@
 
 The recording is looped; each pass after the first re-keys the ids (revision, recent-change id, meta.id) and
 moves the event time on by `RETIME_MINUTES`, so every pass adds new distinct events on the same pages and the
-stream spans more event time than the recording (a minute): 41 minutes after 3 passes (kinesis-mock took
-only about 14 records/s from the generator in a busy fresh-clone run, so d's 30-minute span needs few passes).
+stream spans more event time than the recording (a minute): 31 minutes once the second pass begins, 61 after 3
+(kinesis-mock took only about 14 records/s from the generator in a busy fresh-clone run, so few passes are sent).
 A share of the events is sent a second time a little later, as producer retries and the source's repeats do.
 `PutRecord` is used (kinesis-mock's `PutRecords` slows down as a stream grows); pages are spread over a few
 sender lanes, one page always on the same lane, so one page's records reach Kinesis in the order they were generated.
@@ -34,7 +34,8 @@ REKEY_STEP = 10**10
 # Records generated but not yet accepted, per lane: when a loaded machine slows Kinesis down the rate drops
 # instead of a backlog growing that a pause would then wait for.
 LANE_DEPTH = 20
-RETIME_MINUTES = 20
+# Past d's 30-minute span as soon as the second pass begins.
+RETIME_MINUTES = 30
 
 
 @dataclass(frozen=True, slots=True)
