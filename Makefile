@@ -7,6 +7,8 @@ LOCAL := .local
 KINESIS_LOCAL_VERSION := 0.6.2
 KINESIS_LOCAL := $(LOCAL)/kinesis-mock/node_modules/kinesis-local/main.js
 ARGS ?=
+# Independent installs (Debian packages, the virtualenv, kinesis-mock, checkov's virtualenv) run side by side.
+MAKEFLAGS += --jobs=4
 # Parallel test processes (pytest-xdist, one test file per unit; see tests/conftest.py): the fleet's two files
 # and the end-to-end test start first, one per process, and a fourth process takes the rest from the start.
 # Most of the suite waits on JVMs and emulators rather than computing, so four fit a 2-core machine.
@@ -25,7 +27,10 @@ REGISTRY ?= local
 IMAGE_PREFIX ?= wikitide
 TAG ?= dev
 
-.PHONY: install up test lint clean system-deps images push
+.PHONY: install up test lint clean system-deps images push tools
+
+# Everything `make test` and `make lint` install, at once (`.ci/run` runs the two side by side afterwards).
+tools: install $(BIN)/.test-tools $(BIN)/.lint-tools $(CHECKOV)
 
 install: system-deps $(BIN)/.installed $(KINESIS_LOCAL)
 
@@ -48,7 +53,8 @@ $(BIN)/.test-tools: $(BIN)/.installed Makefile
 	$(BIN)/pip install --quiet $(TEST_TOOLS)
 	touch $@
 
-$(BIN)/.lint-tools: $(BIN)/.installed Makefile
+# After the test tools: two pip runs must not write the same virtualenv at once.
+$(BIN)/.lint-tools: $(BIN)/.installed $(BIN)/.test-tools Makefile
 	$(BIN)/pip install --quiet $(LINT_TOOLS)
 	touch $@
 
