@@ -125,7 +125,7 @@ def kinesis_mock(ports: Ports, state_dir: Path) -> ServiceSpec:
 def moto(ports: Ports) -> ServiceSpec:
     return ServiceSpec(
         name="moto",
-        command=[_venv_script("moto_server"), "-H", "127.0.0.1", "-p", str(ports.moto)],
+        command=[sys.executable, "-m", "wikitide.localstack.moto_server", "-H", "127.0.0.1", "-p", str(ports.moto)],
         ready=lambda: http_answers(f"http://127.0.0.1:{ports.moto}/moto-api/"),
         # In memory: nothing to save. On SIGTERM it took over 3 s with the pipeline's connections open (measured).
         stop_signal=signal.SIGKILL,
