@@ -12,7 +12,6 @@ ratio is what to read.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import time
 from pathlib import Path
 
 import boto3
+import psutil
 
 from wikitide.localstack.services import free_port, port_open
 
@@ -27,8 +27,9 @@ TABLE = "bench"
 
 
 def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of the server and its worker processes."""
+    server = psutil.Process(pid)
+    return sum(sum(p.cpu_times()[:2]) for p in [server, *server.children(recursive=True)])
 
 
 def _start(command: list[str], port: int) -> subprocess.Popen[bytes]:
