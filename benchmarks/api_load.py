@@ -2,7 +2,8 @@
 endpoint returning a constant, served the same way in the same run; and Redis's slowest command meanwhile.
 
 Each query runs twice: with the answers kept 1 s per process (the default, `WIKITIDE_ANSWER_CACHE_SECONDS`), and
-with every request reading Redis. The per-client rate limit stays on (counted in Redis) at a limit no run reaches.
+with every request reading Redis. The per-client rate limit stays on (counted in Redis) at a limit no run reaches;
+one more run of the first query, kept, has no rate limit, so the limiter's own cost is read in the same run.
 
 Steps: start a redis-server of its own; load `tests/day.py`'s generated day through the processor's Redis path
 (`--events-per-minute` sets its volume; 900 wikis whatever it is); then, one after the other, serve
@@ -99,6 +100,9 @@ def main() -> None:
             url = f"redis://127.0.0.1:{port}/0"
             runs = [measure(client, url, "benchmarks.api_load_app:queries()", path, args, cache_seconds)
                     for cache_seconds in ANSWER_CACHE_SECONDS for path in QUERIES]
+            # The rate limiter's own cost: the first query, kept, with no limit counted.
+            runs.append(measure(client, url, "benchmarks.api_load_app:queries()", QUERIES[0], args, 1.0,
+                                rate_limit="off"))
             runs.append(measure(client, url, "benchmarks.api_load_app:constant()", CONSTANT, args, 0))
         finally:
             supervisor.stop_all()
@@ -106,11 +110,11 @@ def main() -> None:
 
 
 def measure(client: redis.Redis, redis_url: str, app: str, path: str, args: argparse.Namespace,
-            cache_seconds: float) -> Run:
+            cache_seconds: float, *, rate_limit: str = "1000000/second") -> Run:
     port = free_port()
     # Every request comes from 127.0.0.1: a limit no run reaches, still counted in Redis as in production.
     env = {**os.environ, "REDIS_URL": redis_url, "WIKITIDE_ANSWER_CACHE_SECONDS": str(cache_seconds),
-           "WIKITIDE_RATE_LIMIT_QUERIES": "1000000/second"}
+           "WIKITIDE_RATE_LIMIT_QUERIES": rate_limit}
     server = subprocess.Popen(  # noqa: S603 - our own gunicorn, arguments built here
         [str(Path(sys.executable).with_name("gunicorn")), "-c", "python:api.serving", "--workers",
          str(args.workers), "--bind", f"127.0.0.1:{port}", "--log-level", "warning", app],
@@ -133,7 +137,8 @@ def measure(client: redis.Redis, redis_url: str, app: str, path: str, args: argp
         server.wait(timeout=30)
     slowest = max(slow, key=lambda entry: entry["duration"], default=None)
     return Run(
-        path=path if app.endswith("constant()") else f"{path} [{'kept 1 s' if cache_seconds else 'not kept'}]",
+        path=path if app.endswith("constant()") else
+        f"{path} [{'kept 1 s' if cache_seconds else 'not kept'}{', no rate limit' if rate_limit == 'off' else ''}]",
         requests_per_s=float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1]),  # type: ignore[index]
         p50_ms=latency(output, "50%"),
         p99_ms=latency(output, "99%"),

@@ -4,6 +4,7 @@ counted change once, redelivered or not, and `/v1/stream` serves it from that Re
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,38 @@ def test_rate_limits_are_counted_in_redis_across_processes(client: redis.Redis) 
     codes = [apps[i % 2].get("/v1/stats?window=1h").status_code for i in range(4)]
     assert codes == [200, 200, 200, 429]
     assert client.keys("LIMITS:LIMITER/wt:limits/127.0.0.1/api_v1.stats/*")
+
+
+def _calls(client: redis.Redis) -> dict[str, int]:
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
+
+
+def test_a_counted_request_costs_one_redis_round_trip_and_its_headers_say_what_it_counted(
+    client: redis.Redis,
+) -> None:
+    """The count and the window's end come back from the increment; the headers are made from them, not from a
+    GET and a TTL after it."""
+    from api.limits import RateLimits, redis_storage
+
+    client.flushdb()
+    port = client.connection_pool.connection_kwargs["port"]
+    uri, options = redis_storage(f"redis://127.0.0.1:{port}/0", None, None)
+    api = create_app(stats=FakeStats(), edits=FakeEdits(), health_checks={},
+                     rate_limits=RateLimits(queries="3/minute", storage_uri=uri, storage_options=options)).test_client()
+    api.get("/v1/stats?window=1h")  # the first request also loads the scripts
+    client.flushdb()
+    before = _calls(client)
+    answers = [api.get("/v1/stats?window=1h") for _ in range(4)]
+    after = _calls(client)
+    made = {name: after[name] - before.get(name, 0) for name in after if after[name] != before.get(name, 0)}
+    made.pop("info", None)
+    # Commands a script runs are counted too: INCRBY, EXPIRE (once, opening the window) and PTTL, inside EVALSHA.
+    assert made.pop("evalsha") == 4 and set(made) <= {"incrby", "expire", "pttl"}, made
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert [a.headers["X-RateLimit-Remaining"] for a in answers[:3]] == ["2", "1", "0"]
+    window_end = client.pttl(next(iter(client.scan_iter("LIMITS:*")))) / 1000 + time.time()
+    for answer in answers[:3]:
+        assert abs(int(answer.headers["X-RateLimit-Reset"]) - window_end) <= 1.5
+    # Flask-Limiter puts the reset a second past the window's end (`RequestLimit.reset_at`).
+    assert 1 <= int(answers[3].headers["Retry-After"]) <= 61
