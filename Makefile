@@ -27,7 +27,7 @@ REGISTRY ?= local
 IMAGE_PREFIX ?= wikitide
 TAG ?= dev
 
-.PHONY: install up test lint clean system-deps images push tools
+.PHONY: install up test lint clean system-deps images push tools aws-images aws-deploy
 
 # Everything `make test` and `make lint` install, at once (`.ci/run` runs the two side by side afterwards).
 tools: install $(BIN)/.test-tools $(BIN)/.lint-tools $(CHECKOV)
@@ -83,6 +83,20 @@ images:
 
 push: images
 	for d in $(DEPLOYABLES); do docker push $(REGISTRY)/$(IMAGE_PREFIX)/$$d:$(TAG) || exit 1; done
+
+# The whole pipeline on AWS (README, "Running on AWS"), with the AWS CLI, Docker and credentials on this machine:
+# `aws-images` deploys the image repositories (the images layer), logs Docker in to them and pushes the three
+# images; `aws-deploy` deploys every other layer (scripts/deploy-aws.sh) and waits for the API's /health.
+ENV ?= staging
+aws-images: install $(BIN)/.lint-tools
+	$(BIN)/wikitide deploy --stack wikitide-images --env production --template cloudformation/images.yaml --yes
+	region="$${AWS_REGION:-$$(aws configure get region)}" && \
+	registry="$$(aws sts get-caller-identity --query Account --output text).dkr.ecr.$$region.amazonaws.com" && \
+	aws ecr get-login-password --region "$$region" | docker login --username AWS --password-stdin "$$registry" && \
+	$(MAKE) push REGISTRY="$$registry" TAG=$(TAG)
+
+aws-deploy: install $(BIN)/.lint-tools
+	WIKITIDE=$(BIN)/wikitide scripts/deploy-aws.sh $(ENV) $(TAG)
 
 clean:
 	rm -rf $(VENV) $(LOCAL) .wikitide

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Deploy wikitide to an AWS account, layer by layer, with `wikitide deploy` (cfn-lint, the computed diff, a change
-# set per layer; a layer that fails rolls itself back, its failed resources are named and the script stops). Then
-# wait for the API's /health and, when it does not answer 200, deploy the compute layer again with the image tag it
-# ran before and exit 1. WIKITIDE names the command (default .venv/bin/wikitide: `make install`, or
-# `pip install -e . cfn-lint`).
+# set per layer; a layer that fails rolls itself back, its failed resources are named and the script stops):
+# network, data, cache, compute, then the archive (Firehose from the stream into the data layer's bucket) and the
+# monitoring (alarms, dashboard). Then wait for the API's /health and, when it does not answer 200, deploy the
+# compute layer again with the image tag it ran before and exit 1. WIKITIDE names the command (default
+# .venv/bin/wikitide: `make aws-deploy` installs it with cfn-lint, or `pip install -e . cfn-lint`).
 #
 #   scripts/deploy-aws.sh ENV IMAGE_TAG
 #
 # ENV is staging or production. The images <registry>/wikitide/{producer,kcl_app,api}:IMAGE_TAG must be in the
 # image layer's repositories (`make push`). Needs CERTIFICATE_ARN (ACM, for the API's HTTPS listener) and
 # WIKITIDE_CONTACT (an e-mail or URL, for the EventStreams User-Agent). Optional: SHARD_COUNT (2), STREAM_MODE
-# (PROVISIONED), KCL_WORKERS (2), API_TASKS (2), HEALTH_URL (default: the load balancer's address; its certificate
-# is not checked then, since it names your domain, not the load balancer).
+# (PROVISIONED), KCL_WORKERS (2), API_TASKS (2), ALARM_EMAIL (subscribed to the alarms' topic; it must confirm),
+# HEALTH_URL (default: the load balancer's address; its certificate is not checked then, since it names your
+# domain, not the load balancer).
 set -euo pipefail
 
 env_name="${1:?usage: $0 staging|production IMAGE_TAG}"
@@ -52,6 +54,9 @@ compute_parameters=(
     "Contact=${WIKITIDE_CONTACT}" "KclWorkers=${KCL_WORKERS:-2}" "ApiTasks=${API_TASKS:-2}"
 )
 deploy "${system}-compute" compute.yaml "${compute_parameters[@]}" "ImageTag=${tag}"
+deploy "${system}-archive" archive.yaml "DataStackName=${system}"
+deploy "${system}-monitoring" monitoring.yaml "DataStackName=${system}" \
+    "ClusterName=$(output "${system}-compute" ClusterName)" "AlarmEmail=${ALARM_EMAIL:-}"
 
 health_url="${HEALTH_URL:-$(output "${system}-compute" ApiUrl)}/health"
 for _ in $(seq 1 40); do

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from producer.bootstrap import _read_pause
 from producer.positions import PositionStore
 from producer.progress import Checkpoint
 from tests.conftest import RECENTCHANGE
+from tests.iam_grants import CallRecorder, grants, not_granted
 from wikitide import envelope, keys
 from wikitide.aws import make_adapter_client, make_client
 from wikitide.producer_control import ProducerControl
@@ -27,6 +29,7 @@ from wikitide.settings import Settings
 pytestmark = pytest.mark.integration
 
 SHARD = "shardId-000000000000"
+APPLICATION = "no-such-application"
 
 
 def valid_event() -> bytes:
@@ -37,15 +40,31 @@ def valid_event() -> bytes:
 
 
 @pytest.fixture
-def plane(provisioned: Any, redis_url: str) -> tuple[ControlPlane, Any, Any]:
+def plane(provisioned: Any, redis_url: str) -> Iterator[tuple[ControlPlane, Any, Any]]:
+    """The control plane on clients of its own, whose every call must be one the API's task role allows on AWS
+    (checked after each test); the test's own clients beside it."""
     settings = Settings.from_env()
+    recorder = CallRecorder({
+        provisioned.stream_name: "StreamArn",
+        provisioned.dead_letter_table: "table:DeadLetterTableName",
+        provisioned.producer_state_table: "table:ProducerStateTableName",
+        provisioned.events_table: "table:EventsTableName",
+        provisioned.counters_table: "table:CountersTableName",
+        APPLICATION: "table:kcl",  # on AWS the KCL's application and lease table are `<data stack>-kcl`
+    })
+    built = ControlPlane(kinesis=recorder.attach(make_client(settings, "kinesis")),
+                         dynamodb=recorder.attach(make_client(settings, "dynamodb")),
+                         redis_client=redis.Redis.from_url(redis_url),
+                         stream=provisioned.stream_name, application=APPLICATION,
+                         dead_letter_table=provisioned.dead_letter_table,
+                         producer=ProducerControl(recorder.attach(make_adapter_client(settings, "dynamodb")),
+                                                  provisioned.producer_state_table, fast_retries=True))
     kinesis, dynamodb = make_client(settings, "kinesis"), make_client(settings, "dynamodb")
     control = ProducerControl(make_adapter_client(settings, "dynamodb"), provisioned.producer_state_table,
                               fast_retries=True)
-    built = ControlPlane(kinesis=kinesis, dynamodb=dynamodb, redis_client=redis.Redis.from_url(redis_url),
-                         stream=provisioned.stream_name, application="no-such-application",
-                         dead_letter_table=provisioned.dead_letter_table, producer=control)
-    return built, provisioned, (kinesis, dynamodb, control)
+    yield built, provisioned, (kinesis, dynamodb, control)
+    assert recorder.calls, "the control plane made no AWS call to check"
+    assert not_granted(recorder.calls, grants("ApiTaskRole")) == []
 
 
 def test_status_shows_the_stream_the_producer_and_the_dead_letter_counts(plane: Any, redis_url: str) -> None:
