@@ -29,7 +29,7 @@ TAG ?= dev
 
 .PHONY: install up test lint clean system-deps images push tools aws-images aws-deploy
 
-# Everything `make test` and `make lint` install, at once (`.ci/run` runs the two side by side afterwards).
+# Everything `make test` and `make lint` install, at once.
 tools: install $(BIN)/.test-tools $(BIN)/.lint-tools $(CHECKOV)
 
 install: system-deps $(BIN)/.installed $(KINESIS_LOCAL)
@@ -58,9 +58,20 @@ $(BIN)/.lint-tools: $(BIN)/.installed $(BIN)/.test-tools Makefile
 	$(BIN)/pip install --quiet $(LINT_TOOLS)
 	touch $@
 
-# `make test ARGS="tests/unit"` runs a part; `make test TEST_WORKERS=0` runs in one process.
-test: install $(BIN)/.test-tools
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=30 $(ARGS)
+# `make test` runs every test and, beside them, every check of `make lint` (the linters take about 40 s of CPU,
+# which the test run absorbs; their log is printed at the end). Both always run; either failing fails it.
+# `make test ARGS="tests/unit" LINT=0` runs a part without the linters; `make test TEST_WORKERS=0` runs in one process.
+LINT ?= 1
+test: tools
+	@if [ "$(LINT)" = 1 ]; then \
+		lint_log=$$(mktemp); $(MAKE) --no-print-directory lint > "$$lint_log" 2>&1 & lint_pid=$$!; \
+	fi; \
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=30 $(ARGS); tests=$$?; \
+	if [ "$(LINT)" = 1 ]; then \
+		wait "$$lint_pid"; lint=$$?; echo "---- make lint ----"; cat "$$lint_log"; rm -f "$$lint_log"; \
+		echo "make lint: exit $$lint; tests: exit $$tests"; [ "$$lint" -eq 0 ] || exit 1; \
+	fi; \
+	exit $$tests
 
 $(CHECKOV): Makefile
 	$(PYTHON) -m venv $(LOCAL)/checkov

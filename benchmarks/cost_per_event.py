@@ -11,6 +11,12 @@ strongly consistent read unit per 4 KB). Afterwards the tables are scanned for t
 cells (updated in place, so the request does not show their size) must be at most 1 KB for one update to be one
 write unit, and the stored bytes per event give the storage growth.
 
+Global secondary indexes bill their own writes: an item holding an index's key attributes is written to the index
+too, a write unit per KB of its projection. The indexes are read from the deployed tables (`DescribeTable`), and
+each put item (and each updated item, from the `ALL_NEW` the ledger asks for) is priced on every index it enters,
+as `index_write_units_per_event`; `index_stored_bytes_per_event` is the events table's indexes' storage (each
+index item with DynamoDB's 100 bytes of overhead). The write requests per event stay the table's own writes.
+
 Scenarios: `live` is the recording as it is, on 2 shards, 8 records per batch (30 events/s over 2 shards polled
 every 0.5 s, `properties/aws.properties`); `x10` is ten copies of every event in the same minutes (copies
 re-keyed and on pages of their own, so pages scale with the traffic and wikis do not), on 6 shards with batches
@@ -92,27 +98,64 @@ def _value_size(value: dict[str, Any]) -> int:
     return sum(len(str(x).encode()) for x in inner)  # SS, NS, BS
 
 
-class Counting:
-    """Counts what the processor asks of DynamoDB, in billed units."""
+@dataclass(frozen=True)
+class Index:
+    """A global secondary index as DynamoDB bills its writes: an item holding every key attribute is written to it
+    too, and the write costs a write unit per KB of the projected item (the index's keys, the table's keys and the
+    projected attributes)."""
 
-    def __init__(self) -> None:
+    keys: frozenset[str]
+    projected: frozenset[str] | None  # None: every attribute
+
+
+def indexes_of(dynamodb: Any, table: str) -> list[Index]:
+    description = dynamodb.describe_table(TableName=table)["Table"]
+    table_keys = {k["AttributeName"] for k in description["KeySchema"]}
+    found = []
+    for index in description.get("GlobalSecondaryIndexes", []):
+        keys_ = frozenset(k["AttributeName"] for k in index["KeySchema"])
+        projection = index["Projection"]
+        kind = projection["ProjectionType"]
+        projected = None if kind == "ALL" else keys_ | table_keys | frozenset(projection.get("NonKeyAttributes", []))
+        found.append(Index(keys_, projected))
+    return found
+
+
+def index_write_units(indexes: list[Index], item: dict[str, Any]) -> int:
+    units = 0
+    for index in indexes:
+        if index.keys <= item.keys():
+            shown = item if index.projected is None else {k: v for k, v in item.items() if k in index.projected}
+            units += math.ceil(item_size(shown) / KB)
+    return units
+
+
+class Counting:
+    """Counts what the processor asks of DynamoDB, in billed units, its tables' index writes included."""
+
+    def __init__(self, indexes: dict[str, list[Index]]) -> None:
         self.requests: Counter[str] = Counter()
         self.write_requests = 0  # items written (each put, update, delete)
         self.write_units = 0
+        self.index_write_units = 0
         self.read_units = 0
+        self._indexes = indexes
 
     def __call__(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         operation = model.name
         self.requests[operation] += 1
         if operation == "BatchWriteItem":
-            for requests in params["RequestItems"].values():
+            for table, requests in params["RequestItems"].items():
                 for request in requests:
                     self.write_requests += 1
                     item = request.get("PutRequest", {}).get("Item")
                     self.write_units += math.ceil(item_size(item) / KB) if item else 1
+                    if item:
+                        self.index_write_units += index_write_units(self._indexes.get(table, []), item)
         elif operation == "PutItem":
             self.write_requests += 1
             self.write_units += math.ceil(item_size(params["Item"]) / KB)
+            self.index_write_units += index_write_units(self._indexes.get(params["TableName"], []), params["Item"])
         elif operation in ("UpdateItem", "DeleteItem"):
             self.write_requests += 1
             self.write_units += 1  # the item's size after the update: checked against the scan below
@@ -121,6 +164,17 @@ class Counting:
             self.read_units += sum(len(request["Keys"]) for request in params["RequestItems"].values())
         elif operation in ("GetItem", "Query"):
             self.read_units += 1
+
+    def after_call(self, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+        """An update's index write, from the item it left (the ledger asks for `ALL_NEW`; an update that returns
+        no item, the latest minute's, writes no indexed attribute)."""
+        if model.name == "UpdateItem" and "Attributes" in parsed:
+            table = context.get("wikitide_table", "")
+            self.index_write_units += index_write_units(self._indexes.get(table, []), parsed["Attributes"])
+
+    def remember_table(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if "TableName" in params:
+            context["wikitide_table"] = params["TableName"]
 
 
 def stream_of(scenario: Scenario) -> list[tuple[str, bytes, bytes]]:
@@ -174,8 +228,11 @@ def run(scenario: Scenario, dynamodb: Any, redis_client: redis.Redis, cloudforma
     resources = stack.deploy_local(cloudformation, kinesis, f"cost-{uuid.uuid4().hex[:8]}")
     redis_client.flushdb()
     redis_client.set(keys.READY, int(time.time()))
-    counting = Counting()
+    counting = Counting({table: indexes_of(dynamodb, table)
+                         for table in (resources.events_table, resources.counters_table)})
     dynamodb.meta.events.register("before-parameter-build.dynamodb", counting)
+    dynamodb.meta.events.register("before-parameter-build.dynamodb", counting.remember_table)
+    dynamodb.meta.events.register("after-call.dynamodb", counting.after_call)
     try:
         stores, _ = build_stores(dynamodb, redis_client, resources)
         handler = BatchHandler(stores)
@@ -203,6 +260,8 @@ def run(scenario: Scenario, dynamodb: Any, redis_client: redis.Redis, cloudforma
         metrics_datums = recorder.drain()
     finally:
         dynamodb.meta.events.unregister("before-parameter-build.dynamodb", counting)
+        dynamodb.meta.events.unregister("before-parameter-build.dynamodb", counting.remember_table)
+        dynamodb.meta.events.unregister("after-call.dynamodb", counting.after_call)
     distinct = _count(dynamodb, resources.events_table)
     sizes = {name: _sizes(dynamodb, table) for name, table in (
         ("events", resources.events_table), ("counters", resources.counters_table))}
@@ -213,6 +272,7 @@ def run(scenario: Scenario, dynamodb: Any, redis_client: redis.Redis, cloudforma
         "dynamodb_requests": dict(counting.requests),
         "write_requests_per_event": counting.write_requests / distinct,
         "write_units_per_event": counting.write_units / distinct,
+        "index_write_units_per_event": counting.index_write_units / distinct,
         "read_units_per_event": counting.read_units / distinct,
         "record_bytes_mean": sum(record_bytes) / len(record_bytes),
         "record_bytes_max": max(record_bytes),
@@ -220,6 +280,7 @@ def run(scenario: Scenario, dynamodb: Any, redis_client: redis.Redis, cloudforma
         "kinesis_billed_kb_per_record": sum(math.ceil(b / KB) for b in record_bytes) / len(record_bytes),
         "firehose_billed_kb_per_record": sum(5 * math.ceil(b / (5 * KB)) for b in record_bytes) / len(record_bytes),
         "stored_bytes_per_event": sizes["events"]["total"] / distinct,
+        "index_stored_bytes_per_event": sizes["events"]["in_indexes"] / distinct,
         "item_bytes_max": {name: size["max"] for name, size in sizes.items()},
         "counter_cells_over_1kb": sizes["counters"]["over_1kb"],
         "processor_log_bytes_per_batch": len(log.getvalue().encode()) / batches,
@@ -248,10 +309,18 @@ def _count(dynamodb: Any, table: str) -> int:
     return sum(page["Count"] for page in pages)
 
 
+INDEX_ITEM_OVERHEAD = 100  # bytes DynamoDB adds to each index item's stored size
+
+
 def _sizes(dynamodb: Any, table: str) -> dict[str, int]:
-    sizes = [item_size(item) for page in dynamodb.get_paginator("scan").paginate(TableName=table)
-             for item in page["Items"]]
-    return {"total": sum(sizes), "max": max(sizes, default=0), "over_1kb": sum(s > KB for s in sizes)}
+    indexes = indexes_of(dynamodb, table)
+    items = [item for page in dynamodb.get_paginator("scan").paginate(TableName=table) for item in page["Items"]]
+    sizes = [item_size(item) for item in items]
+    in_indexes = sum(item_size(item if index.projected is None else
+                               {k: v for k, v in item.items() if k in index.projected}) + INDEX_ITEM_OVERHEAD
+                     for item in items for index in indexes if index.keys <= item.keys())
+    return {"total": sum(sizes), "max": max(sizes, default=0), "over_1kb": sum(s > KB for s in sizes),
+            "in_indexes": in_indexes}
 
 
 def main() -> None:
@@ -282,7 +351,8 @@ def main() -> None:
     for r in results:
         print(f"{r['scenario']}: {r['distinct_events']:,} distinct events, {r['shards']} shards, batches of "
               f"{r['batch']}: {r['write_requests_per_event']:.2f} DynamoDB write requests and "
-              f"{r['write_units_per_event']:.2f} write units per distinct event, {r['read_units_per_event']:.2f} "
+              f"{r['write_units_per_event']:.2f} write units per distinct event (and "
+              f"{r['index_write_units_per_event']:.2f} in the tables' indexes), {r['read_units_per_event']:.2f} "
               f"read units; {r['record_bytes_mean']:,.0f} bytes per Kinesis record (max {r['record_bytes_max']:,}); "
               f"{r['stored_bytes_per_event']:,.0f} bytes stored per event; counter cells over 1 KB: "
               f"{r['counter_cells_over_1kb']}")

@@ -38,8 +38,14 @@ def test_kinesis_and_dynamodb_lines_follow_from_the_tables() -> None:
                                              + events * live["put_payload_units_per_record"] * 0.014 / 1e6)
     lease_writes = 2 * 730 * 3600 * (2.0 + 0.3)
     assert lines["DynamoDB requests"] == pytest.approx(
-        (events * live["write_units_per_event"] + lease_writes) * p["dynamodb_write_units_per_million"] / 1e6
+        (events * (live["write_units_per_event"] + live["index_write_units_per_event"]) + lease_writes)
+        * p["dynamodb_write_units_per_million"] / 1e6
         + events * live["read_units_per_event"] * p["dynamodb_read_units_per_million"] / 1e6)
+    # Storage: the table and its indexes; point-in-time recovery on the table's own size only.
+    table_gb = events * live["stored_bytes_per_event"] / 1024**3
+    index_gb = events * live["index_stored_bytes_per_event"] / 1024**3
+    assert lines["DynamoDB storage"] == pytest.approx(
+        (table_gb + index_gb) * p["dynamodb_storage_gb_month"] + table_gb * p["dynamodb_pitr_gb_month"])
     assert result.total == pytest.approx(sum(lines.values()))
     assert result.biggest.monthly_usd == max(lines.values())
     assert set(lines) <= set(LEVERS)

@@ -2,8 +2,9 @@
 
 - the price table (`prices.json`: list prices of one region, with the date and source);
 - the per-event quantities that `benchmarks/cost_per_event.py` counted at the live mix (`measured.json`: DynamoDB
-  write and read units per distinct event, bytes per Kinesis record, stored bytes per event, the processor's log
-  bytes per batch), taken from the measured scenario nearest the rate;
+  write units per distinct event in the tables and in their global secondary indexes, read units, bytes per Kinesis
+  record, stored bytes per event in the events table and its indexes, the processor's log bytes per batch), taken
+  from the measured scenario nearest the rate;
 - the deployment's shape, from the templates' defaults (`Shape`), and the KCL's polling from
   `properties/aws.properties`.
 
@@ -91,10 +92,12 @@ LEVERS = {
     "VPC interface endpoints": "a fixed charge per endpoint and AZ: drop the endpoints a layer can do without "
                                "(CloudFormation, Secrets Manager are used only at start) or share one VPC's "
                                "endpoints between staging and production",
-    "DynamoDB requests": "fewer write requests per distinct event: each counter cell a batch touches is one "
-                         "request (a page cell for nearly every event); counting per minute in larger batches "
-                         "(a longer poll interval), or pages counted from the events table's indexes instead of "
-                         "cells of their own, lowers it without giving up exactly-once",
+    "DynamoDB requests": "fewer writes per distinct event, in the indexes as much as in the tables: each claim "
+                         "is written to the events table's two indexes with its document, and each counter cell a "
+                         "batch touches is one request (a page cell for nearly every event), the page cells once "
+                         "more to their index; pages counted from the events table's page index instead of cells "
+                         "of their own, or indexes that project keys only, lower it without giving up "
+                         "exactly-once",
     "Fargate": "ARM64 (Graviton) tasks are about 20% cheaper per vCPU-hour, and the KCL workers tolerate Fargate "
                "Spot (a stopped worker's leases move and its batch is redelivered)",
     "ElastiCache": "one node without a replica outside production, or a smaller node once `INFO memory` shows "
@@ -150,10 +153,13 @@ def estimate(
     on_demand = (hours * p["kinesis_on_demand_stream_hour"] + gb_in * p["kinesis_on_demand_gb_in"]
                  + gb_in * shape.stream_readers * p["kinesis_on_demand_gb_out"])
 
-    write_units = events * float(m["write_units_per_event"])
+    table_write_units = events * float(m["write_units_per_event"])
+    index_write_units = events * float(m["index_write_units_per_event"])
+    write_units = table_write_units + index_write_units
     read_units = events * float(m["read_units_per_event"])
     lease_writes = shards * seconds * (min(shape.polls_per_second, rate / shards) + shape.lease_renewals_per_second)
-    stored_gb = events * float(m["stored_bytes_per_event"]) / GIB
+    table_gb = events * float(m["stored_bytes_per_event"]) / GIB
+    stored_gb = table_gb + events * float(m["index_stored_bytes_per_event"]) / GIB
 
     def task_cost(vcpu: float, gb: float, count: int) -> float:
         return count * hours * (vcpu * float(p["fargate_vcpu_hour"]) + gb * float(p["fargate_gb_hour"]))
@@ -178,11 +184,13 @@ def estimate(
              f"records/s each), {events * float(m['put_payload_units_per_record']) / 1e6:,.1f} M PUT payload units"),
         Line("DynamoDB requests", (write_units + lease_writes) * p["dynamodb_write_units_per_million"] / 1e6
              + read_units * p["dynamodb_read_units_per_million"] / 1e6,
-             f"{write_units / 1e6:,.1f} M write units and {read_units / 1e6:,.1f} M read units for the events, "
+             f"{write_units / 1e6:,.1f} M write units ({index_write_units / 1e6:,.1f} M of them in the "
+             f"indexes) and {read_units / 1e6:,.1f} M read units for the events, "
              f"{lease_writes / 1e6:,.1f} M write units of KCL checkpoints and lease renewals"),
-        Line("DynamoDB storage", stored_gb * (p["dynamodb_storage_gb_month"] + p["dynamodb_pitr_gb_month"]),
-             f"{stored_gb:,.1f} GB added this month (events table and indexes; no TTL: every month adds as much), "
-             "with point-in-time recovery"),
+        # Point-in-time recovery is billed on the table's own size (global secondary indexes are not backed up).
+        Line("DynamoDB storage", stored_gb * p["dynamodb_storage_gb_month"] + table_gb * p["dynamodb_pitr_gb_month"],
+             f"{stored_gb:,.1f} GB added this month ({stored_gb - table_gb:,.1f} GB of it in the events table's "
+             "indexes; no TTL: every month adds as much), the table's with point-in-time recovery"),
         Line("Fargate", task_cost(shape.producer_vcpu, shape.producer_gb, 1)
              + task_cost(shape.worker_vcpu, shape.worker_gb, workers)
              + task_cost(shape.api_vcpu, shape.api_gb, shape.api_tasks),
@@ -211,11 +219,13 @@ def estimate(
     per_event = {
         "dynamodb_write_requests": m["write_requests_per_event"],
         "dynamodb_write_units": m["write_units_per_event"],
+        "dynamodb_index_write_units": m["index_write_units_per_event"],
         "dynamodb_read_units": m["read_units_per_event"],
         "kinesis_record_bytes": m["record_bytes_mean"],
         "put_payload_units": m["put_payload_units_per_record"],
         "firehose_billed_kb": m["firehose_billed_kb_per_record"],
         "stored_bytes": m["stored_bytes_per_event"],
+        "index_stored_bytes": m["index_stored_bytes_per_event"],
         "processor_log_bytes_per_batch": m["processor_log_bytes_per_batch"],
         "custom_metrics": custom_metrics,
         "put_metric_data_calls_per_minute": publishers,
