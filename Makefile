@@ -60,14 +60,14 @@ $(BIN)/.lint-tools: $(BIN)/.installed $(BIN)/.test-tools Makefile
 
 # `make test` runs every test and, beside them, every check of `make lint` (the linters take about 40 s of CPU,
 # which the test run absorbs; their log is printed at the end). Both always run; either failing fails it.
-# `make test ARGS="tests/unit" LINT=0` runs a part without the linters; `make test TEST_WORKERS=0` runs in one process.
-LINT ?= 1
+# `make test ARGS="tests/unit" LINTERS=0` runs a part without the linters; `make test TEST_WORKERS=0` runs in one process.
+LINTERS ?= 1
 test: tools
-	@if [ "$(LINT)" = 1 ]; then \
+	@if [ "$(LINTERS)" = 1 ]; then \
 		lint_log=$$(mktemp); $(MAKE) --no-print-directory lint > "$$lint_log" 2>&1 & lint_pid=$$!; \
 	fi; \
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=30 $(ARGS); tests=$$?; \
-	if [ "$(LINT)" = 1 ]; then \
+	if [ "$(LINTERS)" = 1 ]; then \
 		wait "$$lint_pid"; lint=$$?; echo "---- make lint ----"; cat "$$lint_log"; rm -f "$$lint_log"; \
 		echo "make lint: exit $$lint; tests: exit $$tests"; [ "$$lint" -eq 0 ] || exit 1; \
 	fi; \
