@@ -97,16 +97,17 @@ push: images
 
 # The whole pipeline on AWS (README, "Running on AWS"), with the AWS CLI, Docker and credentials on this machine:
 # `aws-images` deploys the image repositories (the images layer), logs Docker in to them and pushes the three
-# images; `aws-deploy` deploys every other layer (scripts/deploy-aws.sh) and waits for the API's /health.
+# images; `aws-deploy` deploys every other layer (scripts/deploy-aws.sh) and waits for the API's /health. Both need
+# only the virtualenv with cfn-lint (no Debian packages, no emulators).
 ENV ?= staging
-aws-images: install $(BIN)/.lint-tools
+aws-images: $(BIN)/.lint-tools
 	$(BIN)/wikitide deploy --stack wikitide-images --env production --template cloudformation/images.yaml --yes
 	region="$${AWS_REGION:-$$(aws configure get region)}" && \
 	registry="$$(aws sts get-caller-identity --query Account --output text).dkr.ecr.$$region.amazonaws.com" && \
 	aws ecr get-login-password --region "$$region" | docker login --username AWS --password-stdin "$$registry" && \
 	$(MAKE) push REGISTRY="$$registry" TAG=$(TAG)
 
-aws-deploy: install $(BIN)/.lint-tools
+aws-deploy: $(BIN)/.lint-tools
 	WIKITIDE=$(BIN)/wikitide scripts/deploy-aws.sh $(ENV) $(TAG)
 
 clean:
