@@ -119,12 +119,13 @@ class Observed:
     errors: list[float] = field(default_factory=list)
 
 
-def poll(api: str, every: float, observed: Observed, stop: threading.Event) -> None:
+def poll(api: str, every: float, observed: Observed, stop: threading.Event, window: str = "1h") -> None:
+    """Poll the API's count over `window` (it must reach back past the first event sent) and its recent edits."""
     session = httpx.Client()
     last_count, last = -1, time.monotonic()
     while not stop.is_set():
         try:
-            stats = session.get(f"{api}/v1/stats", params={"window": "1h"}, timeout=5)
+            stats = session.get(f"{api}/v1/stats", params={"window": window}, timeout=5)
             at = time.monotonic()
             if stats.status_code == 200 and stats.json()["events"] != last_count:
                 last_count = stats.json()["events"]

@@ -84,6 +84,19 @@ def growth_per_hour(points: list[tuple[float, int]]) -> float:
     return 0.0 if var == 0 else 3600 * sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / var
 
 
+def report_progress(elapsed: float, window: float, sent: Sent, observed: Observed,
+                    memory: dict[str, list[tuple[float, int]]]) -> None:
+    """One line: the latency of the events sent in the last `window` seconds that were listed, and memory now."""
+    now = time.monotonic()
+    with sent.lock:
+        recent = [(k, t) for k, t in zip(sent.keys, sent.times, strict=True) if now - window <= t]
+        total = len(sent.keys)
+    seen = [observed.first_seen[k] - t for k, t in recent if k in observed.first_seen]
+    rss = ", ".join(f"{name} {points[-1][1] / 2**20:.0f}" for name, points in sorted(memory.items()))
+    print(f"[{elapsed / 60:5.1f} min] sent {total:,}, counted {current_count(observed):,}; last window: "
+          f"{percentiles(seen)}; MiB: {rss}; load {os.getloadavg()[0]:.1f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=120.0, help="minutes of steady state")
@@ -113,7 +126,8 @@ def main() -> None:
         launcher = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         left: list[str] = []
         cleanup.callback(lambda: left.extend(stop_launcher(launcher)))
-        poller = threading.Thread(target=poll, args=(api, args.poll, observed, stop_polling), daemon=True)
+        # The count is read over a day: a soak of more than an hour would drop its first events out of a 1-h window.
+        poller = threading.Thread(target=poll, args=(api, args.poll, observed, stop_polling, "24h"), daemon=True)
         poller.start()
         cleanup.callback(poller.join, 10)
         cleanup.callback(stop_polling.set)
@@ -123,12 +137,16 @@ def main() -> None:
         caught_up = wait_until(lambda: current_count(observed) >= sent.count() - args.rate, 600,
                                "catch-up with the backlog", launcher)
         start, end = caught_up, caught_up + args.minutes * 60
+        next_report = start + args.window * 60
         while time.monotonic() < end:
             if launcher.poll() is not None:
                 raise RuntimeError(f"the launcher exited ({launcher.returncode}) during the soak")
             now = time.monotonic()
             for name, rss in sample_memory(launcher.pid).items():
                 memory[name].append((now - start, rss))
+            if now >= next_report:  # figures so far, so an interrupted soak still leaves some
+                report_progress(now - start, args.window * 60, sent, observed, memory)
+                next_report += args.window * 60
             time.sleep(min(args.sample, max(0.0, end - time.monotonic())))
         total = sent.close()
         drained = wait_until(lambda: current_count(observed) >= total, 600, "count of every event sent", launcher)
