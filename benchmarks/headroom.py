@@ -1,14 +1,8 @@
-"""Headroom of the local stack: the pipeline at 10x the live rate against the emulators' own ceilings, measured in
-the same run (this machine is shared and its speed varies about 2x between machines of its kind).
-
-1. Ceilings: a fresh kinesis-mock, moto server and redis-server (the project's launcher, free ports) take the
-   calls the pipeline makes, from plain loops, for `--probe` seconds each: kinesis-mock `PutRecord` from 8
-   threads (what the producer does on the local stack), and `PutRecords` of 500 as the stream grows (what it
-   would do on AWS); moto `BatchGetItem` of 100 keys, `BatchWriteItem` of 25 items and `UpdateItem` (a counter
-   cell's conditional update) from 8 threads (the processor's pool).
-2. The pipeline: `benchmarks/latency.py --rate R --seconds S` (the whole `wikitide local up`, its producer
-   reading a paced SSE source in that process): latency per event, the drain time after the last event sent, and
-   whether every event was counted exactly once.
+"""Headroom of the local stack: the pipeline at 10x the live rate for 5 minutes against the emulators' own
+ceilings, measured in the same run (this machine is shared and its speed varies about 2x between machines of its
+kind). `benchmarks/burst.py` with no burst: the ceilings of `benchmarks/ceilings.py`, then the pipeline at
+`--rate` for `--seconds`; the goal is every event counted exactly once within 90 s of the last one sent, and a
+processing rate of at least 80 % of the ceiling the emulators' ceilings and the pipeline's calls per event imply.
 
 Run: .venv/bin/python benchmarks/headroom.py [--rate 300] [--seconds 300] [--probe 10]
 """
@@ -17,143 +11,23 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
-import tempfile
-import threading
-import time
-import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any
 
-import boto3
-from botocore.config import Config
-
-from wikitide.localstack.launcher import LocalStack
-from wikitide.localstack.services import LOCAL_CREDENTIALS, Ports, free_port
-
-REPO = Path(__file__).resolve().parents[1]
-THREADS = 8
-RECORD = b"x" * 600  # about a recentchange event's size
-
-
-def rate_of(call: Callable[[int], int], seconds: float, threads: int = THREADS) -> float:
-    """Items per second that `threads` loops of `call(i) -> items` reach in `seconds`."""
-    done, stop, lock = [0], threading.Event(), threading.Lock()
-
-    def loop(worker: int) -> None:
-        i = worker * 10**9
-        while not stop.is_set():
-            items = call(i)
-            i += 1
-            with lock:
-                done[0] += items
-
-    started = time.monotonic()
-    with ThreadPoolExecutor(threads) as pool:
-        futures = [pool.submit(loop, w) for w in range(threads)]
-        time.sleep(seconds)
-        stop.set()
-        for future in futures:
-            future.result()
-    return done[0] / (time.monotonic() - started)
-
-
-def clients(stack: LocalStack) -> tuple[Any, Any]:
-    options: dict[str, Any] = {
-        "region_name": LOCAL_CREDENTIALS["AWS_REGION"], "aws_access_key_id": LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        "config": Config(max_pool_connections=THREADS * 2, retries={"max_attempts": 1}),
-    }
-    kinesis = boto3.client("kinesis", endpoint_url=stack.env["AWS_ENDPOINT_URL_KINESIS"], **options)
-    dynamodb = boto3.client("dynamodb", endpoint_url=stack.env["AWS_ENDPOINT_URL_DYNAMODB"], **options)
-    return kinesis, dynamodb
-
-
-def kinesis_ceilings(kinesis: Any, seconds: float) -> None:
-    kinesis.create_stream(StreamName="ceiling-record", ShardCount=2)
-    kinesis.create_stream(StreamName="ceiling-records", ShardCount=2)
-    time.sleep(1)
-
-    def put_record(i: int) -> int:
-        kinesis.put_record(StreamName="ceiling-record", Data=RECORD, PartitionKey=f"page-{i}")
-        return 1
-
-    first = rate_of(put_record, seconds)
-    stored = int(first * seconds)
-    later = rate_of(put_record, seconds)
-    stored += int(later * seconds)
-    print(f"kinesis-mock PutRecord, {THREADS} threads (the producer on the local stack): {first:,.0f} records/s "
-          f"on a fresh stream, {later:,.0f} records/s with {stored:,} stored")
-    batch = [{"Data": RECORD, "PartitionKey": f"page-{i}"} for i in range(500)]
-    held = 0
-    for target in (0, 5_000, 10_000, 20_000):
-        while held < target:
-            kinesis.put_records(StreamName="ceiling-records", Records=batch)
-            held += len(batch)
-        started = time.monotonic()
-        kinesis.put_records(StreamName="ceiling-records", Records=batch)
-        took = time.monotonic() - started
-        held += len(batch)
-        print(f"kinesis-mock PutRecords of 500 (the producer on AWS) with {target:,} stored: "
-              f"{len(batch) / took:,.0f} records/s")
-
-
-def dynamodb_ceilings(dynamodb: Any, seconds: float) -> None:
-    table = f"ceiling-{uuid.uuid4().hex[:6]}"
-    dynamodb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
-                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
-    item = {"position": {"S": "4960000000000000000000001"}, "doc": {"S": RECORD.decode()}}
-
-    def batch_write(i: int) -> int:
-        dynamodb.batch_write_item(RequestItems={table: [
-            {"PutRequest": {"Item": {"pk": {"S": f"k{i}-{n}"}, **item}}} for n in range(25)]})
-        return 25
-
-    def batch_get(i: int) -> int:
-        dynamodb.batch_get_item(RequestItems={table: {"Keys": [{"pk": {"S": f"k{i}-{n}"}} for n in range(100)],
-                                                      "ConsistentRead": True}})
-        return 100
-
-    def update(i: int) -> int:
-        dynamodb.update_item(TableName=table, Key={"pk": {"S": f"cell-{i // 10**9}-{i % 500}"}},
-                             UpdateExpression="ADD #n :one SET #seq = :seq",
-                             ConditionExpression="attribute_not_exists(#seq) OR #seq < :seq",
-                             ExpressionAttributeNames={"#n": "events", "#seq": "seq"},
-                             ExpressionAttributeValues={":one": {"N": "1"}, ":seq": {"N": str(i)}})
-        return 1
-
-    for name, call, unit in (("BatchWriteItem of 25", batch_write, "items"), ("BatchGetItem of 100", batch_get,
-                             "keys"), ("UpdateItem, conditional", update, "calls")):
-        print(f"moto {name}, {THREADS} threads: {rate_of(call, seconds):,.0f} {unit}/s")
+import ceilings
+from burst import LIVE_RATE, Phase, run_pipeline
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rate", type=float, default=300.0, help="events per second (10x the live rate)")
-    parser.add_argument("--seconds", type=float, default=300.0, help="steady-state seconds measured")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=10 * LIVE_RATE, help="events per second (10x the live rate)")
+    parser.add_argument("--seconds", type=float, default=300.0, help="seconds at that rate")
     parser.add_argument("--probe", type=float, default=10.0, help="seconds per ceiling probe")
+    parser.add_argument("--drain-timeout", type=float, default=600.0, help="seconds to wait for the backlog")
     args = parser.parse_args()
-
-    print(f"load average before: {os.getloadavg()}")
-    with tempfile.TemporaryDirectory() as state:
-        ports = Ports(kinesis=free_port(), kinesis_tls=free_port(), moto=free_port(), redis=free_port(),
-                      api=free_port())
-        stack = LocalStack(state_dir=Path(state), ports=ports, stack_name="wt-ceilings")
-        try:
-            stack.start_infrastructure()
-            kinesis, dynamodb = clients(stack)
-            kinesis_ceilings(kinesis, args.probe)
-            dynamodb_ceilings(dynamodb, args.probe)
-        finally:
-            stack.stop()
-    print(f"\nthe pipeline at {args.rate:g} events/s for {args.seconds:g} s (benchmarks/latency.py):", flush=True)
-    subprocess.run([sys.executable, str(REPO / "benchmarks" / "latency.py"), "--rate", str(args.rate),
-                    "--seconds", str(args.seconds)], cwd=REPO, check=True)
-    print(f"load average after: {os.getloadavg()}")
+    print(f"load average before: {os.getloadavg()}", flush=True)
+    limits = ceilings.measure(args.probe)
+    met = run_pipeline([Phase("sustained", args.rate, args.seconds)], limits, drain_timeout=args.drain_timeout)
+    print(f"headroom goal (exactly once, drained within 90 s): {'met' if met else 'NOT met'}; "
+          f"load average after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

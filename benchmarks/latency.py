@@ -83,8 +83,11 @@ class Sent:
             return len(self.times)
 
 
-def paced_frames(rate: float, warmup_rate: float, sent: Sent) -> Callable[[], Iterator[Frame]]:
+def paced_frames(rate: float | Callable[[], float], warmup_rate: float, sent: Sent) -> Callable[[], Iterator[Frame]]:
+    """Distinct recorded changes, `warmup_rate` a second until `sent.full_rate` is set, then `rate` (a number, or
+    a function asked before each event: `benchmarks/burst.py` changes it by phase)."""
     base = [e for e in recorded_events() if e.get("meta", {}).get("domain") != "canary"]
+    rate_now = rate if callable(rate) else lambda: rate
 
     def frames() -> Iterator[Frame]:
         with sent.lock:
@@ -93,7 +96,7 @@ def paced_frames(rate: float, warmup_rate: float, sent: Sent) -> Callable[[], It
         due = time.monotonic()
         n = start
         while True:
-            due += 1 / (rate if sent.full_rate.is_set() else warmup_rate)
+            due += 1 / (rate_now() if sent.full_rate.is_set() else warmup_rate)
             time.sleep(max(0.0, due - time.monotonic()))
             now = time.time()
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"

@@ -54,7 +54,7 @@ def role(process: psutil.Process) -> str:
     for needle, name in (("kinesis-local", "kinesis-mock"), ("moto_server", "moto"), ("redis-server", "redis"),
                          ("gunicorn", "api"), ("MultiLangDaemon", "kcl daemon (JVM)"),
                          ("wikitide-kcl-processor", "kcl processors"), (" consume ", "kcl worker (python)"),
-                         (" produce ", "producer"),
+                         (" produce ", "producer"), ("archive forward", "archive forwarder"),
                          ("local up", "launcher")):
         if needle in line:
             return name

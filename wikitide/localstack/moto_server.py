@@ -8,21 +8,30 @@ moto's CPU, and request threads queued on the lock behind it. The access log lin
 (errors are still logged). Everything else is moto's own `moto.server.main`; `benchmarks/moto_dispatch.py` measures
 the difference.
 
+`GET /_wikitide/calls` answers how many requests of each JSON-protocol action (`X-Amz-Target`, e.g.
+`DynamoDB_20120810.UpdateItem`) the server took since it started: what `benchmarks/burst.py` divides by the events
+a run processed, to show the pipeline's calls per event to moto.
+
 Run as `python -m wikitide.localstack.moto_server -H HOST -p PORT`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
 import sys
+import threading
+from collections import Counter
 from types import FrameType
 from typing import Any
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
+
+CALLS_PATH = "/_wikitide/calls"
 
 
 class RememberingDispatcher(DomainDispatcherApplication):
@@ -32,6 +41,20 @@ class RememberingDispatcher(DomainDispatcherApplication):
     def __init__(self) -> None:
         super().__init__(create_backend_app)
         self._backends: dict[str | None, Any] = {}
+        self._calls: Counter[str] = Counter()
+        self._calls_lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == CALLS_PATH and environ.get("REQUEST_METHOD") == "GET":
+            with self._calls_lock:
+                body = json.dumps(dict(self._calls)).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        target = environ.get("HTTP_X_AMZ_TARGET")
+        if target:
+            with self._calls_lock:
+                self._calls[target] += 1
+        return super().__call__(environ, start_response)
 
     def get_backend_for_host(self, host: str | None) -> Any:
         # Called under the dispatcher's lock: no other thread changes the dictionary meanwhile.
