@@ -45,7 +45,10 @@ MAX_PIECE_BYTES = 1000 * 1024
 # Uncompressed bytes per object: gzip adds at most a few bytes per 16 KiB, so the object fits one call.
 MAX_OBJECT_SOURCE_BYTES = 3 * 1024 * 1024
 SHARD_REFRESH_SECONDS = 10.0
-IDLE_WAIT_SECONDS = 0.25
+# Firehose reads each shard once a second. Reading as soon as the last read returned anything (as this did) kept
+# kinesis-mock, whose every call costs milliseconds of CPU and whose GetRecords scans the shard's stored records,
+# answering back-to-back reads for a buffer that waits 60 s anyway. A full page means a backlog: read on at once.
+POLL_SECONDS = 1.0
 GET_RECORDS_LIMIT = 1000
 
 
@@ -206,11 +209,11 @@ class Forwarder:
         while not stop.is_set():
             if self._listed_at is None or self.clock() - self._listed_at >= SHARD_REFRESH_SECONDS:
                 self._refresh()
-            has_read = self._poll()
+            behind = self._poll()
             if self._is_due():
                 self.flush()
-            if not has_read:
-                stop.wait(IDLE_WAIT_SECONDS)
+            if not behind:
+                stop.wait(POLL_SECONDS)
         self.flush()
         return self.stats
 
@@ -223,7 +226,8 @@ class Forwarder:
                 logger.info("archive: reading shard %s after %s", shard_id, after or "its start")
 
     def _poll(self) -> bool:
-        has_read = False
+        """One read of every open shard; True when a shard gave a full page (more is waiting)."""
+        behind = False
         for reader in list(self._readers.values()):
             if reader.is_ended:
                 continue
@@ -236,13 +240,13 @@ class Forwarder:
             for record in records:
                 self._add(bytes(record["Data"]))
                 reader.read_to = str(record["SequenceNumber"])
-            has_read = has_read or bool(records)
+            behind = behind or len(records) >= GET_RECORDS_LIMIT
             if next_iterator is None:
                 reader.is_ended = True
                 logger.info("archive: shard %s read to its end", reader.shard_id)
             else:
                 reader.iterator = next_iterator
-        return has_read
+        return behind
 
     def _add(self, line: bytes) -> None:
         # A producer record is one line already; a record another client wrote may lack the newline, and would
