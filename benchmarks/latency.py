@@ -188,8 +188,8 @@ def arrival_times(moto_port: int) -> dict[str, float]:
     return {item["pk"]["S"]: int(item["arrival_ms"]["N"]) / 1000 for page in pages for item in page["Items"]}
 
 
-def property_value(name: str) -> str:
-    for line in PROPERTIES.read_text(encoding="utf-8").splitlines():
+def property_value(name: str, properties: Path = PROPERTIES) -> str:
+    for line in properties.read_text(encoding="utf-8").splitlines():
         key, _, value = line.partition("=")
         if key.strip() == name:
             return value.strip()
@@ -224,6 +224,7 @@ def main() -> None:
     parser.add_argument("--warmup-rate", type=float, default=1.0, help="events/s until the first is counted")
     parser.add_argument("--poll", type=float, default=0.05, help="seconds between API polls")
     parser.add_argument("--keep", type=Path, default=None, help="keep the launcher's state and logs here")
+    parser.add_argument("--properties", type=Path, default=PROPERTIES, help="the KCL workers' properties file")
     args = parser.parse_args()
 
     sent, stop_polling = Sent(), threading.Event()
@@ -239,7 +240,7 @@ def main() -> None:
             sys.executable, "-m", "wikitide", "local", "up", "--source", f"sse:{server.url}",
             "--state-dir", str(workdir / "state"), "--kinesis-port", str(free_port()),
             "--kinesis-tls-port", str(free_port()), "--moto-port", str(moto_port),
-            "--redis-port", str(free_port()), "--api-port", str(api_port),
+            "--redis-port", str(free_port()), "--api-port", str(api_port), "--properties", str(args.properties),
         ]
         log = (workdir / "launcher.log").open("wb")
         cleanup.callback(log.close)
@@ -289,8 +290,9 @@ def main() -> None:
     linger = next(p.default for p in produce.params if p.name == "linger")
     print(f"local stack: `wikitide local up --source sse:<replay in this process>`, 1 KCL worker, "
           f"2 shards (the template's default), {args.rate:g} events/s")
-    print(f"KCL polling (properties/local.properties): idleTimeBetweenReadsInMillis = "
-          f"{property_value('idleTimeBetweenReadsInMillis')}, maxRecords = {property_value('maxRecords')}; "
+    print(f"KCL polling ({args.properties.name}): idleTimeBetweenReadsInMillis = "
+          f"{property_value('idleTimeBetweenReadsInMillis', args.properties)}, "
+          f"maxRecords = {property_value('maxRecords', args.properties)}; "
           f"producer linger {linger} s (the `wikitide produce` default the launcher uses)")
     print(f"warm-up: first event counted {first - started:.0f} s after start, backlog drained at "
           f"{caught_up - started:.0f} s; measured the {len(measured):,} events sent from {steady - started:.0f} s "
