@@ -26,7 +26,6 @@ import contextlib
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -38,7 +37,18 @@ from pathlib import Path
 import ceilings
 import httpx
 import psutil
-from latency import REPO, Observed, Sent, current_count, paced_frames, percentiles, poll, stop_launcher, wait_until
+from latency import (
+    REPO,
+    Observed,
+    Sent,
+    current_count,
+    local_up_command,
+    paced_frames,
+    percentiles,
+    poll,
+    stop_launcher,
+    wait_until,
+)
 from soak import role
 
 from producer.replay import ReplayServer
@@ -128,12 +138,7 @@ def run_pipeline(phases: Sequence[Phase], limits: dict[str, float], *, drain_tim
         cleanup.callback(sent.close)
         api_port, moto_port = free_port(), free_port()
         api = f"http://127.0.0.1:{api_port}"
-        command = [
-            sys.executable, "-m", "wikitide", "local", "up", "--source", f"sse:{server.url}",
-            "--state-dir", str(workdir / "state"), "--kinesis-port", str(free_port()),
-            "--kinesis-tls-port", str(free_port()), "--moto-port", str(moto_port),
-            "--redis-port", str(free_port()), "--api-port", str(api_port),
-        ]
+        command = local_up_command(server.url, workdir / "state", api_port=api_port, moto_port=moto_port)
         log = (workdir / "launcher.log").open("wb")
         cleanup.callback(log.close)
         launched = time.monotonic()

@@ -188,6 +188,17 @@ def arrival_times(moto_port: int) -> dict[str, float]:
     return {item["pk"]["S"]: int(item["arrival_ms"]["N"]) / 1000 for page in pages for item in page["Items"]}
 
 
+def local_up_command(source_url: str, state_dir: Path, *, api_port: int, moto_port: int,
+                     properties: Path = PROPERTIES) -> list[str]:
+    """`wikitide local up` reading `source_url`, on free ports but the two a benchmark reads (the API, moto)."""
+    return [
+        sys.executable, "-m", "wikitide", "local", "up", "--source", f"sse:{source_url}",
+        "--state-dir", str(state_dir), "--kinesis-port", str(free_port()),
+        "--kinesis-tls-port", str(free_port()), "--moto-port", str(moto_port),
+        "--redis-port", str(free_port()), "--api-port", str(api_port), "--properties", str(properties),
+    ]
+
+
 def property_value(name: str, properties: Path = PROPERTIES) -> str:
     for line in properties.read_text(encoding="utf-8").splitlines():
         key, _, value = line.partition("=")
@@ -236,12 +247,8 @@ def main() -> None:
         cleanup.callback(sent.close)  # before the server stops: its handler thread ends with the source
         api_port, moto_port = free_port(), free_port()
         api = f"http://127.0.0.1:{api_port}"
-        command = [
-            sys.executable, "-m", "wikitide", "local", "up", "--source", f"sse:{server.url}",
-            "--state-dir", str(workdir / "state"), "--kinesis-port", str(free_port()),
-            "--kinesis-tls-port", str(free_port()), "--moto-port", str(moto_port),
-            "--redis-port", str(free_port()), "--api-port", str(api_port), "--properties", str(args.properties),
-        ]
+        command = local_up_command(server.url, workdir / "state", api_port=api_port, moto_port=moto_port,
+                                   properties=args.properties)
         log = (workdir / "launcher.log").open("wb")
         cleanup.callback(log.close)
         started = time.monotonic()

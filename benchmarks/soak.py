@@ -25,7 +25,6 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -38,6 +37,7 @@ from latency import (
     Observed,
     Sent,
     current_count,
+    local_up_command,
     paced_frames,
     percentiles,
     poll,
@@ -123,12 +123,7 @@ def main() -> None:
         cleanup.callback(sent.close)
         api_port = free_port()
         api = f"http://127.0.0.1:{api_port}"
-        command = [
-            sys.executable, "-m", "wikitide", "local", "up", "--source", f"sse:{server.url}",
-            "--state-dir", str(workdir / "state"), "--kinesis-port", str(free_port()),
-            "--kinesis-tls-port", str(free_port()), "--moto-port", str(free_port()),
-            "--redis-port", str(free_port()), "--api-port", str(api_port),
-        ]
+        command = local_up_command(server.url, workdir / "state", api_port=api_port, moto_port=free_port())
         log = (workdir / "launcher.log").open("wb")
         cleanup.callback(log.close)
         launcher = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
