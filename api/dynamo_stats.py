@@ -1,11 +1,11 @@
-"""`StatsStore` over the DynamoDB counters table: how the API answers while Redis is empty or down.
+"""`StatsStore` over DynamoDB: how the API answers while Redis is empty or down.
 
-Reads the same counter cells the Redis read model is built from (laid out in `wikitide.cells`): one range
-Query for the totals of a scope over a window (cells summed over shards), and one Query per minute on the
-`pages-by-minute` index for the pages, run side by side. Slower than Redis, the same numbers. The recent changes
-come from the events table's time index (`wikitide.event_index`), one Query per minute, newest first, within
-`MINUTE_QUERIES` per request. The wikis of a window and the trending baselines have no index here: they answer
-from Redis only (a 503 meanwhile).
+Reads what the Redis read model is built from: the counter cells (laid out in `wikitide.cells`), one range Query for
+the totals of a scope over a window (cells summed over shards); and the stored changes (`wikitide.event_index`),
+whose revisions are the page edits (`kcl_app/ledger.py`): one Query per minute of the time index for the pages of a
+window, run side by side, and one Query of the page index for a page's counts. Slower than Redis, the same numbers.
+The recent changes come from the same time index, newest first, within `MINUTE_QUERIES` per request. The wikis of a
+window and the trending baselines have no index here: they answer from Redis only (a 503 meanwhile).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from api.filters import ChangeFilter
 from api.recent import Collector, Position, RecentPage
 from wikitide import cells, event_index, keys
 from wikitide.errors import DependencyUnavailable
+from wikitide.events import is_revision_key
 
 T = TypeVar("T")
 # The recent changes go back a day (the windows' reach); one request reads at most this many minutes that hold
@@ -32,7 +33,7 @@ MINUTE_QUERIES = 30
 
 
 class DynamoStats:
-    def __init__(self, client: Any, table: str, *, events_table: str | None = None, parallel: int = 8) -> None:
+    def __init__(self, client: Any, table: str, *, events_table: str, parallel: int = 8) -> None:
         self._client = client
         self._table = table
         self._events_table = events_table
@@ -77,21 +78,24 @@ class DynamoStats:
     def page_edits(self, wiki: str, title: str, spans: Sequence[tuple[int, int]]) -> list[int]:
         if not spans:
             return []
-        first, last = cells.window_bounds(min(s[0] for s in spans), max(s[1] for s in spans))
+        first = event_index.first_order_of(min(s[0] for s in spans) * 60_000)
+        # BETWEEN is inclusive; no order key equals the bare prefix of the next minute's first millisecond.
+        last = event_index.first_order_of((max(s[1] for s in spans) + 1) * 60_000)
         by_minute: Counter[int] = Counter()
         for item in self._query(
-            TableName=self._table,
-            KeyConditionExpression="pk = :scope AND sk BETWEEN :first AND :last",
-            ExpressionAttributeValues={":scope": {"S": cells.page_scope(keys.page_member(wiki, title))},
-                                       ":first": {"S": first}, ":last": {"S": last}},
+            TableName=self._events_table, IndexName=event_index.PAGE_INDEX,
+            KeyConditionExpression="#page = :page AND #order BETWEEN :first AND :last",
+            ProjectionExpression="pk, #order",
+            ExpressionAttributeNames={"#page": event_index.PAGE, "#order": event_index.ORDER},
+            ExpressionAttributeValues={":page": {"S": keys.page_member(wiki, title)}, ":first": {"S": first},
+                                       ":last": {"S": last}},
         ):
-            minute, _ = cells.split_sort_key(item["sk"]["S"])
-            by_minute[minute] += int(item.get(cells.PAGE_EVENTS, {}).get("N", 0))
+            if is_revision_key(item["pk"]["S"]):
+                ms, _ = event_index.split_order_key(item[event_index.ORDER]["S"])
+                by_minute[ms // 60_000] += 1
         return [sum(n for m, n in by_minute.items() if low <= m <= high) for low, high in spans]
 
     def recent(self, matches: ChangeFilter, after: Position | None, limit: int) -> RecentPage:
-        if self._events_table is None:
-            raise DependencyUnavailable("dynamodb: no events table to read recent changes from")
         latest = self.latest_minute()
         collector = Collector(matches, after, limit)
         if latest is None:
@@ -142,20 +146,21 @@ class DynamoStats:
                                ExpressionAttributeNames=names, ExpressionAttributeValues=values)
 
     def _pages_of(self, minute: int, wiki: str | None) -> Counter[str]:
-        condition = "#minute = :minute"
-        values: dict[str, Any] = {":minute": {"N": str(minute)}}
-        if wiki is not None:
-            condition += " AND begins_with(pk, :prefix)"
-            values[":prefix"] = {"S": cells.page_prefix(wiki)}
+        """The minute's page edits: its stored revisions (their documents name the page)."""
         pages: Counter[str] = Counter()
-        for item in self._query(TableName=self._table, IndexName=cells.PAGES_INDEX, KeyConditionExpression=condition,
-                                ExpressionAttributeNames={"#minute": cells.PAGE_MINUTE},
-                                ExpressionAttributeValues=values):
-            pages[cells.page_of(item["pk"]["S"])] += int(item[cells.PAGE_EVENTS]["N"])
+        for item in self._query(TableName=self._events_table, IndexName=event_index.RECENT_INDEX,
+                                KeyConditionExpression="#minute = :minute", ProjectionExpression="pk, #doc",
+                                ExpressionAttributeNames={"#minute": event_index.MINUTE, "#doc": event_index.DOC},
+                                ExpressionAttributeValues={":minute": {"N": str(minute)}}):
+            if not is_revision_key(item["pk"]["S"]):
+                continue
+            doc = _doc(item)
+            if doc.get("title") and (wiki is None or doc.get("wiki") == wiki):
+                pages[keys.page_member(doc["wiki"], doc["title"])] += 1
         return pages
 
     def _query(self, **request: Any) -> Iterator[dict[str, Any]]:
-        with _translated("querying counters"):
+        with _translated("querying counters and changes"):
             for page in self._client.get_paginator("query").paginate(**request):
                 yield from page.get("Items", [])
 

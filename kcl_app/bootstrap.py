@@ -41,16 +41,17 @@ def build_stores(
     fast_retries: bool = False,
     scan_client: Any = None,
 ) -> tuple[Stores, Rebuilder]:
-    """The real adapters; an empty Redis (no `wt:ready`) starts a background rebuild from the ledger, which
-    scans with `scan_client` (default `dynamodb`; a longer read timeout suits a background scan)."""
+    """The real adapters; an empty Redis (no `wt:ready`) starts a background rebuild from the ledger and the
+    claims, which scans with `scan_client` (default `dynamodb`; a longer read timeout suits a background scan)."""
     pool = WritePool()
     counter_ledger = DynamoCounterLedger(dynamodb, resources.counters_table, pool=pool, fast_retries=fast_retries)
     scanner = DynamoCounterLedger(
         scan_client or dynamodb, resources.counters_table, pool=pool, fast_retries=fast_retries
     )
+    claims = DynamoEventStore(scan_client or dynamodb, resources.events_table, pool=pool, fast_retries=fast_retries)
     rebuilders: list[Rebuilder] = []
     mirror = RedisMirror(redis_client, on_empty=lambda: rebuilders[0].start_in_background(), fast_retries=fast_retries)
-    rebuilders.append(Rebuilder(redis_client, mirror, scanner.scan))
+    rebuilders.append(Rebuilder(redis_client, mirror, scanner.scan, claims.scan_page_edits))
     stores = Stores(
         events=DynamoEventStore(
             dynamodb, resources.events_table, pool=pool, fast_retries=fast_retries

@@ -3,7 +3,8 @@
 
 Shards never write the same item. The busiest partition key is the overall total (`*`): one write per
 batch per shard, about 4 per shard per second at the local polling interval, far below DynamoDB's
-1,000 writes/s per key up to a few hundred shards. A hot page is one key with one write per batch.
+1,000 writes/s per key up to a few hundred shards. Pages have no cells
+(see `kcl_app/ledger.py`): a hot page costs nothing here.
 The write is an optimistic update: `ADD` the newer contributions and move the mark, on the condition that
 the mark is still the one read; a lost race (or a retried write that had in fact landed) re-reads and adds
 only what is left.
@@ -111,10 +112,6 @@ class DynamoCounterLedger:
         values[":expires"] = {"N": str(layout.expires_at(delta.cell.minute))}
         adds = ", ".join(f"#f{i} :f{i}" for i in range(len(delta.fields)))
         sets = "#seq = :seq, #expires = :expires"
-        if layout.is_page_scope(delta.cell.scope):
-            sets += ", #page_minute = :minute"
-            names["#page_minute"] = layout.PAGE_MINUTE
-            values[":minute"] = {"N": str(delta.cell.minute)}
         condition = "attribute_not_exists(#seq)"
         if delta.after is not None:
             condition = "#seq = :after"

@@ -20,7 +20,9 @@ from typing import Any, TypeVar
 from botocore.exceptions import ClientError
 
 from kcl_app.handler import DeadLetter, ProcessedChange, recent_score
+from kcl_app.ledger import PageEdit
 from wikitide import aws, event_index, keys, retry
+from wikitide.events import is_revision_key
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +137,24 @@ class DynamoEventStore:
                      fast=self._fast)
         return found
 
+    def scan_page_edits(self) -> list[PageEdit]:
+        """Every stored revision as the page edit of the record that claimed it (the table's TTL keeps about a
+        day of them), for a rebuild of the read model. A consistent scan: it sees every claim stored before it
+        started."""
+
+        def attempt() -> list[PageEdit]:
+            paginator = self._client.get_paginator("scan")
+            pages = paginator.paginate(
+                TableName=self._events, ConsistentRead=True,
+                ProjectionExpression="pk, #position, #minute, #page",
+                ExpressionAttributeNames={"#position": "position", "#minute": event_index.MINUTE,
+                                          "#page": event_index.PAGE},
+            )
+            return [edit for page in pages for item in page.get("Items", []) if (edit := page_edit_of(item))]
+
+        return aws.call(attempt, what=f"scan of {self._events}", policy=retry.PROCESSOR_REBUILD_SCAN,
+                        attempts=self._attempts, fast=self._fast)
+
     def _write_claims(self, changes: Sequence[ProcessedChange]) -> None:
         requests = [{"PutRequest": {"Item": event_item(change)}} for change in changes]
         batch_write(self._client, self._events, requests, attempts=self._attempts, fast=self._fast)
@@ -186,6 +206,15 @@ def event_item(change: ProcessedChange) -> dict[str, Any]:
         item[event_index.PAGE] = {"S": keys.page_member(change.change.wiki, change.change.title)}
     return item
 
+
+
+def page_edit_of(item: dict[str, Any]) -> PageEdit | None:
+    """The page edit an events-table item stands for: None unless it is a revision with a page."""
+    if not is_revision_key(item["pk"]["S"]) or event_index.PAGE not in item:
+        return None
+    shard, _, sequence = item["position"]["S"].rpartition("#")
+    wiki, title = keys.split_page_member(item[event_index.PAGE]["S"])
+    return PageEdit(int(item[event_index.MINUTE]["N"]), shard, int(sequence), wiki, title)
 
 
 def dead_letter_item(letter: DeadLetter) -> dict[str, Any]:

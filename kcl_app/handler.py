@@ -4,7 +4,8 @@ Pure: the stores are ports. The KCL delivers at least once; effects are exactly 
 - an event is stored under its de-duplication key by the first record that claims it, and a record's
   redelivery finds its own claim (a duplicate from the source or the producer finds another record's claim);
 - counters are counted per (minute, scope, shard) cell with the sequence number of the last counted record
-  (`kcl_app/ledger.py`), so a redelivered, replayed or zombie batch adds nothing;
+  (`kcl_app/ledger.py`), so a redelivered, replayed or zombie batch adds nothing; a page's edits are its
+  claimed revisions (`page_edits_of`), counted by the mirror under the same rule;
 - a poison record is stored under its own stream position in the dead-letter store and counted like any
   record, through the ledger.
 
@@ -28,9 +29,8 @@ from typing import Any, Protocol
 
 from kcl_app import ledger
 from kcl_app.enrich import enrich
-from kcl_app.ledger import CellKey, CellState, Contribution
+from kcl_app.ledger import CellKey, CellState, Contribution, PageEdit
 from wikitide import keys
-from wikitide.cells import PAGE_EVENTS
 from wikitide.errors import DependencyUnavailable, InvalidChange, RequestRefused
 from wikitide.events import RecentChange, parse_change
 
@@ -110,7 +110,9 @@ class CounterLedger(Protocol):
 
 class CounterMirror(Protocol):
     def publish(self, states: Sequence[CellState], changes: Sequence[ProcessedChange]) -> None:
-        """Merge cell states into the fast read model and list the changes as recent. Idempotent in any order.
+        """Merge cell states into the fast read model, count the page edits of `changes` (the batch's claimed
+        changes, in sequence order) and list them as recent. Idempotent: a state in any order, a shard's changes
+        in its sequence order (each batch published before the next, as the KCL delivers them).
         Raises DependencyUnavailable."""
 
 
@@ -145,14 +147,20 @@ def contributions_of(item: ProcessedChange) -> list[Contribution]:
     change, sequence = item.change, item.record.sequence
     minute = keys.epoch_minute(change.dt)
     fields = change_fields(change, item.doc)
-    result = [
+    return [
         Contribution(_cell(minute, ledger.TOTAL), sequence, fields),
         Contribution(_cell(minute, ledger.wiki_scope(change.wiki)), sequence, fields),
     ]
-    if change.is_revision:
-        page = ledger.page_scope(keys.page_member(change.wiki, change.title))
-        result.append(Contribution(CellKey(minute, page), sequence, {PAGE_EVENTS: 1}))
-    return result
+
+
+def page_edits_of(claimed: Sequence[ProcessedChange]) -> list[PageEdit]:
+    """The page edits of a batch's claimed changes, in the batch's (sequence) order: its revisions."""
+    return [
+        PageEdit(keys.epoch_minute(item.change.dt), item.record.shard, item.record.sequence, item.change.wiki,
+                 item.change.title)
+        for item in claimed
+        if item.change.is_revision and item.change.title
+    ]
 
 
 def rejection_of(letter: DeadLetter) -> Contribution:

@@ -1,7 +1,7 @@
 """Exactly-once counter arithmetic over an at-least-once stream. Pure: no I/O.
 
-Every counter lives in one cell per (minute, scope, shard): the per-minute totals (`*`), one wiki (`w:<wiki>`),
-one page (`p:<wiki>\\t<title>`) or the rejected records (`rejected`), spelled in `wikitide.cells`. A cell
+Every counter lives in one cell per (minute, scope, shard): the per-minute totals (`*`), one wiki (`w:<wiki>`)
+or the rejected records (`rejected`), spelled in `wikitide.cells`. A cell
 remembers the sequence number of the last record it counted. Records of one shard arrive in sequence order, so a
 record whose sequence number is not above the cell's mark was already counted; a redelivered batch, a zombie
 worker's late write, or a second worker after a lease change adds nothing. Cells of different shards never share
@@ -9,6 +9,12 @@ a mark, so resharding needs no coordination: the reader sums a scope's cells ove
 
 A cell's state (mark and absolute values) only moves forward, which is what lets the Redis mirror merge
 states in any order and any number of times (see `kcl_app/redis_mirror.py`).
+
+Pages have no cells: the events table already holds one item per distinct change, written by the record that
+claimed it, so a page's edits of a minute are its claimed revisions of that minute (a `PageEdit` each). The Redis
+mirror counts them with a mark per (minute, shard) of its own, under the same rule: a shard's edits arrive in
+sequence order, so an edit at or below the mark was counted. That saves DynamoDB one conditional write per page
+and batch, nearly one per event.
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ from dataclasses import dataclass
 
 from wikitide.cells import REJECTED as REJECTED
 from wikitide.cells import TOTAL as TOTAL
-from wikitide.cells import page_scope as page_scope
 from wikitide.cells import wiki_scope as wiki_scope
 
 
@@ -36,6 +41,17 @@ class Contribution:
     cell: CellKey
     sequence: int
     fields: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class PageEdit:
+    """One claimed revision (an `edit` or `new`): one edit of its page in its event-time minute."""
+
+    minute: int
+    shard: str
+    sequence: int
+    wiki: str
+    title: str
 
 
 @dataclass(frozen=True, slots=True)

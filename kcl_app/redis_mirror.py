@@ -1,25 +1,26 @@
-"""Redis adapter of the read model (ElastiCache in AWS): the minute buckets the API reads, fed from the ledger.
+"""Redis adapter of the read model (ElastiCache in AWS): the minute buckets the API reads, fed from DynamoDB's
+counter cells and claimed changes.
 
-Redis is a cache of DynamoDB's counter cells, never their owner. For each cell the mirror keeps the last
-state it merged (`wt:s:<minute>`, field `<scope>|<shard>`) and adds to the buckets only the difference to a
-newer state. Merging is therefore idempotent and order-free: a redelivered batch, two workers racing, or a
-rebuild running beside live processors all converge on the ledger's numbers. When Redis comes back empty,
-`rebuild` merges every cell of the last day from DynamoDB, then sets `wt:ready`; readers fall back to
-DynamoDB until then.
+Redis is a cache, never the owner. For each counter cell the mirror keeps the last state it merged
+(`wt:s:<minute>`, field `<scope>|<shard>`) and adds to the buckets only the difference to a newer state: merging is
+idempotent and order-free. Page edits have no cells (`kcl_app/ledger.py`): each batch's claimed revisions are counted
+per (minute, shard) above a mark of Redis's own (`_PAGES`, field `p|<shard>`), which is exact because a shard's
+batches are published in order. A redelivered batch, two workers racing, or a rebuild running beside live
+processors all converge on DynamoDB's numbers. When Redis comes back empty, `rebuild` merges every cell of the last
+day from DynamoDB and counts the claimed revisions the live publishes did not, then sets `wt:ready`; readers fall
+back to DynamoDB until then.
 
 The rolling windows (`wikitide.keys.ROLLING_WINDOWS`: page counts of the last hour and day, kept as they slide)
-hold, by construction, the sum of the minute page sets of the minutes `start..end` of their range hash: the merge
-of a page cell adds its difference to a window only when its minute is inside that range, and `_ADVANCE` moves the
-range one minute at a time, adding the minute that enters and subtracting the one that leaves, each step atomic.
-Both run inside Redis scripts, so redelivered batches, racing workers and a rebuild keep that sum exact, and a
-rebuild that merges the cells again rebuilds the windows with the minute sets. Each `_ADVANCE` call does a bounded
-number of steps; `advance_windows` calls it until the windows end at the newest minute.
+hold, by construction, the sum of the minute page sets of the minutes `start..end` of their range hash: counting a
+page edit adds it to a window only when its minute is inside that range, and `_ADVANCE` moves the range one minute
+at a time, adding the minute that enters and subtracting the one that leaves, each step atomic. Both run inside
+Redis scripts, so redelivered batches, racing workers and a rebuild keep that sum exact. Each `_ADVANCE` call does
+a bounded number of steps; `advance_windows` calls it until the windows end at the newest minute.
 
-The same merge keeps the roll-ups of `wikitide.keys`: a page cell's difference also goes to its hour's page set,
-a wiki cell's `WIKI_FIELDS` differences to the minute's wikis hash and to each rolling window's wiki counts hash
-whose range holds the minute; `_ADVANCE` slides those hashes with the page windows (adding the entering minute's
-wikis hash, subtracting the leaving one's). Being differences of the cells' states, they are exactly once and
-come back with a rebuild like the minute buckets.
+The same scripts keep the roll-ups of `wikitide.keys`: a page edit also goes to its hour's page set, a wiki cell's
+`WIKI_FIELDS` differences to the minute's wikis hash and to each rolling window's wiki counts hash whose range holds
+the minute; `_ADVANCE` slides those hashes with the page windows (adding the entering minute's wikis hash,
+subtracting the leaving one's). They are exactly once and come back with a rebuild like the minute buckets.
 """
 
 from __future__ import annotations
@@ -28,24 +29,24 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import redis
 
 from kcl_app import change_feed, ledger
-from kcl_app.handler import ProcessedChange, recent_json, recent_score
-from kcl_app.ledger import CellState
+from kcl_app.handler import ProcessedChange, page_edits_of, recent_json, recent_score
+from kcl_app.ledger import CellState, PageEdit
 from wikitide import cells, keys, retry
 from wikitide.errors import DependencyUnavailable
 
 logger = logging.getLogger(__name__)
 
 # KEYS[1] = cell states, KEYS[2..3] = the cell's buckets, KEYS[4] = newest minute, KEYS[5] = the cell's roll-up
-# (pages: the hour's page set; wiki: the minute's wikis hash), KEYS[6..] = per rolling window, its range and the
-# window's keys (pages: window set, wiki window set, window's wikis; wiki: the window's wiki counts hash).
-# ARGV[1] = field, ARGV[2] = sequence, ARGV[3] = kind, ARGV[4] = TTL, ARGV[5] = page member, ARGV[6] = minute,
-# ARGV[7] = window member (pages) or wiki (wiki), ARGV[8..] = counter name, value, ...
+# (wiki: the minute's wikis hash), KEYS[6..] = per rolling window, its range and the window's wiki counts hash (wiki).
+# ARGV[1] = field, ARGV[2] = sequence, ARGV[3] = kind, ARGV[4] = TTL, ARGV[5] = unused, ARGV[6] = minute,
+# ARGV[7] = wiki (wiki), ARGV[8..] = counter name, value, ...
 _MERGE = """
 local function newer(a, b)
   if #a ~= #b then return #a > #b end
@@ -63,7 +64,6 @@ local kind = ARGV[3]
 local ttl = tonumber(ARGV[4])
 local minute = tonumber(ARGV[6])
 local now = {}
-local page_delta = 0
 local wiki_deltas = {}
 for i = 8, #ARGV, 2 do
   local name = ARGV[i]
@@ -71,17 +71,11 @@ for i = 8, #ARGV, 2 do
   now[name] = value
   local delta = value - (tonumber(before[name]) or 0)
   if delta ~= 0 then
-    if kind == 'pages' then
-      redis.call('ZINCRBY', KEYS[2], delta, ARGV[5])
-      redis.call('ZINCRBY', KEYS[3], delta, ARGV[5])
-      page_delta = page_delta + delta
-    else
-      redis.call('HINCRBY', KEYS[2], name, delta)
-      if kind == 'wiki' and rolled[name] then
-        local field = ARGV[7] .. '|' .. name
-        redis.call('HINCRBY', KEYS[5], field, delta)
-        wiki_deltas[#wiki_deltas + 1] = {field, delta}
-      end
+    redis.call('HINCRBY', KEYS[2], name, delta)
+    if kind == 'wiki' and rolled[name] then
+      local field = ARGV[7] .. '|' .. name
+      redis.call('HINCRBY', KEYS[5], field, delta)
+      wiki_deltas[#wiki_deltas + 1] = {field, delta}
     end
   end
 end
@@ -89,20 +83,6 @@ local function in_range(k)
   local range = redis.call('HMGET', KEYS[k], 'start', 'end')
   local first, last = tonumber(range[1]), tonumber(range[2])
   return first and last and first <= minute and minute <= last
-end
-if page_delta ~= 0 then
-  redis.call('ZINCRBY', KEYS[5], page_delta, ARGV[5])
-  redis.call('EXPIRE', KEYS[5], ttl)
-  for k = 6, #KEYS, 4 do
-    if in_range(k) then
-      redis.call('ZINCRBY', KEYS[k + 1], page_delta, ARGV[7])
-      redis.call('ZINCRBY', KEYS[k + 2], page_delta, ARGV[7])
-      redis.call('SADD', KEYS[k + 3], KEYS[k + 2])
-      redis.call('EXPIRE', KEYS[k + 1], ttl)
-      redis.call('EXPIRE', KEYS[k + 2], ttl)
-      redis.call('EXPIRE', KEYS[k + 3], ttl)
-    end
-  end
 end
 if #wiki_deltas > 0 then
   redis.call('EXPIRE', KEYS[5], ttl)
@@ -129,6 +109,95 @@ if kind == 'total' then
 end
 return 1
 """.replace("{ROLLED}", "{" + ", ".join(f"{name} = true" for name in keys.WIKI_FIELDS) + "}")
+
+# The page edits of one (minute, shard) cell, counted from the claimed revisions (`kcl_app/ledger.py`). The cell's
+# state (field `p|<shard>` of the minute's cell states) is `q`, the sequence number of the last edit counted, and `f`,
+# the first one counted since Redis was empty ('' once a rebuild has filled in what came before it).
+# Mode 'live' (a batch, edits in sequence order): counts the edits above `q`; a shard publishes its batches in order
+# (the KCL redelivers from a checkpoint that a publish preceded), so what is at or below `q` was counted.
+# Mode 'rebuild' (every claim of the cell the rebuild read, ARGV[5] = the DynamoDB total cell's mark, read before
+# the claims): a cell Redis has not seen gets the edits at or below that mark (every one of them was stored before
+# the mark moved; the live publishes count those above it); a cell live publishes began after Redis was emptied
+# gets the edits below its `f` (published before Redis was emptied, so stored before the rebuild read them).
+# KEYS[1] = cell states, KEYS[2] = the minute's page set, KEYS[3] = the hour's page set, KEYS[4..] = per rolling
+# window, its range, its page set and the set of its per-wiki keys. ARGV[1] = field, ARGV[2] = mode, ARGV[3] = TTL,
+# ARGV[4] = minute, ARGV[5] = mark (rebuild), ARGV[6] = the minute's per-wiki page set prefix, ARGV[7..] = per rolling
+# window its per-wiki page set prefix, then the edits: sequence, wiki, title, ...
+_PAGES = """
+local function newer(a, b)
+  if #a ~= #b then return #a > #b end
+  return a > b
+end
+local field, mode, ttl, minute = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local windows = (#KEYS - 3) / 3
+local first_edit = 7 + windows
+local old = redis.call('HGET', KEYS[1], field)
+local state = old and cjson.decode(old)
+local counts, pages = {}, {}
+local function take(i)
+  local page = ARGV[i + 1] .. '\t' .. ARGV[i + 2]
+  if not counts[page] then
+    counts[page] = 0
+    pages[#pages + 1] = {ARGV[i + 1], ARGV[i + 2], page}
+  end
+  counts[page] = counts[page] + 1
+end
+if mode == 'live' then
+  local last = state and state.q
+  for i = first_edit, #ARGV, 3 do
+    if (not last) or newer(ARGV[i], last) then
+      take(i)
+      last = ARGV[i]
+      if not state then state = {f = ARGV[i]} end
+    end
+  end
+  if #pages == 0 then return 0 end
+  state.q = last
+elseif state then
+  if state.f == '' then return 0 end
+  for i = first_edit, #ARGV, 3 do
+    if newer(state.f, ARGV[i]) then take(i) end
+  end
+  state.f = ''
+else
+  local mark = ARGV[5]
+  if mark == '' then return 0 end
+  for i = first_edit, #ARGV, 3 do
+    if not newer(ARGV[i], mark) then take(i) end
+  end
+  state = {q = mark, f = ''}
+end
+local open = {}
+for k = 4, #KEYS, 3 do
+  local range = redis.call('HMGET', KEYS[k], 'start', 'end')
+  local first, last = tonumber(range[1]), tonumber(range[2])
+  if first and last and first <= minute and minute <= last then open[#open + 1] = k end
+end
+local touched = {[KEYS[2]] = true, [KEYS[3]] = true}
+for _, entry in ipairs(pages) do
+  local wiki, title, page = entry[1], entry[2], entry[3]
+  local n = counts[page]
+  local wiki_key = ARGV[6] .. wiki
+  redis.call('ZINCRBY', KEYS[2], n, page)
+  redis.call('ZINCRBY', wiki_key, n, page)
+  redis.call('ZINCRBY', KEYS[3], n, page)
+  touched[wiki_key] = true
+  local member = title .. '\t' .. wiki
+  for _, k in ipairs(open) do
+    local window_wiki = ARGV[7 + (k - 4) / 3] .. wiki
+    redis.call('ZINCRBY', KEYS[k + 1], n, member)
+    redis.call('ZINCRBY', window_wiki, n, member)
+    redis.call('SADD', KEYS[k + 2], window_wiki)
+    touched[KEYS[k + 1]] = true
+    touched[KEYS[k + 2]] = true
+    touched[window_wiki] = true
+  end
+end
+for key in pairs(touched) do redis.call('EXPIRE', key, ttl) end
+redis.call('HSET', KEYS[1], field, cjson.encode(state))
+redis.call('EXPIRE', KEYS[1], ttl)
+return #pages
+"""
 
 # One call moves a rolling window by at most ARGV[3] minutes and through at most ARGV[4] page entries (one minute
 # is never split), so no call holds Redis for long; it returns how many minutes are left to the newest minute.
@@ -221,6 +290,7 @@ class RedisMirror:
     ) -> None:
         self._client = client
         self._merge = client.register_script(_MERGE)
+        self._pages = client.register_script(_PAGES)
         self._advance = client.register_script(_ADVANCE)
         self._append = client.register_script(change_feed.APPEND)
         self._on_empty = on_empty
@@ -228,10 +298,20 @@ class RedisMirror:
         self._fast = fast_retries
 
     def publish(self, states: Sequence[CellState], changes: Sequence[ProcessedChange]) -> None:
+        self.count(states, page_edits_of(changes), changes)
+
+    def count(
+        self, states: Sequence[CellState], edits: Sequence[PageEdit], changes: Sequence[ProcessedChange] = ()
+    ) -> None:
+        """`publish` with the page edits given: merge `states`, count `edits` (one shard's in sequence order), list
+        `changes` as recent, in one round trip."""
+
         def attempt() -> tuple[bool, bool]:
             pipe = self._client.pipeline(transaction=False)
             pipe.exists(keys.READY)
             self._queue_merges(pipe, states)
+            for call_keys, args in page_calls(edits, "live"):
+                self._pages(keys=call_keys, args=args, client=pipe)
             for change in changes:
                 self._queue_recent(pipe, change)
             for call_keys, args in change_feed.append_calls(changes):
@@ -275,6 +355,19 @@ class RedisMirror:
 
         return int(self._bounded(attempt))
 
+    def rebuild_pages(self, cells_edits: Sequence[tuple[int, str, int | None, list[PageEdit]]]) -> int:
+        """Count, per (minute, shard, DynamoDB total cell's mark, the cell's claimed edits in sequence order), what
+        the live publishes did not (see `_PAGES`); returns the pages counted."""
+
+        def attempt() -> int:
+            pipe = self._client.pipeline(transaction=False)
+            for minute, shard, mark, edits in cells_edits:
+                call_keys, args = page_call(minute, shard, edits, "rebuild", mark)
+                self._pages(keys=call_keys, args=args, client=pipe)
+            return sum(int(result) for result in pipe.execute())
+
+        return int(self._bounded(attempt))
+
     def _queue_merges(self, pipe: Any, states: Sequence[CellState]) -> None:
         for state in states:
             keys_, args = merge_call(state)
@@ -299,8 +392,7 @@ class RedisMirror:
 
 def merge_call(state: CellState) -> tuple[list[str], list[Any]]:
     minute, scope = state.cell.minute, state.cell.scope
-    page = ""
-    extra = ""  # ARGV[7]: the window member of a page, the wiki of a wiki cell
+    extra = ""  # ARGV[7]: the wiki of a wiki cell
     windows: list[str] = []
     if scope == ledger.TOTAL:
         kind, targets = "total", [keys.counts_key(minute)] * 3
@@ -313,22 +405,41 @@ def merge_call(state: CellState) -> tuple[list[str], list[Any]]:
         for length in keys.ROLLING_WINDOWS:
             windows += [keys.window_range_key(length), keys.window_wiki_counts_key(length)]
     else:
-        page = cells.page_of(scope)
-        wiki, title = keys.split_page_member(page)
-        kind = "pages"
-        hour = minute // keys.HOUR_MINUTES
-        targets = [keys.pages_key(minute), keys.pages_key(minute, wiki), keys.hour_pages_key(hour)]
-        extra = keys.window_member(wiki, title)
-        for length in keys.ROLLING_WINDOWS:
-            windows += [keys.window_range_key(length), keys.window_pages_key(length),
-                        keys.window_pages_key(length, wiki), keys.window_wikis_key(length)]
-    args: list[Any] = [
-        f"{scope}|{state.shard}", str(state.sequence), kind, keys.BUCKET_TTL_SECONDS, page, minute, extra,
-    ]
+        raise ValueError(f"not a counter cell scope: {scope!r}")
+    args: list[Any] = [f"{scope}|{state.shard}", str(state.sequence), kind, keys.BUCKET_TTL_SECONDS, "", minute, extra]
     for name, value in state.values.items():
         args.extend((name, value))
     bucket, other_bucket, roll_up = targets
     return [keys.cell_states_key(minute), bucket, other_bucket, keys.LATEST_MINUTE, roll_up, *windows], args
+
+
+def page_calls(edits: Sequence[PageEdit], mode: str) -> list[tuple[list[str], list[Any]]]:
+    """One `_PAGES` call per (minute, shard) cell of `edits`, each cell's edits in their order."""
+    by_cell: dict[tuple[int, str], list[PageEdit]] = {}
+    for edit in edits:
+        by_cell.setdefault((edit.minute, edit.shard), []).append(edit)
+    return [page_call(minute, shard, cell_edits, mode) for (minute, shard), cell_edits in by_cell.items()]
+
+
+def page_call(
+    minute: int, shard: str, edits: Sequence[PageEdit], mode: str, mark: int | None = None
+) -> tuple[list[str], list[Any]]:
+    windows: list[str] = []
+    prefixes: list[str] = []
+    for length in keys.ROLLING_WINDOWS:
+        windows += [keys.window_range_key(length), keys.window_pages_key(length), keys.window_wikis_key(length)]
+        prefixes.append(keys.window_pages_key(length, ""))
+    args: list[Any] = [page_field(shard), mode, keys.BUCKET_TTL_SECONDS, minute, "" if mark is None else str(mark),
+                       keys.pages_key(minute, ""), *prefixes]
+    for edit in edits:
+        args.extend((str(edit.sequence), edit.wiki, edit.title))
+    hour = minute // keys.HOUR_MINUTES
+    return [keys.cell_states_key(minute), keys.pages_key(minute), keys.hour_pages_key(hour), *windows], args
+
+
+def page_field(shard: str) -> str:
+    """The field of a (minute, shard) page cell's state among the minute's cell states."""
+    return f"p|{shard}"
 
 
 def advance_keys(length: int) -> list[str]:
@@ -345,11 +456,31 @@ def advance_args(length: int) -> list[Any]:
 def recent_cells(states: Sequence[CellState]) -> list[CellState]:
     """The cells the read model keeps: those within the bucket lifetime of the newest minute counted (event
     time, as the API's windows are; a replay of old events is rebuilt too)."""
-    newest = max((s.cell.minute for s in states if s.cell.scope == ledger.TOTAL), default=None)
-    if newest is None:
+    states = [s for s in states if cells.is_cell_scope(s.cell.scope)]
+    oldest = oldest_kept(states)
+    if oldest is None:
         return [s for s in states if s.cell.scope == ledger.REJECTED]
-    oldest = newest - keys.BUCKET_TTL_SECONDS // 60
     return [s for s in states if s.cell.minute >= oldest or s.cell.scope == ledger.REJECTED]
+
+
+def oldest_kept(states: Sequence[CellState]) -> int | None:
+    newest = max((s.cell.minute for s in states if s.cell.scope == ledger.TOTAL), default=None)
+    return None if newest is None else newest - keys.BUCKET_TTL_SECONDS // 60
+
+
+def page_cells(
+    states: Sequence[CellState], edits: Iterable[PageEdit]
+) -> list[tuple[int, str, int | None, list[PageEdit]]]:
+    """The claimed edits of the kept minutes by (minute, shard) cell, in sequence order, each with the mark of
+    that cell's total (None: the ledger has not counted any of them yet)."""
+    marks = {(s.cell.minute, s.shard): s.sequence for s in states if s.cell.scope == ledger.TOTAL}
+    oldest = oldest_kept(states)
+    by_cell: dict[tuple[int, str], list[PageEdit]] = defaultdict(list)
+    for edit in edits:
+        if oldest is not None and edit.minute >= oldest:
+            by_cell[(edit.minute, edit.shard)].append(edit)
+    return [(minute, shard, marks.get((minute, shard)), sorted(cell_edits, key=lambda e: e.sequence))
+            for (minute, shard), cell_edits in sorted(by_cell.items())]
 
 
 class Rebuilder:
@@ -362,12 +493,16 @@ class Rebuilder:
         client: redis.Redis,
         mirror: RedisMirror,
         scan: Callable[[], Sequence[CellState]],
+        page_edits: Callable[[], Iterable[PageEdit]],
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`scan` reads every counter cell, `page_edits` every claimed revision; the rebuild calls them in that
+        order (see `_PAGES` for why)."""
         self._client = client
         self._mirror = mirror
         self._scan = scan
+        self._page_edits = page_edits
         self._clock = clock
         self._running = threading.Lock()
 
@@ -385,7 +520,9 @@ class Rebuilder:
             self._running.release()
 
     def rebuild(self) -> int | None:
-        """Merge every cell of the last day into Redis, then mark it ready. None if another process holds the lock."""
+        """Merge every cell of the last day into Redis and count the page edits the live publishes did not, then
+        mark it ready. Returns how many cells moved forward and pages were counted (0: Redis had them all); None if
+        another process holds the lock."""
         # redis-py's lock: a token per holder, released and extended only by that holder, atomically.
         lock = self._client.lock(keys.REBUILD_LOCK, timeout=self.LOCK_SECONDS)
         if not lock.acquire(blocking=False):
@@ -393,17 +530,39 @@ class Rebuilder:
         started = self._clock()
         try:
             states = recent_cells(self._scan())
+            pages = page_cells(states, self._page_edits())
             moved = 0
             for start in range(0, len(states), MERGE_CHUNK):
                 moved += self._mirror.merge(states[start : start + MERGE_CHUNK])
                 lock.reacquire()
+            counted = 0
+            for chunk in _chunks(pages, MERGE_CHUNK):
+                counted += self._mirror.rebuild_pages(chunk)
+                lock.reacquire()
             self._mirror.advance_windows()
             self._client.set(keys.READY, int(started))
             logger.warning(
-                "Redis counters rebuilt from DynamoDB: %d cells read, %d merged, %.1f s",
-                len(states), moved, self._clock() - started,
+                "Redis counters rebuilt from DynamoDB: %d cells read, %d merged; %d page edits in %d cells read, "
+                "%d page counts added; %.1f s",
+                len(states), moved, sum(len(cell[3]) for cell in pages), len(pages), counted, self._clock() - started,
             )
-            return moved
+            return moved + counted
         finally:
             with contextlib.suppress(redis.exceptions.LockError):  # it expired: another rebuild may be running
                 lock.release()
+
+
+def _chunks(
+    cells_edits: Sequence[tuple[int, str, int | None, list[PageEdit]]], edits: int
+) -> Iterator[list[tuple[int, str, int | None, list[PageEdit]]]]:
+    """Runs of whole cells of about `edits` edits each (a cell is never split: its call decides once)."""
+    chunk: list[tuple[int, str, int | None, list[PageEdit]]] = []
+    size = 0
+    for cell in cells_edits:
+        chunk.append(cell)
+        size += len(cell[3])
+        if size >= edits:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk

@@ -77,10 +77,11 @@ def generate(seed: int = 12, events_per_minute: int = EVENTS_PER_MINUTE) -> list
     return events
 
 
-def load(client: redis.Redis, events: list[dict[str, Any]]) -> FakeLedger:
-    """Process `events` (in that order) into Redis; returns the ledger holding every counter cell."""
-    ledger = FakeLedger()
-    stores = Stores(FakeEventStore(), FakeDeadLetters(), ledger, RedisMirror(client))
+def load(client: redis.Redis, events: list[dict[str, Any]]) -> tuple[FakeLedger, FakeEventStore]:
+    """Process `events` (in that order) into Redis; returns the ledger holding every counter cell and the event
+    store holding every claim."""
+    ledger, claims = FakeLedger(), FakeEventStore()
+    stores = Stores(claims, FakeDeadLetters(), ledger, RedisMirror(client))
     sequences = dict.fromkeys(SHARDS, 1)
     per_minute = max(1, len(events) // MINUTES)
     for number, start in enumerate(range(0, len(events), BATCH)):
@@ -98,4 +99,4 @@ def load(client: redis.Redis, events: list[dict[str, Any]]) -> FakeLedger:
                 raise AssertionError(f"generated records rejected: {outcome.rejected}")
             if number % 7 == 0:
                 process_batch(records, stores)  # a redelivered batch changes nothing
-    return ledger
+    return ledger, claims

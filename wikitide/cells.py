@@ -3,15 +3,14 @@
 
 One item per (minute, scope, shard) cell of the counters table:
 
-- `pk`, the scope: `*` (every event), `w:<wiki>` (one wiki), `p:<wiki>\\t<title>` (one page, the member of
-  `wikitide.keys.page_member`) or `rejected` (rejected records, one counter per reason);
+- `pk`, the scope: `*` (every event), `w:<wiki>` (one wiki) or `rejected` (rejected records, one counter per
+  reason). Pages have no cells: their edits are the claimed revisions in the events table (`kcl_app/ledger.py`);
 - `sk`, `<epoch minute, 10 digits>#<shard id>`: the cells of one scope sort by minute, so a window of a scope is
   one range Query (`window_bounds`), and shards never write the same item;
 - `seq` (string): the sequence number of the last record the cell counted, the ledger's mark;
 - `expires_at` (number): the table's TTL attribute;
-- `page_minute` (number): page cells only, the partition key of the sparse `pages-by-minute` index;
-- every other number is a counter (`wikitide.keys.COUNT_FIELDS` in the total and wiki cells, `events` in page
-  cells, one per reason in the rejected cells).
+- every other number is a counter (`wikitide.keys.COUNT_FIELDS` in the total and wiki cells, one per reason in
+  the rejected cells).
 
 Beside the cells, one item (`LATEST_KEY`) holds in `minute` the newest minute counted in the total scope.
 """
@@ -24,14 +23,11 @@ from typing import Any
 TOTAL = "*"
 REJECTED = "rejected"
 WIKI_PREFIX = "w:"
-PAGE_PREFIX = "p:"
 
 MARK = "seq"
 EXPIRES = "expires_at"
-PAGE_MINUTE = "page_minute"
-PAGES_INDEX = "pages-by-minute"
-PAGE_EVENTS = "events"
-NOT_COUNTERS = frozenset({"pk", "sk", MARK, EXPIRES, PAGE_MINUTE})
+# `page_minute` was the index key of the page cells of earlier versions, which expire within a day of an upgrade.
+NOT_COUNTERS = frozenset({"pk", "sk", MARK, EXPIRES, "page_minute"})
 
 LATEST_KEY: Mapping[str, Any] = {"pk": {"S": "latest"}, "sk": {"S": "*"}}
 LATEST_MINUTE = "minute"
@@ -44,27 +40,14 @@ def wiki_scope(wiki: str) -> str:
     return f"{WIKI_PREFIX}{wiki}"
 
 
-def page_scope(page_member: str) -> str:
-    return f"{PAGE_PREFIX}{page_member}"
-
-
-def is_page_scope(scope: str) -> bool:
-    return scope.startswith(PAGE_PREFIX)
-
-
-def page_of(scope: str) -> str:
-    """The page member (`wiki<TAB>title`) of a page scope."""
-    return scope.removeprefix(PAGE_PREFIX)
+def is_cell_scope(scope: str) -> bool:
+    """A scope this version keeps (earlier versions also kept page cells, `p:...`, which expire within a day)."""
+    return scope in (TOTAL, REJECTED) or scope.startswith(WIKI_PREFIX)
 
 
 def wiki_of(scope: str) -> str:
     """The wiki of a wiki scope."""
     return scope.removeprefix(WIKI_PREFIX)
-
-
-def page_prefix(wiki: str) -> str:
-    """What every page scope of `wiki` starts with."""
-    return page_scope(f"{wiki}\t")
 
 
 def sort_key(minute: int, shard: str = "") -> str:

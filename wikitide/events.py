@@ -176,6 +176,11 @@ def revision_key(wiki: str, rev_id: int) -> str:
     return f"{wiki}#rev#{rev_id}"
 
 
+def is_revision_key(key: str) -> bool:
+    """Whether a de-duplication key is a revision's: a stored change that counts as one edit of its page."""
+    return "#rev#" in key
+
+
 def parse_change(payload: bytes | str, arrival_ms: int | None = None) -> RecentChange:
     """Parse and validate one `data:` payload; `arrival_ms` (the Kinesis arrival time) bounds `meta.dt`.
 

@@ -3,8 +3,8 @@
 The source side is a set of de-duplication keys (`wikitide.events.RecentChange.dedup_key`) with each key's
 event minute. Each store is a `StoreView` that answers how often it holds or counted each key, or, where a
 store only keeps totals, how much it counted per minute; the check turns both into `lost` and `duplicated`.
-Views: the DynamoDB events table (one item per key, attribute `pk`); the DynamoDB counter cells summed over
-shards per minute, per wiki and minute, and per page and minute; the same three in Redis (`wt:m:{minute}`,
+Views: the DynamoDB events table (one item per key, attribute `pk`; its edits per page and minute); the DynamoDB
+counter cells summed over shards per minute and per wiki and minute; the same three in Redis (`wt:m:{minute}`,
 `wt:m:{minute}:w:{wiki}`, the page sorted sets `wt:p:{minute}`); and the API's `/v1/stats` total. The expected
 values come from the events' JSON alone (`tests.recorded`), not from wikitide's parser.
 """
@@ -141,26 +141,39 @@ def compare_minutes(name: str, expected: Expected, counted: Mapping[int, int]) -
 
 @dataclass
 class DynamoEventsView:
-    """The events table: one item per de-duplication key, attribute `pk`."""
+    """The events table: one item per de-duplication key (attribute `pk`), and, for edits and page creations, one
+    edit of its `page` (`wiki<TAB>title`) in its event-time `minute`: the page counts DynamoDB holds. One scan, two
+    reports."""
 
     dynamodb: Any
     table: str
     name: str = "dynamodb events table"
 
     def held(self) -> Counter[str]:
+        return self._scan()[0]
+
+    def reports(self, expected: Expected) -> list[StoreReport]:
+        held, pages = self._scan()
+        return [compare_keys(self.name, expected, held),
+                compare_counts(f"{self.name} page edits per page and minute", expected.per_page_minute, pages)]
+
+    def _scan(self) -> tuple[Counter[str], Counter[tuple[int, str, str]]]:
         held: Counter[str] = Counter()
+        pages: Counter[tuple[int, str, str]] = Counter()
         kwargs: dict[str, Any] = {
-            "TableName": self.table, "ProjectionExpression": "pk", "ConsistentRead": True, "Limit": SCAN_PAGE,
+            "TableName": self.table, "ProjectionExpression": "pk, #type, #page, #minute",
+            "ExpressionAttributeNames": {"#type": "type", "#page": "page", "#minute": "minute"},
+            "ConsistentRead": True, "Limit": SCAN_PAGE,
         }
         while True:
             page = self.dynamodb.scan(**kwargs)
-            held.update(item["pk"]["S"] for item in page["Items"])
+            for item in page["Items"]:
+                held[item["pk"]["S"]] += 1
+                if item.get("type", {}).get("S") in ("edit", "new") and "page" in item:
+                    pages[(int(item["minute"]["N"]), *keys.split_page_member(item["page"]["S"]))] += 1
             if "LastEvaluatedKey" not in page:
-                return held
+                return held, pages
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-    def report(self, expected: Expected) -> StoreReport:
-        return compare_keys(self.name, expected, self.held())
 
 
 @dataclass
@@ -217,9 +230,8 @@ class RedisPagesView:
 @dataclass
 class DynamoCountersView:
     """The DynamoDB counter cells (the truth the Redis buckets are merged from): `pk` the scope (`*` overall,
-    `w:<wiki>`, `p:<wiki><TAB><title>`), `sk` `<minute>#<shard>`, attribute `events`; one cell per shard, so a
-    key's count is the sum over shards. One scan, three reports: per minute, per wiki and minute, per page and
-    minute."""
+    `w:<wiki>`), `sk` `<minute>#<shard>`, attribute `events`; one cell per shard, so a key's count is the sum over
+    shards. One scan, two reports: per minute, per wiki and minute."""
 
     dynamodb: Any
     table: str
@@ -228,18 +240,14 @@ class DynamoCountersView:
     def reports(self, expected: Expected) -> list[StoreReport]:
         overall: dict[int, int] = {}
         wikis: dict[tuple[int, str], int] = {}
-        pages: dict[tuple[int, str, str], int] = {}
         for (scope, minute), n in self.cells().items():
             if scope == "*":
                 overall[minute] = n
             elif scope.startswith("w:"):
                 wikis[(minute, scope[2:])] = n
-            elif scope.startswith("p:"):
-                pages[(minute, *keys.split_page_member(scope[2:]))] = n
         return [
             compare_counts(f"{self.name} per minute", expected.per_minute, overall),
             compare_counts(f"{self.name} per wiki and minute", expected.per_wiki_minute, wikis),
-            compare_counts(f"{self.name} per page and minute", expected.per_page_minute, pages),
         ]
 
     def cells(self) -> Counter[tuple[str, int]]:

@@ -25,7 +25,7 @@ from api.recent import parse_cursor
 from api.redis_stats import RedisStats
 from kcl_app.redis_mirror import Rebuilder, RedisMirror
 from tests.day import BURST, FIRST_MINUTE, MINUTES, STEADY, generate, load
-from tests.unit.fakes import FakeLedger
+from tests.unit.fakes import FakeEventStore, FakeLedger
 from wikitide.keys import RECENT_LIMIT
 
 pytestmark = pytest.mark.integration
@@ -37,20 +37,20 @@ def client(own_redis: redis.Redis) -> redis.Redis:
 
 
 @pytest.fixture(scope="module")
-def loaded(client: redis.Redis) -> tuple[list[dict[str, Any]], FakeLedger]:
+def loaded(client: redis.Redis) -> tuple[list[dict[str, Any]], tuple[FakeLedger, FakeEventStore]]:
     events = generate()
     client.config_set("slowlog-max-len", 100_000)
     client.config_set("slowlog-log-slower-than", 1000)
     client.slowlog_reset()
     cpu = time.process_time()
     redis_cpu = _redis_cpu(client)
-    ledger = load(client, events)
+    stored = load(client, events)
     cpu, redis_cpu = time.process_time() - cpu, _redis_cpu(client) - redis_cpu
     slow = client.slowlog_get(100_000)
     slowest = max(slow, key=lambda entry: entry["duration"], default=None)
     print(f"\nloading: {cpu:.1f} s of CPU here, {redis_cpu:.1f} s in Redis; {len(slow)} Redis commands over 1 ms" + (
         f", the slowest {slowest['duration']} µs ({_name(slowest)})" if slowest else ""))
-    return events, ledger
+    return events, stored
 
 
 # The expectations, computed from the raw events alone.
@@ -147,7 +147,7 @@ PAGE_WINDOWS = (1, 5, 60, 1440)
 
 
 @pytest.fixture(scope="module")
-def questions(loaded: tuple[list[dict[str, Any]], FakeLedger]) -> list[tuple[Any, ...]]:
+def questions(loaded: tuple[list[dict[str, Any]], Any]) -> list[tuple[Any, ...]]:
     """Every windowed query asked of the day: the wikis of each window, trending pages of each trending window
     overall and for three wikis, and the edits per window of 53 pages (the busiest, a sample, and unknown ones)."""
     events, _ = loaded
@@ -162,7 +162,7 @@ def questions(loaded: tuple[list[dict[str, Any]], FakeLedger]) -> list[tuple[Any
 
 
 @pytest.fixture(scope="module")
-def expected(loaded: tuple[list[dict[str, Any]], FakeLedger], questions: list[tuple[Any, ...]]) -> list[Any]:
+def expected(loaded: tuple[list[dict[str, Any]], Any], questions: list[tuple[Any, ...]]) -> list[Any]:
     events, _ = loaded
     lengths = {"1m": 1, "5m": 5, "1h": 60, "24h": 1440}
     by_page: dict[tuple[str, str], Counter[int]] = {}
@@ -196,7 +196,7 @@ def ask(client: redis.Redis, questions: list[tuple[Any, ...]]) -> list[Any]:
 
 
 def test_a_day_of_queries_is_exact(
-    client: redis.Redis, loaded: tuple[list[dict[str, Any]], FakeLedger], questions: list[tuple[Any, ...]],
+    client: redis.Redis, loaded: tuple[list[dict[str, Any]], Any], questions: list[tuple[Any, ...]],
     expected: list[Any],
 ) -> None:
     events, _ = loaded
@@ -241,12 +241,13 @@ def test_recent_changes_page_through_exactly(client: redis.Redis, loaded: tuple[
 
 
 def test_a_rebuild_from_the_cells_gives_the_same_answers(
-    client: redis.Redis, loaded: tuple[list[dict[str, Any]], FakeLedger], questions: list[tuple[Any, ...]],
+    client: redis.Redis, loaded: tuple[list[dict[str, Any]], Any], questions: list[tuple[Any, ...]],
     expected: list[Any],
 ) -> None:
-    _, ledger = loaded
+    _, (ledger, claims) = loaded
     client.flushdb()
-    assert Rebuilder(client, RedisMirror(client), lambda: list(ledger.cells.values())).rebuild() is not None
+    rebuilder = Rebuilder(client, RedisMirror(client), lambda: list(ledger.cells.values()), claims.page_edits)
+    assert rebuilder.rebuild() is not None
     assert ask(client, questions) == expected
 
 

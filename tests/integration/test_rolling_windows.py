@@ -2,8 +2,9 @@
 exact against a plain count of the same generated events.
 
 The events (about 150,000 over 1,500 minutes, 40 wikis, skewed page popularity, 3 shards, late events, batches
-delivered twice) go through the processor's own Redis path (`RedisMirror.publish` of the cells' states, as
-`process_batch` hands them over after DynamoDB); the expected answers are counted from the events themselves.
+delivered twice) go through the processor's own Redis path (`RedisMirror.count` of the total cells' states and
+the page edits, as `process_batch` hands them over after DynamoDB); the expected answers are counted from the
+events themselves.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import redis
 
 from api import queries
 from api.redis_stats import RedisStats
-from kcl_app.ledger import CellKey, CellState
+from kcl_app.ledger import CellKey, CellState, PageEdit
 from kcl_app.redis_mirror import Rebuilder, RedisMirror
 from wikitide import cells, keys
 from wikitide.localstack.services import Ports as StackPorts
@@ -63,33 +64,36 @@ def generate(seed: int = 9) -> list[Event]:
 
 
 class Feeder:
-    """Turns events into the cell states the ledger would hand the mirror, batch by batch, per shard."""
+    """Turns events into what `process_batch` hands the mirror, batch by batch, per shard: the total cells' states
+    and the claimed revisions' page edits."""
 
     def __init__(self) -> None:
-        self.values: dict[tuple[int, str, str], int] = Counter()
-        self.sequence: dict[tuple[int, str, str], int] = {}
+        self.values: dict[tuple[int, str], int] = Counter()
+        self.sequence: dict[tuple[int, str], int] = {}
         self.next_sequence = dict.fromkeys(SHARDS, 1)
-        self.final: dict[tuple[int, str, str], CellState] = {}
+        self.final: dict[tuple[int, str], CellState] = {}
+        self.edits: list[PageEdit] = []
 
-    def batch_states(self, batch: list[Event]) -> list[CellState]:
-        touched: dict[tuple[int, str, str], None] = {}
+    def batch(self, batch: list[Event]) -> tuple[list[CellState], list[PageEdit]]:
+        touched: dict[tuple[int, str], None] = {}
+        edits = []
         for event in batch:
-            member = keys.page_member(event.wiki, event.title)
-            shard = SHARDS[zlib.crc32(member.encode()) % len(SHARDS)]
+            shard = SHARDS[zlib.crc32(keys.page_member(event.wiki, event.title).encode()) % len(SHARDS)]
             sequence = self.next_sequence[shard]
             self.next_sequence[shard] += 1
-            for scope in (cells.TOTAL, cells.page_scope(member)):
-                cell = (event.minute, scope, shard)
-                self.values[cell] += 1
-                self.sequence[cell] = sequence
-                touched[cell] = None
+            cell = (event.minute, shard)
+            self.values[cell] += 1
+            self.sequence[cell] = sequence
+            touched[cell] = None
+            edits.append(PageEdit(event.minute, shard, sequence, event.wiki, event.title))
         states = [
-            CellState(CellKey(minute, scope), shard, self.sequence[(minute, scope, shard)],
-                      {cells.PAGE_EVENTS: self.values[(minute, scope, shard)]})
-            for minute, scope, shard in touched
+            CellState(CellKey(minute, cells.TOTAL), shard, self.sequence[(minute, shard)],
+                      {"events": self.values[(minute, shard)]})
+            for minute, shard in touched
         ]
-        self.final.update({(s.cell.minute, s.cell.scope, s.shard): s for s in states})
-        return states
+        self.final.update({(s.cell.minute, s.shard): s for s in states})
+        self.edits.extend(edits)
+        return states, edits
 
 
 def expected_top(events: list[Event], last: int, length: int, wiki: str | None, limit: int) -> list[dict]:
@@ -119,13 +123,13 @@ def loaded(client: redis.Redis) -> tuple[list[Event], Feeder]:
     events = generate()
     feeder = Feeder()
     mirror = RedisMirror(client)
-    previous: list[CellState] = []
+    previous: tuple[list[CellState], list[PageEdit]] = ([], [])
     for number, start in enumerate(range(0, len(events), BATCH)):
-        states = feeder.batch_states(events[start : start + BATCH])
-        mirror.publish(states, [])
+        states, edits = feeder.batch(events[start : start + BATCH])
+        mirror.count(states, edits)
         if number % 7 == 0:
-            mirror.publish(previous, [])  # a redelivered batch moves nothing
-        previous = states
+            mirror.count(*previous)  # a redelivered batch moves nothing
+        previous = states, edits
     return events, feeder
 
 
@@ -168,7 +172,7 @@ def test_a_rebuild_from_the_cells_rebuilds_the_windows(client: redis.Redis, load
     before = answers(client, events)
     client.flushdb()
     mirror = RedisMirror(client)
-    assert Rebuilder(client, mirror, lambda: list(feeder.final.values())).rebuild() is not None
+    assert Rebuilder(client, mirror, lambda: list(feeder.final.values()), lambda: feeder.edits).rebuild() is not None
     after = answers(client, events)
     assert [got for got, _ in after] == [got for got, _ in before]
     for got, expected in after:
@@ -181,7 +185,7 @@ def test_a_window_left_behind_by_more_than_its_length_starts_again(client: redis
     late = Event(far, "w00wiki", "Later")
     feeder = Feeder()
     feeder.next_sequence = dict.fromkeys(SHARDS, 10**9)
-    RedisMirror(client).publish(feeder.batch_states([late, late]), [])
+    RedisMirror(client).count(*feeder.batch([late, late]))
     stats = RedisStats(client)
     for window in ("24h", "1h"):
         top = queries.top_pages(stats, window, None, 10)["pages"]

@@ -6,8 +6,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from kcl_app import ledger
-from kcl_app.handler import DeadLetter, ProcessedChange, Stores
-from kcl_app.ledger import CellKey, CellState, Contribution
+from kcl_app.handler import DeadLetter, ProcessedChange, Stores, page_edits_of
+from kcl_app.ledger import CellKey, CellState, Contribution, PageEdit
 from kcl_app.redelivery import Delivery, next_delivery
 from producer.batcher import Entry
 from wikitide.errors import DependencyUnavailable, RequestRefused
@@ -21,6 +21,7 @@ class FakeEventStore:
     def __init__(self) -> None:
         self.items: dict[str, dict] = {}
         self.holders: dict[str, str] = {}
+        self.held: dict[str, ProcessedChange] = {}
         self.latest: dict[str, dict] = {}
         self.fail_next = 0
         self.refused: set[str] = set()  # keys whose item DynamoDB refuses (ValidationException)
@@ -43,8 +44,13 @@ class FakeEventStore:
             holder = self.holders.setdefault(change.key, change.record.position)
             if holder == change.record.position:
                 self.items[change.key] = change.doc
+                self.held[change.key] = change
                 held.append(change)
         return held
+
+    def page_edits(self) -> list[PageEdit]:
+        """What `DynamoEventStore.scan_page_edits` reads: every held revision as its page edit."""
+        return page_edits_of(list(self.held.values()))
 
 
 class FakeDeadLetters:
@@ -95,17 +101,25 @@ class FakeLedger:
 
 
 class FakeMirror:
-    """Keeps the newest state per cell, as the Redis mirror does."""
+    """Keeps the newest state per cell, and counts page edits above a mark per (minute, shard), as the Redis mirror
+    does."""
 
     def __init__(self) -> None:
         self.states: dict[tuple[CellKey, str], CellState] = {}
         self.recent: dict[str, dict] = {}
+        self.page_marks: dict[tuple[int, str], int] = {}
+        self.pages: Counter[tuple[int, str, str]] = Counter()
 
     def publish(self, states: Sequence[CellState], changes: Sequence[ProcessedChange]) -> None:
         for state in states:
             key = (state.cell, state.shard)
             if key not in self.states or self.states[key].sequence < state.sequence:
                 self.states[key] = state
+        for edit in page_edits_of(changes):
+            cell = (edit.minute, edit.shard)
+            if cell not in self.page_marks or self.page_marks[cell] < edit.sequence:
+                self.page_marks[cell] = edit.sequence
+                self.pages[(edit.minute, edit.wiki, edit.title)] += 1
         for change in changes:
             self.recent[change.key] = change.doc
 

@@ -23,13 +23,9 @@ def test_an_item_key_reads_back_as_its_minute_and_shard() -> None:
     assert cells.split_sort_key(key["sk"]["S"]) == (29_000_123, "shardId-000000000003")
 
 
-def test_a_page_scope_names_its_page_and_sorts_under_its_wiki() -> None:
-    member = keys.page_member("dewiki", "Zürich/Altstadt")
-    scope = cells.page_scope(member)
-    assert cells.is_page_scope(scope) and not cells.is_page_scope(cells.wiki_scope("dewiki"))
-    assert cells.page_of(scope) == member
-    assert scope.startswith(cells.page_prefix("dewiki"))
-    assert not scope.startswith(cells.page_prefix("de"))  # the tab ends the wiki: `de` is not a prefix of `dewiki`
+def test_pages_have_no_cells_and_old_page_cells_are_not_counter_scopes() -> None:
+    assert all(cells.is_cell_scope(scope) for scope in (cells.TOTAL, cells.REJECTED, cells.wiki_scope("dewiki")))
+    assert not cells.is_cell_scope("p:" + keys.page_member("dewiki", "Zürich"))  # an earlier version's page cell
     assert cells.wiki_of(cells.wiki_scope("dewiki")) == "dewiki"
 
 

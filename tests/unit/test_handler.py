@@ -1,4 +1,5 @@
 import json
+from collections import Counter
 
 import pytest
 
@@ -45,20 +46,23 @@ def test_a_redelivered_batch_changes_nothing() -> None:
 def test_a_batch_that_failed_half_way_counts_each_record_once_on_redelivery() -> None:
     records = _records(_payloads()[:400])
     stores, _, counters, mirror, _ = fake_stores()
-    counters.fail_after = 150
+    counters.fail_after = 10
     with pytest.raises(DependencyUnavailable):
         process_batch(records, stores)
     process_batch(records, stores)
-    assert counters.totals()["events"] == 400 == mirror.totals()["events"]
+    totals = counters.totals()
+    assert totals["events"] == 400 == mirror.totals()["events"]
+    assert sum(mirror.pages.values()) == totals["edit"] + totals["new"]
 
 
 def test_a_zombie_batch_after_the_new_owner_moved_on_adds_nothing() -> None:
     records = _records(_payloads()[:600])
-    stores, _, counters, _, _ = fake_stores()
+    stores, events, counters, mirror, _ = fake_stores()
     process_batch(records[:300], stores)  # the new owner, from the checkpoint
     process_batch(records[300:], stores)
     process_batch(records[200:400], stores)  # the paused worker wakes up with its old batch
     assert counters.totals()["events"] == 600
+    assert mirror.pages == Counter((e.minute, e.wiki, e.title) for e in events.page_edits())
 
 
 def test_a_source_duplicate_on_another_shard_is_not_counted() -> None:
@@ -104,7 +108,7 @@ def test_a_store_failure_propagates_and_counts_nothing() -> None:
 
 
 def test_bytes_bots_wikis_and_pages_add_up() -> None:
-    stores, _, counters, _, _ = fake_stores()
+    stores, events, counters, _, _ = fake_stores()
     process_batch(_records(_payloads()), stores)
     totals = counters.totals()
     assert totals["bot_events"] + totals["human_events"] == 1950
@@ -112,8 +116,10 @@ def test_bytes_bots_wikis_and_pages_add_up() -> None:
     per_wiki = sum((counters.totals(s) for s in {c.scope for c, _ in counters.cells if c.scope.startswith("w:")}),
                    start=type(totals)())
     assert per_wiki == totals
-    page_events = sum(s.values["events"] for (c, _), s in counters.cells.items() if c.scope.startswith("p:"))
-    assert page_events == totals["edit"] + totals["new"]
+    edits = events.page_edits()
+    assert len(edits) == totals["edit"] + totals["new"]
+    assert len({(e.shard, e.sequence) for e in edits}) == len(edits)  # one edit per claiming record
+    assert all(cell.scope in ("*", "rejected") or cell.scope.startswith("w:") for cell, _ in counters.cells)
 
 
 def test_a_refused_or_failing_record_is_isolated_and_the_rest_stored_once() -> None:
