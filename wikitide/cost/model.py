@@ -93,11 +93,10 @@ LEVERS = {
                                "(CloudFormation, Secrets Manager are used only at start) or share one VPC's "
                                "endpoints between staging and production",
     "DynamoDB requests": "fewer writes per distinct event, in the indexes as much as in the tables: each claim "
-                         "is written to the events table's two indexes with its document, and each counter cell a "
-                         "batch touches is one request (a page cell for nearly every event), the page cells once "
-                         "more to their index; pages counted from the events table's page index instead of cells "
-                         "of their own, or indexes that project keys only, lower it without giving up "
-                         "exactly-once",
+                         "is written to the events table's two indexes with its document (indexes that project "
+                         "keys only, the document read from the table, would bill a unit each instead of one per "
+                         "KB), and each counter cell a batch touches is one request (longer batches share more "
+                         "of them)",
     "Fargate": "ARM64 (Graviton) tasks are about 20% cheaper per vCPU-hour, and the KCL workers tolerate Fargate "
                "Spot (a stopped worker's leases move and its batch is redelivered)",
     "ElastiCache": "one node without a replica outside production, or a smaller node once `INFO memory` shows "
