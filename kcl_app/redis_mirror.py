@@ -30,7 +30,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import redis
@@ -111,18 +111,23 @@ return 1
 """.replace("{ROLLED}", "{" + ", ".join(f"{name} = true" for name in keys.WIKI_FIELDS) + "}")
 
 # The page edits of one (minute, shard) cell, counted from the claimed revisions (`kcl_app/ledger.py`). The cell's
-# state (field `p|<shard>` of the minute's cell states) is `q`, the sequence number of the last edit counted, and `f`,
-# the first one counted since Redis was empty ('' once a rebuild has filled in what came before it).
-# Mode 'live' (a batch, edits in sequence order): counts the edits above `q`; a shard publishes its batches in order
-# (the KCL redelivers from a checkpoint that a publish preceded), so what is at or below `q` was counted.
-# Mode 'rebuild' (every claim of the cell the rebuild read, ARGV[5] = the DynamoDB total cell's mark, read before
-# the claims): a cell Redis has not seen gets the edits at or below that mark (every one of them was stored before
-# the mark moved; the live publishes count those above it); a cell live publishes began after Redis was emptied
-# gets the edits below its `f` (published before Redis was emptied, so stored before the rebuild read them).
+# state (field `p|<shard>` of the minute's cell states) holds `q`, the sequence number of the last edit counted live,
+# and `f`, the first one counted live since Redis was empty ('' once a rebuild has filled in what came before it).
+# Mode 'live' (a batch's edits of the cell, in sequence order): counts the edits above `q`. A shard publishes its
+# batches in order (the KCL redelivers from a checkpoint that a publish preceded), so what is at or below `q` was
+# counted.
+# Mode 'rebuild' (the claims of the cell the rebuild read, in sequence order, in chunks: ARGV[6] this chunk's index,
+# ARGV[7] the cell's chunk count): a cell Redis has not seen gets the edits at or below ARGV[5], the DynamoDB total
+# cell's mark read before the claims (every one of them was stored before the mark moved; live publishes count those
+# above it: `q` starts there); a cell live publishes began after Redis was emptied gets the edits below its `f`
+# (published before Redis was emptied, so stored before the rebuild read them). The first chunk fixes that bound
+# (`b`, inclusive when `bi` is 1); a chunk counts only when it is the next one (`n`), so a chunk is counted once
+# whoever sends it, and a rebuild that stopped half way is finished by the next one (the edits within the bound are
+# the same prefix of every later read, and chunks are cut the same way). After the last chunk `f` is ''.
 # KEYS[1] = cell states, KEYS[2] = the minute's page set, KEYS[3] = the hour's page set, KEYS[4..] = per rolling
 # window, its range, its page set and the set of its per-wiki keys. ARGV[1] = field, ARGV[2] = mode, ARGV[3] = TTL,
-# ARGV[4] = minute, ARGV[5] = mark (rebuild), ARGV[6] = the minute's per-wiki page set prefix, ARGV[7..] = per rolling
-# window its per-wiki page set prefix, then the edits: sequence, wiki, title, ...
+# ARGV[4] = minute, ARGV[5..7] = rebuild's mark, chunk index and count, ARGV[8] = the minute's per-wiki page set
+# prefix, ARGV[9..] = per rolling window its per-wiki page set prefix, then the edits: sequence, wiki, title, ...
 _PAGES = """
 local function newer(a, b)
   if #a ~= #b then return #a > #b end
@@ -130,7 +135,7 @@ local function newer(a, b)
 end
 local field, mode, ttl, minute = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local windows = (#KEYS - 3) / 3
-local first_edit = 7 + windows
+local first_edit = 9 + windows
 local old = redis.call('HGET', KEYS[1], field)
 local state = old and cjson.decode(old)
 local counts, pages = {}, {}
@@ -153,19 +158,22 @@ if mode == 'live' then
   end
   if #pages == 0 then return 0 end
   state.q = last
-elseif state then
-  if state.f == '' then return 0 end
-  for i = first_edit, #ARGV, 3 do
-    if newer(state.f, ARGV[i]) then take(i) end
-  end
-  state.f = ''
 else
-  local mark = ARGV[5]
-  if mark == '' then return 0 end
-  for i = first_edit, #ARGV, 3 do
-    if not newer(ARGV[i], mark) then take(i) end
+  if state and state.f == '' then return 0 end
+  if not state then
+    if ARGV[5] == '' then return 0 end
+    state = {q = ARGV[5], b = ARGV[5], bi = 1, n = 0}
+  elseif not state.b then
+    state.b, state.bi, state.n = state.f, 0, 0
   end
-  state = {q = mark, f = ''}
+  if tonumber(ARGV[6]) ~= state.n then return 0 end
+  for i = first_edit, #ARGV, 3 do
+    if newer(state.b, ARGV[i]) or (state.bi == 1 and ARGV[i] == state.b) then take(i) end
+  end
+  state.n = state.n + 1
+  if state.n >= tonumber(ARGV[7]) then
+    state.f, state.b, state.bi, state.n = '', nil, nil, nil
+  end
 end
 local open = {}
 for k = 4, #KEYS, 3 do
@@ -177,14 +185,14 @@ local touched = {[KEYS[2]] = true, [KEYS[3]] = true}
 for _, entry in ipairs(pages) do
   local wiki, title, page = entry[1], entry[2], entry[3]
   local n = counts[page]
-  local wiki_key = ARGV[6] .. wiki
+  local wiki_key = ARGV[8] .. wiki
   redis.call('ZINCRBY', KEYS[2], n, page)
   redis.call('ZINCRBY', wiki_key, n, page)
   redis.call('ZINCRBY', KEYS[3], n, page)
   touched[wiki_key] = true
   local member = title .. '\t' .. wiki
   for _, k in ipairs(open) do
-    local window_wiki = ARGV[7 + (k - 4) / 3] .. wiki
+    local window_wiki = ARGV[9 + (k - 4) / 3] .. wiki
     redis.call('ZINCRBY', KEYS[k + 1], n, member)
     redis.call('ZINCRBY', window_wiki, n, member)
     redis.call('SADD', KEYS[k + 2], window_wiki)
@@ -193,11 +201,14 @@ for _, entry in ipairs(pages) do
     touched[window_wiki] = true
   end
 end
-for key in pairs(touched) do redis.call('EXPIRE', key, ttl) end
+if #pages > 0 then
+  for key in pairs(touched) do redis.call('EXPIRE', key, ttl) end
+end
 redis.call('HSET', KEYS[1], field, cjson.encode(state))
 redis.call('EXPIRE', KEYS[1], ttl)
 return #pages
 """
+PAGE_CHUNK = 500  # edits per `_PAGES` call: one call holds Redis for a few milliseconds at most
 
 # One call moves a rolling window by at most ARGV[3] minutes and through at most ARGV[4] page entries (one minute
 # is never split), so no call holds Redis for long; it returns how many minutes are left to the newest minute.
@@ -277,6 +288,7 @@ ADVANCE_CALLS = 1000
 
 _TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 MERGE_CHUNK = 500
+PAGE_CALLS_PER_TRIP = 20
 
 
 class RedisMirror:
@@ -310,7 +322,7 @@ class RedisMirror:
             pipe = self._client.pipeline(transaction=False)
             pipe.exists(keys.READY)
             self._queue_merges(pipe, states)
-            for call_keys, args in page_calls(edits, "live"):
+            for call_keys, args in page_calls(edits):
                 self._pages(keys=call_keys, args=args, client=pipe)
             for change in changes:
                 self._queue_recent(pipe, change)
@@ -355,14 +367,12 @@ class RedisMirror:
 
         return int(self._bounded(attempt))
 
-    def rebuild_pages(self, cells_edits: Sequence[tuple[int, str, int | None, list[PageEdit]]]) -> int:
-        """Count, per (minute, shard, DynamoDB total cell's mark, the cell's claimed edits in sequence order), what
-        the live publishes did not (see `_PAGES`); returns the pages counted."""
+    def rebuild_pages(self, calls: Sequence[tuple[list[str], list[Any]]]) -> int:
+        """Run rebuild `_PAGES` calls (`rebuild_page_calls`) in one round trip; returns the pages counted."""
 
         def attempt() -> int:
             pipe = self._client.pipeline(transaction=False)
-            for minute, shard, mark, edits in cells_edits:
-                call_keys, args = page_call(minute, shard, edits, "rebuild", mark)
+            for call_keys, args in calls:
                 self._pages(keys=call_keys, args=args, client=pipe)
             return sum(int(result) for result in pipe.execute())
 
@@ -413,16 +423,28 @@ def merge_call(state: CellState) -> tuple[list[str], list[Any]]:
     return [keys.cell_states_key(minute), bucket, other_bucket, keys.LATEST_MINUTE, roll_up, *windows], args
 
 
-def page_calls(edits: Sequence[PageEdit], mode: str) -> list[tuple[list[str], list[Any]]]:
-    """One `_PAGES` call per (minute, shard) cell of `edits`, each cell's edits in their order."""
+def page_calls(edits: Sequence[PageEdit]) -> list[tuple[list[str], list[Any]]]:
+    """The live `_PAGES` calls of a batch's edits: per (minute, shard) cell, its edits in their order, in runs of
+    at most `PAGE_CHUNK`."""
     by_cell: dict[tuple[int, str], list[PageEdit]] = {}
     for edit in edits:
         by_cell.setdefault((edit.minute, edit.shard), []).append(edit)
-    return [page_call(minute, shard, cell_edits, mode) for (minute, shard), cell_edits in by_cell.items()]
+    return [page_call(minute, shard, cell_edits[start : start + PAGE_CHUNK], "live")
+            for (minute, shard), cell_edits in by_cell.items() for start in range(0, len(cell_edits), PAGE_CHUNK)]
+
+
+def rebuild_page_calls(minute: int, shard: str, mark: int | None,
+                       edits: Sequence[PageEdit]) -> list[tuple[list[str], list[Any]]]:
+    """The rebuild's `_PAGES` calls of one cell: its edits in sequence order, cut into `PAGE_CHUNK`s the same way
+    by every rebuild."""
+    chunks = max(1, -(-len(edits) // PAGE_CHUNK))
+    return [page_call(minute, shard, edits[i * PAGE_CHUNK : (i + 1) * PAGE_CHUNK], "rebuild", mark, i, chunks)
+            for i in range(chunks)]
 
 
 def page_call(
-    minute: int, shard: str, edits: Sequence[PageEdit], mode: str, mark: int | None = None
+    minute: int, shard: str, edits: Sequence[PageEdit], mode: str, mark: int | None = None, chunk: int = 0,
+    chunks: int = 1,
 ) -> tuple[list[str], list[Any]]:
     windows: list[str] = []
     prefixes: list[str] = []
@@ -430,7 +452,7 @@ def page_call(
         windows += [keys.window_range_key(length), keys.window_pages_key(length), keys.window_wikis_key(length)]
         prefixes.append(keys.window_pages_key(length, ""))
     args: list[Any] = [page_field(shard), mode, keys.BUCKET_TTL_SECONDS, minute, "" if mark is None else str(mark),
-                       keys.pages_key(minute, ""), *prefixes]
+                       chunk, chunks, keys.pages_key(minute, ""), *prefixes]
     for edit in edits:
         args.extend((str(edit.sequence), edit.wiki, edit.title))
     hour = minute // keys.HOUR_MINUTES
@@ -535,9 +557,10 @@ class Rebuilder:
             for start in range(0, len(states), MERGE_CHUNK):
                 moved += self._mirror.merge(states[start : start + MERGE_CHUNK])
                 lock.reacquire()
+            calls = [call for cell in pages for call in rebuild_page_calls(*cell)]
             counted = 0
-            for chunk in _chunks(pages, MERGE_CHUNK):
-                counted += self._mirror.rebuild_pages(chunk)
+            for start in range(0, len(calls), PAGE_CALLS_PER_TRIP):
+                counted += self._mirror.rebuild_pages(calls[start : start + PAGE_CALLS_PER_TRIP])
                 lock.reacquire()
             self._mirror.advance_windows()
             self._client.set(keys.READY, int(started))
@@ -551,18 +574,3 @@ class Rebuilder:
             with contextlib.suppress(redis.exceptions.LockError):  # it expired: another rebuild may be running
                 lock.release()
 
-
-def _chunks(
-    cells_edits: Sequence[tuple[int, str, int | None, list[PageEdit]]], edits: int
-) -> Iterator[list[tuple[int, str, int | None, list[PageEdit]]]]:
-    """Runs of whole cells of about `edits` edits each (a cell is never split: its call decides once)."""
-    chunk: list[tuple[int, str, int | None, list[PageEdit]]] = []
-    size = 0
-    for cell in cells_edits:
-        chunk.append(cell)
-        size += len(cell[3])
-        if size >= edits:
-            yield chunk
-            chunk, size = [], 0
-    if chunk:
-        yield chunk

@@ -15,7 +15,7 @@ from kcl_app.bootstrap import build_stores
 from kcl_app.dynamo_ledger import DynamoCounterLedger
 from kcl_app.dynamo_store import DynamoEventStore
 from kcl_app.handler import BatchOutcome, StreamRecord, contributions_of, prepare, process_batch
-from kcl_app.redis_mirror import RedisMirror
+from kcl_app.redis_mirror import RedisMirror, page_cells, rebuild_page_calls, recent_cells
 from tests.conftest import RECENTCHANGE
 from wikitide import keys
 from wikitide.errors import DependencyUnavailable
@@ -251,6 +251,27 @@ def test_a_rebuild_counts_the_page_edits_that_live_publishes_into_the_empty_redi
     process_batch(records, ordered)
     assert rebuilt == _buckets(client)
     assert any(key.startswith("wt:p:") for key in rebuilt)
+
+
+def test_a_rebuild_stopped_half_way_is_finished_by_the_next_and_counts_each_edit_once(
+    provisioned, redis_url: str
+) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    dynamodb = boto3.client("dynamodb")
+    stores, rebuilder = build_stores(dynamodb, client, provisioned)
+    process_batch(_records(), dataclasses.replace(stores, mirror=RedisMirror(client)))
+    reference = _buckets(client)
+    client.flushdb()
+    states = recent_cells(DynamoCounterLedger(dynamodb, provisioned.counters_table).scan())
+    edits = DynamoEventStore(dynamodb, provisioned.events_table).scan_page_edits()
+    calls = [call for cell in page_cells(states, edits) for call in rebuild_page_calls(*cell)]
+    assert len(calls) >= 3  # the first minute's cell is cut in two chunks or more
+    mirror = RedisMirror(client)
+    assert mirror.rebuild_pages(calls[:1])  # a rebuild that stopped after one chunk
+    assert mirror.rebuild_pages(calls[:1]) == 0  # that chunk again (a second rebuild beside it) counts nothing
+    assert rebuilder.rebuild()
+    assert _buckets(client) == reference
+    assert rebuilder.rebuild() == 0
 
 
 class _Unavailable:
