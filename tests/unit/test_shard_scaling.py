@@ -35,6 +35,17 @@ def test_600_events_per_second_on_one_shard_scale_out_to_two() -> None:
     assert decide(2, records(600), [], NOW, POLICY).target is None  # 35% is inside the band
 
 
+def test_smaller_shards_scale_the_same_decisions_down() -> None:
+    """The local ramp (`benchmarks/ramp.py`) runs shards of 3% of Kinesis's: 600 -> 18 events/s, the same choices."""
+    small = ShardPolicy(shard_bytes_per_second=0.03 * 1024 * 1024, shard_records_per_second=30)
+    assert decide(1, records(18), [], NOW, small).target == 2
+    assert decide(1, records(600), [], NOW, POLICY).target == 2
+    assert decide(2, records(0.9), [], NOW, small).target == 1
+    assert utilisation(records(30), 1, small) == pytest.approx(30 * 1215 / (0.03 * 1024 * 1024))
+    with pytest.raises(ValueError):
+        ShardPolicy(shard_records_per_second=0)
+
+
 def test_a_scale_out_is_at_most_double_and_a_scale_in_at_most_half() -> None:
     assert decide(2, records(5000), [], NOW, POLICY).target == 4
     assert decide(16, records(30), [], NOW, POLICY).target == 8

@@ -36,12 +36,17 @@ class ShardPolicy:
     cooldown_in: float = 3600.0
     max_changes_per_day: int = 10  # UpdateShardCount's limit per stream and rolling 24 hours
     reserved_for_scale_out: int = 3
+    # What one shard takes (Kinesis's limits); `benchmarks/ramp.py` runs the local stack with smaller shards.
+    shard_bytes_per_second: float = SHARD_BYTES_PER_SECOND
+    shard_records_per_second: float = SHARD_RECORDS_PER_SECOND
 
     def __post_init__(self) -> None:
         if not 0 < self.scale_in_below < self.target < self.scale_out_above <= 1:
             raise ValueError("need 0 < scale_in_below < target < scale_out_above <= 1")
         if not 1 <= self.min_shards <= self.max_shards:
             raise ValueError("need 1 <= min_shards <= max_shards")
+        if self.shard_bytes_per_second <= 0 or self.shard_records_per_second <= 0:
+            raise ValueError("a shard takes some bytes and some records per second")
 
 
 @dataclass(frozen=True)
@@ -59,23 +64,24 @@ class Decision:
     utilisation: float
 
 
-def utilisation(load: Load, shards: int) -> float:
+def utilisation(load: Load, shards: int, policy: ShardPolicy | None = None) -> float:
     """The busier of bytes and records, as a fraction of what `shards` shards take."""
-    return max(load.bytes_per_second / (shards * SHARD_BYTES_PER_SECOND),
-               load.records_per_second / (shards * SHARD_RECORDS_PER_SECOND))
+    policy = policy or ShardPolicy()
+    return max(load.bytes_per_second / (shards * policy.shard_bytes_per_second),
+               load.records_per_second / (shards * policy.shard_records_per_second))
 
 
 def needed(load: Load, policy: ShardPolicy) -> int:
     """Shards that put the load at `target`, within the policy's bounds."""
-    count = max(math.ceil(load.bytes_per_second / (SHARD_BYTES_PER_SECOND * policy.target)),
-                math.ceil(load.records_per_second / (SHARD_RECORDS_PER_SECOND * policy.target)), 1)
+    count = max(math.ceil(load.bytes_per_second / (policy.shard_bytes_per_second * policy.target)),
+                math.ceil(load.records_per_second / (policy.shard_records_per_second * policy.target)), 1)
     return min(policy.max_shards, max(policy.min_shards, count))
 
 
 def decide(shards: int, load: Load, changes: Sequence[float], now: float, policy: ShardPolicy) -> Decision:
     """The change to make now, if any. `changes` are the times (seconds) of this stream's earlier shard-count
     changes; `shards` is its open shard count."""
-    used = utilisation(load, shards)
+    used = utilisation(load, shards, policy)
     recent = [t for t in changes if now - t < DAY_SECONDS]
     since_last = now - max(changes) if changes else math.inf
     left = policy.max_changes_per_day - len(recent)
