@@ -14,7 +14,7 @@ import threading
 from functools import cache
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from producer.batcher import MAX_DATA_BYTES
@@ -158,6 +158,8 @@ def _sse_bytes(payloads: list[bytes], ids: bool) -> bytes:
                                    st.integers(min_value=1, max_value=5000).map(lambda n: b"h" * n)),
                          min_size=1, max_size=10),
        chunk=st.integers(min_value=1, max_value=700), limit=st.sampled_from([64, 1000, 4096]))
+@example(payloads=[b"h" * 4090], chunk=1, limit=4096).via("the longest line that fits: `data: ` and 4,090 bytes")
+@example(payloads=[b"h" * 4091], chunk=1, limit=4096).via("one byte more: the line is over, the frame is not")
 def test_the_frame_reader_never_holds_more_than_its_limit(payloads: list[bytes], chunk: int, limit: int) -> None:
     stream = _sse_bytes(payloads, ids=True)
     reader = FrameReader(max_frame_bytes=limit)
@@ -169,7 +171,8 @@ def test_the_frame_reader_never_holds_more_than_its_limit(payloads: list[bytes],
             break
     expected = []
     for n, payload in enumerate(payloads):
-        if len(payload) + 1 > limit:
+        # A line is held up to the limit with its field name (`data: `), a frame's data with a newline per line.
+        if len(b"data: " + payload) > limit or len(payload) + 1 > limit:
             expected.append((b"", f"frame-{n}", "oversized"))
             break  # the reader abandons the connection there; the next one resumes after this id
         expected.append((payload, f"frame-{n}", None))
