@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import sys
+import threading
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,10 +88,46 @@ def http_answers(url: str) -> bool:
         return False
 
 
+# Ports the local stack's services listen on, when not given: below Linux's ephemeral range (32768-60999), so no
+# outgoing connection holds one, and one slice per pytest-xdist worker (slice 0 outside pytest-xdist), so two
+# processes of a test run never pick the same port between choosing it and a service binding it. (Ephemeral ports,
+# as before, collided: a test's redis-server found its port taken by another worker's kinesis-mock.)
+PORT_RANGE_START = 10_000
+PORTS_PER_SLICE = 2_500
+PORT_SLICES = 9
+_handed_out: set[int] = set()
+_handing_out = threading.Lock()
+
+
+def port_slice(worker: str | None = None) -> range:
+    """The ports this process picks from: `PYTEST_XDIST_WORKER` `gw<N>` gets slice N+1 (N up to 7), any other 0."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "") if worker is None else worker
+    number = worker.removeprefix("gw")
+    index = int(number) % (PORT_SLICES - 1) + 1 if worker.startswith("gw") and number.isdigit() else 0
+    start = PORT_RANGE_START + index * PORTS_PER_SLICE
+    return range(start, start + PORTS_PER_SLICE)
+
+
 def free_port() -> int:
+    """A port nothing listens on, from this process's slice (`port_slice`), never the same twice in a process."""
+    ports = port_slice()
+    with _handing_out:
+        for _ in range(len(ports)):
+            port = random.choice(ports)  # noqa: S311 - spreads processes of the same slice, not a secret
+            if port not in _handed_out and _bindable(port):
+                _handed_out.add(port)
+                return port
+    raise ConfigError(f"no free port left in {ports.start}-{ports.stop - 1}")
+
+
+def _bindable(port: int) -> bool:
+    """Whether a listener could take `port` on every interface (so on 127.0.0.1 too)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("", port))
+        except OSError:
+            return False
+    return True
 
 
 def _venv_script(name: str) -> str:
