@@ -64,11 +64,12 @@ def test_a_real_producer_publishes_what_it_read_and_wrote(provisioned, monkeypat
     monkeypatch.setenv("WIKITIDE_METRICS_INTERVAL", "1")
     frames = _frames(300)
     with FaultySSE(frames, []) as server:
-        _produce(provisioned, server, frames[-1].id)
+        log = _produce(provisioned, server, frames[-1].id)
     env = {**os.environ, "WIKITIDE_STACK": provisioned.stream_name.removesuffix("-changes")}
     rows = {row["metric"]: row for row in _metrics_json(env) if row["component"] == "producer"}
     # Stopped with SIGTERM: the last interval was published on the way out, so the totals are final.
-    assert rows["EventsRead"]["sum"] == 300 and rows["EventsWritten"]["sum"] == 300, rows
+    published = (rows["EventsRead"]["sum"], rows["EventsWritten"]["sum"])
+    assert published == (300, 300), [line for line in log.splitlines() if "metrics" in line] or log[-2000:]
     assert rows["EventsRejected"]["sum"] == 0 and rows["Gaps"]["sum"] == 0
     assert sum(rows[name]["samples"] for name in ("PutRecordsLatency", "PutRecordLatency") if name in rows) >= 1
     assert rows["BacklogEntries"]["maximum"] <= 300

@@ -7,7 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
@@ -25,7 +25,7 @@ from wikitide.metrics import open_metrics
 from wikitide.metrics.cloudwatch import CloudWatchSink
 from wikitide.metrics.publisher import PeriodicPublisher
 from wikitide.metrics.recorder import DROPPED, MAX_VALUES_PER_DATUM, Datum, MetricsRecorder, rounded
-from wikitide.metrics.report import format_table, summarise
+from wikitide.metrics.report import format_table, summarise, window
 from wikitide.settings import Settings
 
 
@@ -272,3 +272,11 @@ def test_the_report_asks_once_per_metric_when_the_listing_repeats_it() -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     rows = read_rows(client, "s", start, start.replace(minute=5))
     assert client.asked == ["Requests"] and [(r.component, r.metric, r.sum) for r in rows] == [("api", "Requests", 7.0)]
+
+
+def test_the_report_window_holds_a_datum_published_in_the_current_second() -> None:
+    now = datetime(2026, 12, 3, 16, 0, 41, 900_000, tzinfo=UTC)
+    start, end = window(now, 5)
+    # CloudWatch compares timestamps with the end cut to whole seconds: it must still lie after `now`.
+    assert end.replace(microsecond=0) > now and end - now <= timedelta(seconds=1)
+    assert end - start == timedelta(minutes=5)

@@ -102,4 +102,8 @@ def to_json(rows: Sequence[MetricRow]) -> str:
 
 
 def window(now: datetime, minutes: float) -> tuple[datetime, datetime]:
-    return now - timedelta(minutes=minutes), now
+    """The last `minutes` up to and including `now`. The end is rounded up to the next whole second: the service
+    (moto's, at least) drops an end's fraction of a second, so a datum published a moment ago, in the same second,
+    would otherwise fall outside the window it was published in."""
+    end = now.replace(microsecond=0) + timedelta(seconds=1)
+    return end - timedelta(minutes=minutes), end
