@@ -58,7 +58,11 @@ def victim(fleet: Fleet, leases: LeaseTable, workers: list[str]) -> tuple[str, l
         owners = leases.open_owners()
         for worker in workers:
             held = sorted(shard for shard, owner in owners.items() if owner == worker)
-            if leader is not None and worker != leader and held:
+            # KCL 3's leader assigns a lease by writing its owner; the worker takes it up a few seconds later. A
+            # worker named in the table whose processors have not started on its shards holds nothing yet (a CI run
+            # stopped such a worker and waited for a refusal from it while another worker's batch was in flight).
+            if (leader is not None and worker != leader and held
+                    and all(processing(fleet.workers[worker], shard) for shard in held)):
                 return worker, held
         return None
 
@@ -77,6 +81,26 @@ def workers_command(fleet_stack: FleetStack, *args: str) -> subprocess.Completed
         [sys.executable, "-m", "wikitide", "workers", *args], env={**os.environ, **fleet_stack.env},
         capture_output=True, text=True, timeout=180, check=False,
     )
+
+
+def _shard_lines(worker: Worker, shard: str) -> list[str]:
+    if not worker.processor_log.exists():
+        return []
+    marker = f"shard {shard}: "
+    return [line for line in worker.processor_log.read_text(errors="replace").splitlines() if marker in line]
+
+
+def processing(worker: Worker, shard: str) -> bool:
+    """The worker's processor log shows a record processor for `shard` that started and has not stopped since."""
+    lines = _shard_lines(worker, shard)
+    started = max((i for i, line in enumerate(lines) if ": starting at " in line), default=None)
+    stops = (": lease lost", ": ended,", ": shutdown requested", ": shutting down")
+    return started is not None and not any(stop in line for line in lines[started:] for stop in stops)
+
+
+def batches_logged(worker: Worker, shard: str) -> int:
+    """How many batches of `shard` the worker's processors logged as stored (the line precedes the progress)."""
+    return sum(1 for line in _shard_lines(worker, shard) if " records, " in line)
 
 
 def just_after_a_batch(fleet_stack: FleetStack, shards: list[str], timeout: float = 90.0) -> None:
@@ -115,6 +139,7 @@ def stop_mid_batch(fleet_stack: FleetStack, leases: LeaseTable, worker: Worker, 
     deadline = time.monotonic() + timeout
     attempts = 0
     while time.monotonic() < deadline:
+        logged = {shard: batches_logged(worker, shard) for shard in shards}
         just_after_a_batch(fleet_stack, shards)
         worker.signal_group(signal.SIGSTOP)
         attempts += 1
@@ -126,8 +151,9 @@ def stop_mid_batch(fleet_stack: FleetStack, leases: LeaseTable, worker: Worker, 
         latest = lease_checkpoints(leases)
         for shard in shards:
             processed, checkpoint = fleet_stack.redis.hget(shard_key(shard), "sequence"), latest.get(shard)
+            # The batch must be this worker's: its log shows a batch of the shard that it had not logged before.
             if (processed and checkpoint and checkpoint == first.get(shard) and checkpoint.isdigit()
-                    and int(processed) > int(checkpoint)):
+                    and int(processed) > int(checkpoint) and batches_logged(worker, shard) > logged[shard]):
                 return InFlight(shard, int(checkpoint), int(processed), attempts)
         worker.signal_group(signal.SIGCONT)
     raise AssertionError(f"no batch of {shards} caught between store and checkpoint in {attempts} tries")
