@@ -39,6 +39,7 @@ def create_app(
     control_token: str | None = None,
     rate_limits: RateLimits | None = None,
     metrics: Metrics | None = None,
+    data_version: Callable[[], object | None] | None = None,
 ) -> Flask:
     """The Flask app over the given ports; each port not given is built from `settings` (default: from_env).
 
@@ -50,7 +51,8 @@ def create_app(
     client to every endpoint (`api.limits`).
     `/health` reuses its checks for `health_cache_seconds` (default: the settings', 0 when every port is given).
     The read endpoints reuse a whole answer to the same URL for `answer_cache_seconds` in this process (default:
-    the settings', 0 when every port is given; `api.answer_cache`).
+    the settings', 0 when every port is given; `api.answer_cache`), and only while `data_version` (default: the
+    read model's version in Redis, polled, when the ports are built here; else none, the ttl alone) has not moved.
     Missing configuration fails here, naming the setting, rather than on the first request.
     `metrics` receives the request metrics (`api.measuring`) and FallbackReads; by default they are published as
     the settings say (given, or read here because a port is built), else not at all.
@@ -76,6 +78,8 @@ def create_app(
         edits = edits if edits is not None else adapters.edits
         health_checks = health_checks if health_checks is not None else adapters.health_checks
         feed = feed if feed is not None else adapters.feed
+        if data_version is None:
+            data_version = adapters.data_version.current
         if plane is None:
             plane = lambda: adapters.control_plane  # noqa: E731 - built on first use
 
@@ -113,7 +117,8 @@ def create_app(
         answer_cache_seconds = settings.answer_cache_seconds if settings is not None else 0.0
     if answer_cache_seconds > 0:
         # After the limiter's hook: a kept answer still counts against the client's limit.
-        answer_cache.install(app, AnswerCache(answer_cache_seconds), CACHED_ENDPOINTS)
+        answer_cache.install(app, AnswerCache(answer_cache_seconds), CACHED_ENDPOINTS,
+                             data_version if data_version is not None else lambda: None)
     return app
 
 

@@ -6,6 +6,13 @@ Python and the serialisation (a 24 h `/v1/wikis` decodes about 900 wikis' counte
 seconds a repeated request (same path and query string) gets the bytes of the first answer, with an `Age` header;
 only 200 answers are kept, so a refusal or a 503 is never repeated from here.
 
+An answer is also dropped as soon as the data can have changed: the processors move a version in Redis after
+every write of the read model (`wikitide.keys.DATA_VERSION`), each process polls it (`DataVersion`, every 50 ms),
+and a kept answer is reused only under the version it was computed at. With a 1 s ttl alone, an answer was on
+average half a second behind the pipeline (the latency benchmark's p50 paid it); now at most a poll interval,
+while a hot URL still costs the stores one read per change rather than one per request. While the version cannot
+be read (Redis down, the API answering from DynamoDB) answers live by the ttl alone.
+
 The cache runs after the rate limiter (its hook is installed after the limiter's), so a kept answer still counts
 against the client's limit. Memory is bounded by `max_bytes` (oldest answers go first), whatever query strings
 clients invent. Per process: gunicorn's workers each keep their own.
@@ -13,6 +20,7 @@ clients invent. Per process: gunicorn's workers each keep their own.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -20,6 +28,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from flask import Flask, Response, g, request
+
+logger = logging.getLogger(__name__)
 
 # The windows' answers are a few KB; the largest, a 500-change page of recent edits, stays under a megabyte (a stored
 # document is 1-2 KB: `benchmarks/cost_per_event.py`). Expired answers leave on their next read or by this bound.
@@ -31,6 +41,52 @@ class Kept:
     body: bytes
     mimetype: str
     stored_at: float
+    version: object = None  # the data version read before the answer was computed
+
+
+class DataVersion:
+    """The read model's version as this process last read it, polled every `interval` seconds by a daemon thread
+    started on first use (so in each gunicorn worker, after the fork; a greenlet under gevent).
+
+    `current()` is None while the last read failed, found no version, or is older than `stale_after` seconds:
+    answers then live by the cache's ttl alone. `read` returns the version or None; it must not raise for a store
+    that is down, and must bound its own time (a socket timeout)."""
+
+    def __init__(self, read: Callable[[], object | None], *, interval: float = 0.05, stale_after: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._read = read
+        self._interval = interval
+        self._stale_after = stale_after
+        self._clock = clock
+        self._value: object | None = None
+        self._read_at = float("-inf")
+        self._started = False
+        self._lock = threading.Lock()
+
+    def current(self) -> object | None:
+        if not self._started:
+            self._start()
+        value, read_at = self._value, self._read_at
+        return value if self._clock() - read_at <= self._stale_after else None
+
+    def poll_once(self) -> None:
+        value = self._read()
+        self._value, self._read_at = value, self._clock()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        threading.Thread(target=self._run, name="data-version", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.poll_once()
+            except Exception:  # a background thread's outermost loop: answers fall back to the ttl meanwhile
+                logger.exception("reading the data version failed")
+            time.sleep(self._interval)
 
 
 class AnswerCache:
@@ -45,23 +101,24 @@ class AnswerCache:
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> Kept | None:
+    def get(self, key: str, version: object = None) -> Kept | None:
+        """The answer kept for `key` if it is younger than the ttl and was computed at `version`."""
         with self._lock:
             kept = self._kept.get(key)
             if kept is None:
                 return None
-            if self._clock() - kept.stored_at >= self.ttl:
+            if self._clock() - kept.stored_at >= self.ttl or kept.version != version:
                 self._drop(key)
                 return None
             return kept
 
-    def put(self, key: str, body: bytes, mimetype: str) -> None:
+    def put(self, key: str, body: bytes, mimetype: str, version: object = None) -> None:
         if len(body) > self._max_bytes:
             return
         with self._lock:
             if key in self._kept:
                 self._drop(key)
-            self._kept[key] = Kept(body, mimetype, self._clock())
+            self._kept[key] = Kept(body, mimetype, self._clock(), version)
             self._bytes += len(body)
             while self._bytes > self._max_bytes:
                 self._drop(next(iter(self._kept)))
@@ -81,17 +138,21 @@ class AnswerCache:
         self._bytes -= len(self._kept.pop(key).body)
 
 
-def install(app: Flask, cache: AnswerCache, endpoints: Collection[str]) -> None:
-    """Serve GETs of `endpoints` (Flask endpoint names) from `cache`; call after the rate limiter's install."""
+def install(app: Flask, cache: AnswerCache, endpoints: Collection[str],
+            version: Callable[[], object | None] = lambda: None) -> None:
+    """Serve GETs of `endpoints` (Flask endpoint names) from `cache`, each answer only under the data `version` it
+    was computed at (`DataVersion.current`); call after the rate limiter's install."""
 
     @app.before_request
     def _answer_from_cache() -> Response | None:
         if request.method != "GET" or request.endpoint not in endpoints:
             return None
         key = request.full_path
-        kept = cache.get(key)
+        # Read before the answer is computed: data written meanwhile moves the version past the one kept with it.
+        current = version()
+        kept = cache.get(key, current)
         if kept is None:
-            g.wikitide_answer_key = key
+            g.wikitide_answer_key = key, current
             return None
         response = Response(kept.body, 200, mimetype=kept.mimetype)
         response.headers["Age"] = str(cache.age(kept))
@@ -99,7 +160,8 @@ def install(app: Flask, cache: AnswerCache, endpoints: Collection[str]) -> None:
 
     @app.after_request
     def _keep_answer(response: Response) -> Response:
-        key = g.pop("wikitide_answer_key", None)
-        if key is not None and response.status_code == 200 and not response.is_streamed:
-            cache.put(key, response.get_data(), response.mimetype or "application/json")
+        pending = g.pop("wikitide_answer_key", None)
+        if pending is not None and response.status_code == 200 and not response.is_streamed:
+            key, current = pending
+            cache.put(key, response.get_data(), response.mimetype or "application/json", current)
         return response

@@ -11,6 +11,7 @@ from typing import Any
 
 import redis
 
+from api.answer_cache import DataVersion
 from api.control_plane import ControlPlane
 from api.dynamo_edits import DynamoEdits
 from api.dynamo_stats import DynamoStats
@@ -20,6 +21,7 @@ from api.feed_log import RedisFeedLog
 from api.health import dynamodb_check, kinesis_check, redis_check
 from api.ports import HealthChecks
 from api.redis_stats import RedisStats, is_ready
+from wikitide import keys
 from wikitide.aws import make_adapter_client, make_client
 from wikitide.metrics import NULL_METRICS, Metrics
 from wikitide.producer_control import ProducerControl
@@ -55,6 +57,20 @@ class Adapters:
             connect_timeout=REDIS_TIMEOUT_SECONDS,
             decode_responses=True,
         )
+
+    @cached_property
+    def data_version(self) -> DataVersion:
+        # Its own client, one attempt a poll: the next poll is the retry, 50 ms later.
+        client = connect(self._settings, retries=0, socket_timeout=REDIS_TIMEOUT_SECONDS,
+                         connect_timeout=REDIS_TIMEOUT_SECONDS, decode_responses=True)
+
+        def read() -> object | None:
+            try:
+                return client.get(keys.DATA_VERSION)
+            except (redis.RedisError, OSError):
+                return None
+
+        return DataVersion(read)
 
     @cached_property
     def feed(self) -> RedisFeedLog:

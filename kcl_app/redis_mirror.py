@@ -329,7 +329,7 @@ class RedisMirror:
             for call_keys, args in change_feed.append_calls(changes):
                 self._append(keys=call_keys, args=args, client=pipe)
             self._queue_advances(pipe)
-            results = pipe.execute()
+            results = execute_writes(pipe)
             return bool(results[0]), any(int(left) for left in results[-len(keys.ROLLING_WINDOWS):])
 
         is_ready, is_behind = self._bounded(attempt)
@@ -346,7 +346,7 @@ class RedisMirror:
             def attempt() -> bool:
                 pipe = self._client.pipeline(transaction=False)
                 self._queue_advances(pipe)
-                return any(int(left) for left in pipe.execute())
+                return any(int(left) for left in execute_writes(pipe))
 
             if not self._bounded(attempt):
                 return
@@ -363,7 +363,7 @@ class RedisMirror:
         def attempt() -> int:
             pipe = self._client.pipeline(transaction=False)
             self._queue_merges(pipe, states)
-            return sum(int(result) for result in pipe.execute())
+            return sum(int(result) for result in execute_writes(pipe))
 
         return int(self._bounded(attempt))
 
@@ -374,7 +374,7 @@ class RedisMirror:
             pipe = self._client.pipeline(transaction=False)
             for call_keys, args in calls:
                 self._pages(keys=call_keys, args=args, client=pipe)
-            return sum(int(result) for result in pipe.execute())
+            return sum(int(result) for result in execute_writes(pipe))
 
         return int(self._bounded(attempt))
 
@@ -398,6 +398,14 @@ class RedisMirror:
             )
         except (redis.RedisError, OSError) as exc:
             raise DependencyUnavailable(f"Redis failed after retries: {exc}") from exc
+
+
+def execute_writes(pipe: Any) -> list[Any]:
+    """Run a pipeline of writes to the read model, then move `keys.DATA_VERSION`; returns the writes' results.
+    Redis runs a pipeline's commands in order, so a reader that sees the new version sees every write before it."""
+    pipe.incr(keys.DATA_VERSION)
+    results: list[Any] = pipe.execute()
+    return results[:-1]
 
 
 def merge_call(state: CellState) -> tuple[list[str], list[Any]]:
@@ -563,7 +571,9 @@ class Rebuilder:
                 counted += self._mirror.rebuild_pages(calls[start : start + PAGE_CALLS_PER_TRIP])
                 lock.reacquire()
             self._mirror.advance_windows()
-            self._client.set(keys.READY, int(started))
+            pipe = self._client.pipeline(transaction=False)
+            pipe.set(keys.READY, int(started))
+            execute_writes(pipe)  # answers kept from the DynamoDB fallback are stale from here on
             logger.warning(
                 "Redis counters rebuilt from DynamoDB: %d cells read, %d merged; %d page edits in %d cells read, "
                 "%d page counts added; %.1f s",

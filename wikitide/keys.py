@@ -28,6 +28,9 @@ REJECTED = f"{PREFIX}:rejected"
 # Set once the counters were rebuilt from DynamoDB after Redis started empty; until then readers fall back.
 READY = f"{PREFIX}:ready"
 REBUILD_LOCK = f"{PREFIX}:rebuild_lock"
+# Incremented after every write of the read model (a processor's batch, each step of a rebuild): an API process
+# reuses a kept answer only while this has not moved (`api/answer_cache.py`).
+DATA_VERSION = f"{PREFIX}:version"
 
 COUNT_FIELDS = (
     "events",

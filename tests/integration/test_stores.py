@@ -190,15 +190,18 @@ def test_redis_is_rebuilt_from_dynamodb_to_the_same_numbers(provisioned, redis_u
     records = _records()
     bad = StreamRecord(b"{oops", SHARD, records[-1].sequence + 1, records[-1].arrival_ms)
     process_batch(records[:1200], stores)
+    published = int(client.get(keys.DATA_VERSION) or 0)
     process_batch(records[900:] + [bad], stores)
     before = _buckets(client)
     assert sum(int(v["events"]) for k, v in before.items() if k.startswith("wt:m:") and ":w:" not in k) == 1950
     assert before[keys.REJECTED] == {"not_json": "1"}
+    # Every publish moves the version the API's kept answers are tied to.
+    assert published >= 1 and int(client.get(keys.DATA_VERSION) or 0) > published
 
     client.flushdb()
     assert rebuilder.rebuild() is not None
     assert _buckets(client) == before
-    assert client.exists(keys.READY)
+    assert client.exists(keys.READY) and int(client.get(keys.DATA_VERSION) or 0) >= 1
     assert rebuilder.rebuild() == 0  # merging the same states again moves nothing
 
 

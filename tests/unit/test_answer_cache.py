@@ -1,13 +1,15 @@
-"""An API process reuses a read endpoint's whole 200 answer to the same URL for a second, and nothing else."""
+"""An API process reuses a read endpoint's whole 200 answer to the same URL for a second, only while the read
+model's version has not moved, and nothing else."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 
 from flask.testing import FlaskClient
 
 from api import create_app
-from api.answer_cache import AnswerCache
+from api.answer_cache import AnswerCache, DataVersion
 from api.limits import RateLimits
 from tests.unit.api_fakes import EmptyStats, NoEdits
 
@@ -56,9 +58,10 @@ def test_the_oldest_answers_go_first_when_the_bytes_run_out() -> None:
     assert cache.get("big") is None and cache.held_bytes == 9
 
 
-def _app(stats: CountingStats, *, cache_seconds: float, limits: RateLimits | None = None) -> FlaskClient:
+def _app(stats: CountingStats, *, cache_seconds: float, limits: RateLimits | None = None,
+         version: Callable[[], object | None] | None = None) -> FlaskClient:
     return create_app(stats=stats, edits=NoEdits(), health_checks={}, answer_cache_seconds=cache_seconds,
-                      rate_limits=limits).test_client()
+                      rate_limits=limits, data_version=version).test_client()
 
 
 def test_the_same_url_is_answered_once_a_second_and_other_urls_on_their_own() -> None:
@@ -91,3 +94,58 @@ def test_off_means_every_request_reads_the_stores() -> None:
     for _ in range(3):
         assert client.get("/v1/stats?window=5m").status_code == 200
     assert stats.reads == 3
+
+
+def test_an_answer_is_kept_only_under_the_version_it_was_computed_at() -> None:
+    cache = AnswerCache(60.0, clock=Clock())
+    cache.put("/a", b"one", "application/json", "7")
+    assert cache.get("/a", "7") is not None
+    assert cache.get("/a", "8") is None  # the data moved: dropped, not kept for the old version
+    assert cache.get("/a", "7") is None and cache.held_bytes == 0
+
+
+def test_a_write_of_the_read_model_ends_the_kept_answers_at_once() -> None:
+    stats, version = CountingStats(), ["1"]
+    client = _app(stats, cache_seconds=60, version=lambda: version[0])
+    assert client.get("/v1/stats?window=5m").get_json()["events"] == 1
+    assert client.get("/v1/stats?window=5m").get_json()["events"] == 1 and stats.reads == 1
+    version[0] = "2"  # a processor published a batch
+    assert client.get("/v1/stats?window=5m").get_json()["events"] == 2
+    assert client.get("/v1/stats?window=5m").headers["Age"] == "0" and stats.reads == 2
+    version[0] = None  # the version cannot be read: the ttl alone, from the next answer on
+    assert client.get("/v1/stats?window=5m").get_json()["events"] == 3
+    assert client.get("/v1/stats?window=5m").get_json()["events"] == 3 and stats.reads == 3
+
+
+def test_the_data_version_is_unknown_until_read_and_once_its_last_read_is_stale() -> None:
+    clock, reads = Clock(), iter(["4", None, "5"])
+    version = DataVersion(lambda: next(reads), stale_after=1.0, clock=clock)
+    version._started = True  # polled by hand here, not by its thread
+    assert version.current() is None
+    version.poll_once()
+    assert version.current() == "4"
+    clock.now += 1.5
+    assert version.current() is None  # the poller stopped reading: no answer is kept on an old version
+    version.poll_once()
+    assert version.current() is None  # Redis answered nothing (down, or no version yet)
+    version.poll_once()
+    assert version.current() == "5"
+
+
+def test_the_data_version_thread_polls_by_itself() -> None:
+    import threading
+
+    polled = threading.Event()
+    values = iter(range(1_000_000))
+
+    def read() -> object:
+        polled.set()
+        return str(next(values))
+
+    version = DataVersion(read, interval=0.001)
+    version.current()
+    assert polled.wait(5)
+    deadline = time.monotonic() + 5
+    while version.current() in (None, "0") and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert version.current() not in (None, "0")
