@@ -317,8 +317,9 @@ def main() -> None:
     print(f"latency by count (/v1/stats count reached k - k-th sent):     {percentiles(by_count)}")
     p50 = statistics.median(per_event) if per_event else float("inf")
     p99 = sorted(per_event)[int(0.99 * len(per_event))] if per_event else float("inf")
-    print(f"goals (per event): p50 < 1 s: {'met' if p50 < 1 else 'NOT met'}; "
-          f"p99 < 2 s: {'met' if p99 < 2 else 'NOT met'}")
+    # The goal is the one set for the slower machine kind: a faster machine meeting it says little about that one.
+    print(f"goals (per event, set for the slower machine kind): p50 <= 0.5 s: {'met' if p50 <= 0.5 else 'NOT met'}; "
+          f"p99 <= 1 s: {'met' if p99 <= 1 else 'NOT met'}")
     verdict = "every event counted once" if final_count == total else "MISMATCH"
     print(f"{verdict}: {final_count:,} counted of {total:,} sent, drained {drained - end:.1f} s after "
           f"the last; producer connections: {sent.connections}")
