@@ -46,25 +46,30 @@ class Kept:
 
 class DataVersion:
     """The read model's version as this process last read it, polled every `interval` seconds by a daemon thread
-    started on first use (so in each gunicorn worker, after the fork; a greenlet under gevent).
+    (a greenlet under gevent) that runs while answers are asked for: started by `current()` (so in each gunicorn
+    worker, after the fork), it ends after `idle_after` seconds without a call, so an idle process (or an app a
+    test dropped) polls nothing.
 
     `current()` is None while the last read failed, found no version, or is older than `stale_after` seconds:
     answers then live by the cache's ttl alone. `read` returns the version or None; it must not raise for a store
-    that is down, and must bound its own time (a socket timeout)."""
+    that is down, and must bound its own time (a socket timeout): a hung store holds the poller, never a request."""
 
     def __init__(self, read: Callable[[], object | None], *, interval: float = 0.05, stale_after: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 idle_after: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._read = read
         self._interval = interval
         self._stale_after = stale_after
+        self._idle_after = idle_after
         self._clock = clock
         self._value: object | None = None
         self._read_at = float("-inf")
-        self._started = False
+        self._asked_at = float("-inf")
+        self._polling = False
         self._lock = threading.Lock()
 
     def current(self) -> object | None:
-        if not self._started:
+        self._asked_at = self._clock()
+        if not self._polling:
             self._start()
         value, read_at = self._value, self._read_at
         return value if self._clock() - read_at <= self._stale_after else None
@@ -73,15 +78,23 @@ class DataVersion:
         value = self._read()
         self._value, self._read_at = value, self._clock()
 
+    @property
+    def is_polling(self) -> bool:
+        return self._polling
+
     def _start(self) -> None:
         with self._lock:
-            if self._started:
+            if self._polling:
                 return
-            self._started = True
+            self._polling = True
         threading.Thread(target=self._run, name="data-version", daemon=True).start()
 
     def _run(self) -> None:
         while True:
+            with self._lock:
+                if self._clock() - self._asked_at > self._idle_after:
+                    self._polling = False  # the next `current()` starts another poller
+                    return
             try:
                 self.poll_once()
             except Exception:  # a background thread's outermost loop: answers fall back to the ttl meanwhile

@@ -19,7 +19,10 @@ from wikitide.settings import Settings
 
 def queries() -> Flask:
     settings = Settings.from_env()
-    return create_app(settings, stats=Adapters(settings).stats, edits=NoEdits(), health_checks={})
+    adapters = Adapters(settings)
+    # Kept answers tied to the data version, as in production (nothing writes during the benchmark: it stays put).
+    return create_app(settings, stats=adapters.stats, edits=NoEdits(), health_checks={},
+                      data_version=adapters.data_version.current)
 
 
 def constant() -> Flask:

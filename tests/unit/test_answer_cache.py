@@ -120,7 +120,7 @@ def test_a_write_of_the_read_model_ends_the_kept_answers_at_once() -> None:
 def test_the_data_version_is_unknown_until_read_and_once_its_last_read_is_stale() -> None:
     clock, reads = Clock(), iter(["4", None, "5"])
     version = DataVersion(lambda: next(reads), stale_after=1.0, clock=clock)
-    version._started = True  # polled by hand here, not by its thread
+    version._polling = True  # polled by hand here, not by its thread
     assert version.current() is None
     version.poll_once()
     assert version.current() == "4"
@@ -132,20 +132,21 @@ def test_the_data_version_is_unknown_until_read_and_once_its_last_read_is_stale(
     assert version.current() == "5"
 
 
-def test_the_data_version_thread_polls_by_itself() -> None:
-    import threading
-
-    polled = threading.Event()
+def test_the_data_version_is_polled_while_asked_for_and_not_when_idle() -> None:
     values = iter(range(1_000_000))
-
-    def read() -> object:
-        polled.set()
-        return str(next(values))
-
-    version = DataVersion(read, interval=0.001)
+    version = DataVersion(lambda: str(next(values)), interval=0.001, idle_after=0.2)
     version.current()
-    assert polled.wait(5)
+    assert version.is_polling  # the first call started the poller
     deadline = time.monotonic() + 5
     while version.current() in (None, "0") and time.monotonic() < deadline:
         time.sleep(0.005)
     assert version.current() not in (None, "0")
+    deadline = time.monotonic() + 5
+    while version.is_polling and time.monotonic() < deadline:  # nobody asks: the poller ends
+        time.sleep(0.05)
+    assert not version.is_polling
+    before = version._value
+    time.sleep(0.05)
+    assert version._value == before  # and nothing is read meanwhile
+    version.current()
+    assert version.is_polling  # asked again: polling again
