@@ -5,7 +5,9 @@ the totals of a scope over a window (cells summed over shards); and the stored c
 whose revisions are the page edits (`kcl_app/ledger.py`): one Query per minute of the time index for the pages of a
 window, run side by side, and one Query of the page index for a page's counts. Slower than Redis, the same numbers.
 The recent changes come from the same time index, newest first, within `MINUTE_QUERIES` per request. The wikis of a
-window and the trending baselines have no index here: they answer from Redis only (a 503 meanwhile).
+window and the trending baselines have no index here: they answer from Redis only (a 503 meanwhile). Neither do the
+top pages of a window with more than `PAGE_MINUTES` minutes of edits: those would read every stored change of the
+window (a day of the live stream is ~1.8 M revisions, about 2 GB), so they wait for Redis as well.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ T = TypeVar("T")
 # changes (the minutes without any are skipped by their counter cells).
 RETENTION_MINUTES = 1440
 MINUTE_QUERIES = 30
+# The most minutes of stored changes one top-pages answer reads (an hour of the live stream: ~75,000 documents).
+PAGE_MINUTES = 60
 
 
 class DynamoStats:
@@ -64,6 +68,9 @@ class DynamoStats:
         """Every page of the window (a superset of what the port asks for)."""
         counts = self.minute_counts(minutes, wiki)
         with_pages = [m for m, c in zip(minutes, counts, strict=True) if int(c.get("edit", 0)) + int(c.get("new", 0))]
+        if len(with_pages) > PAGE_MINUTES:
+            raise DependencyUnavailable(f"redis: the top pages of more than {PAGE_MINUTES} minutes of edits are "
+                                        "answered from Redis only, which is not ready")
         totals: Counter[str] = Counter()
         for pages in self._each(with_pages, lambda minute: self._pages_of(minute, wiki)):
             totals.update(pages)

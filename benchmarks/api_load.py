@@ -12,9 +12,17 @@ Steps: start a redis-server of its own; load `tests/day.py`'s generated day thro
 URL with Debian's `wrk` (another process; `--connections` connections, `--seconds` each, `--latency`). Redis's
 slow log records every command slower than `--slowlog-us` during each run. Everything started is stopped.
 
-Run: `.venv/bin/python benchmarks/api_load.py` (needs `wrk`: `apt-get install -y wrk`). The machine is shared: the
-load average is printed; the ratio to the constant endpoint is the figure to compare, not the absolute rates. wrk
-runs on the same cores as gunicorn and Redis, so every figure includes the load generator's share of the CPU.
+With `--store dynamodb` the answers come from DynamoDB instead, as while Redis is empty or down (the API's fallback,
+`api/fallback_stats.py`): the launcher's emulators start (moto, kinesis-mock, redis-server), a stack is deployed
+into them, the day is loaded through the processor's real stores (DynamoDB and Redis), then Redis is emptied, so
+the API finds it not ready and reads DynamoDB; the limiter still counts in that Redis. moto's requests per answer
+(its `/_wikitide/calls`) are printed beside each run. moto answers a read in milliseconds, from one thread: these
+figures are moto's, far below DynamoDB's own, and say what the fallback costs per request, not how fast it is on AWS.
+
+Run: `.venv/bin/python benchmarks/api_load.py [--store redis|dynamodb]` (needs `wrk`: `apt-get install -y wrk`).
+The machine is shared: the load average is printed; the ratio to the constant endpoint is the figure to compare,
+not the absolute rates. wrk runs on the same cores as gunicorn and Redis (and moto), so every figure includes the
+load generator's share of the CPU.
 """
 
 from __future__ import annotations
@@ -36,8 +44,10 @@ import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.day, when run as a script
-from tests.day import generate, load  # noqa: E402
-from wikitide import keys  # noqa: E402
+from tests.day import generate, load, load_into  # noqa: E402
+from wikitide import keys, stack  # noqa: E402
+from wikitide.localstack.launcher import LocalStack  # noqa: E402
+from wikitide.localstack.moto_server import CALLS_PATH  # noqa: E402
 from wikitide.localstack.services import Ports, free_port, port_open, redis_server  # noqa: E402
 from wikitide.localstack.supervisor import Supervisor  # noqa: E402
 
@@ -49,6 +59,15 @@ QUERIES = [
     "/v1/wikis?window=24h",
     "/v1/edits/recent?editor=human&namespace=0&limit=20",
 ]
+# From DynamoDB: what the fallback answers. The wikis of a window, trending and the top pages of more than an hour
+# of edits wait for Redis (503 with Retry-After, `api/dynamo_stats.py`); the run checks that they say so.
+DYNAMODB_QUERIES = [
+    "/v1/stats?window=1h",
+    "/v1/pages/top?window=1h",
+    "/v1/edits/recent",
+    "/v1/edits/recent?editor=human&namespace=0&limit=20",
+]
+REDIS_ONLY = ["/v1/pages/top?window=24h", "/v1/trending?window=1h", "/v1/wikis?window=24h"]
 CONSTANT = "/constant"
 # The production default (each process keeps an answer for 1 s: `api/answer_cache.py`), then every request read.
 ANSWER_CACHE_SECONDS = (1.0, 0.0)
@@ -63,6 +82,7 @@ class Run:
     errors: int
     slowest_redis_us: int | None
     slowest_command: str
+    moto_per_request: float | None = None
 
 
 def main() -> None:
@@ -72,9 +92,14 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--slowlog-us", type=int, default=100)
+    parser.add_argument("--store", choices=("redis", "dynamodb"), default="redis",
+                        help="answer from Redis (the read model) or from DynamoDB with Redis empty (the fallback)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
+    if args.store == "dynamodb":
+        report(from_dynamodb(args), args)
+        return
     with tempfile.TemporaryDirectory(prefix="api-load-") as state:
         supervisor = Supervisor(Path(state) / "logs")
         port = free_port()
@@ -109,15 +134,80 @@ def main() -> None:
     report(runs, args)
 
 
+def from_dynamodb(args: argparse.Namespace) -> list[Run]:
+    """The runs with the day in DynamoDB and Redis empty: every answer from the API's DynamoDB fallback."""
+    with tempfile.TemporaryDirectory(prefix="api-load-") as state:
+        ports = Ports(kinesis=free_port(), kinesis_tls=free_port(), moto=free_port(), redis=free_port(),
+                      api=free_port())
+        name = "apiload"
+        local = LocalStack(state_dir=Path(state), ports=ports, stack_name=name)
+        try:
+            local.start_infrastructure()
+            env = {**local.env, "WIKITIDE_STACK": name, "WIKITIDE_METRICS": "off"}
+            os.environ.update(env)
+            import boto3
+
+            from kcl_app.bootstrap import build_stores
+
+            resources = stack.deploy_local(boto3.client("cloudformation"), boto3.client("kinesis"), name)
+            client = redis.Redis.from_url(env["REDIS_URL"], decode_responses=True)
+            client.set(keys.READY, int(time.time()))  # no rebuild while loading: the loader writes both stores
+            started = time.monotonic()
+            events = generate(events_per_minute=args.events_per_minute)
+            stores, _ = build_stores(boto3.client("dynamodb"), client, resources)
+            load_into(stores, events)
+            client.flushdb()  # empty, as after a restart: the API finds it not ready and reads DynamoDB
+            print(f"loaded {len(events):,} events ({len({(e['wiki'], e['title']) for e in events}):,} pages, "
+                  f"{len({e['wiki'] for e in events})} wikis) into DynamoDB (moto) in "
+                  f"{time.monotonic() - started:.0f} s; Redis emptied")
+            calls_url = f"http://127.0.0.1:{ports.moto}{CALLS_PATH}"
+            print("answered from Redis only (503 while it is not ready): "
+                  + ", ".join(f"{path} {status}" for path, status in statuses(env["REDIS_URL"], REDIS_ONLY)))
+            runs = [measure(client, env["REDIS_URL"], "benchmarks.api_load_app:queries()", path, args, cache_seconds,
+                            calls_url=calls_url)
+                    for cache_seconds in ANSWER_CACHE_SECONDS for path in DYNAMODB_QUERIES]
+            runs.append(measure(client, env["REDIS_URL"], "benchmarks.api_load_app:constant()", CONSTANT, args, 0))
+        finally:
+            local.stop()
+    return runs
+
+
+def statuses(redis_url: str, paths: list[str]) -> list[tuple[str, int]]:
+    """One request to each path, in a process serving the API as the runs do: the status codes."""
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": redis_url}
+    server = subprocess.Popen(  # noqa: S603 - our own gunicorn, arguments built here
+        [str(Path(sys.executable).with_name("gunicorn")), "-c", "python:api.serving", "--workers", "1", "--bind",
+         f"127.0.0.1:{port}", "--log-level", "warning", "--graceful-timeout", "5",
+         "benchmarks.api_load_app:queries()"],
+        cwd=ROOT, env=env, start_new_session=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_answering(base + "/v1/stats?window=1m")
+        return [(path, httpx.get(base + path, timeout=60).status_code) for path in paths]
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+
+
+def moto_requests(calls_url: str | None) -> int:
+    if calls_url is None:
+        return 0
+    answer = httpx.get(calls_url, timeout=10)
+    answer.raise_for_status()
+    return sum(answer.json().values())
+
+
 def measure(client: redis.Redis, redis_url: str, app: str, path: str, args: argparse.Namespace,
-            cache_seconds: float, *, rate_limit: str = "1000000/second") -> Run:
+            cache_seconds: float, *, rate_limit: str = "1000000/second", calls_url: str | None = None) -> Run:
     port = free_port()
     # Every request comes from 127.0.0.1: a limit no run reaches, still counted in Redis as in production.
     env = {**os.environ, "REDIS_URL": redis_url, "WIKITIDE_ANSWER_CACHE_SECONDS": str(cache_seconds),
            "WIKITIDE_RATE_LIMIT_QUERIES": rate_limit}
     server = subprocess.Popen(  # noqa: S603 - our own gunicorn, arguments built here
         [str(Path(sys.executable).with_name("gunicorn")), "-c", "python:api.serving", "--workers",
-         str(args.workers), "--bind", f"127.0.0.1:{port}", "--log-level", "warning", app],
+         str(args.workers), "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "--graceful-timeout", "5", app],
         cwd=ROOT, env=env, start_new_session=True,
     )
     try:
@@ -126,16 +216,20 @@ def measure(client: redis.Redis, redis_url: str, app: str, path: str, args: argp
         client.config_set("slowlog-log-slower-than", args.slowlog_us)
         client.config_set("slowlog-max-len", 10_000)
         client.slowlog_reset()
+        moto_before = moto_requests(calls_url)
         output = subprocess.run(  # noqa: S603
             ["wrk", "-t2", f"-c{args.connections}", f"-d{args.seconds}s", "--latency", base + path],
             check=True, capture_output=True, text=True, timeout=args.seconds + 60,
         ).stdout
+        moto_made = moto_requests(calls_url) - moto_before
         slow = client.slowlog_get(10_000)
         client.config_set("slowlog-log-slower-than", 10_000)
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
     slowest = max(slow, key=lambda entry: entry["duration"], default=None)
+    print(f"  {path} (kept {cache_seconds:g} s): {re.search(r'Requests/sec:.*', output)[0]}", flush=True)  # type: ignore[index]
+    requests = int(re.search(r"(\d+) requests in", output)[1])  # type: ignore[index]
     return Run(
         path=path if app.endswith("constant()") else
         f"{path} [{'kept 1 s' if cache_seconds else 'not kept'}{', no rate limit' if rate_limit == 'off' else ''}]",
@@ -145,6 +239,7 @@ def measure(client: redis.Redis, redis_url: str, app: str, path: str, args: argp
         errors=errors(output),
         slowest_redis_us=None if slowest is None else int(slowest["duration"]),
         slowest_command="" if slowest is None else " ".join(_words(slowest)),
+        moto_per_request=moto_made / requests if calls_url is not None and requests else None,
     )
 
 
@@ -183,14 +278,15 @@ def errors(output: str) -> int:
 def report(runs: list[Run], args: argparse.Namespace) -> None:
     constant = runs[-1].requests_per_s
     print(f"\n{args.workers} gunicorn workers (gevent, api/serving.py), wrk -t2 -c{args.connections} "
-          f"-d{args.seconds}s; load average {os.getloadavg()[0]:.1f}")
+          f"-d{args.seconds}s; answers from {args.store}; load average {os.getloadavg()[0]:.1f}")
     print(f"{'path':67} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'of const':>8} {'errors':>6}  slowest Redis")
     for run in runs:
         slowest = "none" if run.slowest_redis_us is None else f"{run.slowest_redis_us} µs {run.slowest_command}"
         if run.slowest_redis_us is None:
             slowest += f" over {args.slowlog_us} µs"
+        moto = "" if run.moto_per_request is None else f"; moto requests per answer {run.moto_per_request:.2f}"
         print(f"{run.path:67} {run.requests_per_s:8.0f} {run.p50_ms:7.2f} {run.p99_ms:7.2f} "
-              f"{run.requests_per_s / constant:8.2f} {run.errors:6d}  {slowest}")
+              f"{run.requests_per_s / constant:8.2f} {run.errors:6d}  {slowest}{moto}")
 
 
 if __name__ == "__main__":

@@ -81,7 +81,12 @@ def load(client: redis.Redis, events: list[dict[str, Any]]) -> tuple[FakeLedger,
     """Process `events` (in that order) into Redis; returns the ledger holding every counter cell and the event
     store holding every claim."""
     ledger, claims = FakeLedger(), FakeEventStore()
-    stores = Stores(claims, FakeDeadLetters(), ledger, RedisMirror(client))
+    load_into(Stores(claims, FakeDeadLetters(), ledger, RedisMirror(client)), events)
+    return ledger, claims
+
+
+def load_into(stores: Stores, events: list[dict[str, Any]]) -> None:
+    """Process `events` (in that order) through `stores` (fakes, or the real DynamoDB and Redis stores)."""
     sequences = dict.fromkeys(SHARDS, 1)
     per_minute = max(1, len(events) // MINUTES)
     for number, start in enumerate(range(0, len(events), BATCH)):
@@ -99,4 +104,3 @@ def load(client: redis.Redis, events: list[dict[str, Any]]) -> tuple[FakeLedger,
                 raise AssertionError(f"generated records rejected: {outcome.rejected}")
             if number % 7 == 0:
                 process_batch(records, stores)  # a redelivered batch changes nothing
-    return ledger, claims
