@@ -1,4 +1,4 @@
-"""Whole answers of the read endpoints, kept for a second in each API process.
+"""Whole answers of the read endpoints, kept for up to a second in each API process, while the data is unchanged.
 
 Every answer of a window is a function of the newest processed minute and what the processors wrote; a dashboard
 left open and many clients asking the same windows would otherwise each pay the Redis reads, the ranking in
