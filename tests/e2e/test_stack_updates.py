@@ -34,6 +34,7 @@ from tests.fleet.harness import Fleet, LeaseTable, wait_until, write_fleet_prope
 from tests.fleet.traffic import Traffic, load_events
 from tests.template_edits import with_events_index
 from wikitide.cli import cli
+from wikitide.metrics import NULL_METRICS
 from wikitide.settings import Settings
 from wikitide.stack import TEMPLATE_PATH
 
@@ -94,7 +95,7 @@ class Pipeline:
         self.dynamodb = boto3.client("dynamodb")
         self.redis = redis.Redis.from_url(env["REDIS_URL"], decode_responses=True)
         self.leases = LeaseTable(self.dynamodb, f"{stack}-kcl")
-        self.api = create_app(Settings.from_env(env)).test_client()
+        self.api = create_app(Settings.from_env(env), metrics=NULL_METRICS).test_client()
         self.measure = measure
 
     def get_json(self, path: str) -> Any:

@@ -307,7 +307,8 @@ WINDOWS = ("1m", "5m", "1h", "24h")
 
 def _api_answers(stack_name: str, redis_db_url: str) -> dict[str, object]:
     """Every `/v1/stats` and `/v1/pages/top` answer for every window, over all wikis and the busiest three."""
-    settings = Settings.from_env({**os.environ, "WIKITIDE_STACK": stack_name, "REDIS_URL": redis_db_url})
+    settings = Settings.from_env({**os.environ, "WIKITIDE_STACK": stack_name, "REDIS_URL": redis_db_url,
+                                  "WIKITIDE_METRICS": "off"})  # no publisher left in this process after the test
     client = create_app(settings, health_checks={}).test_client()
     events = [json.loads(data) for data in _recorded()]
     busiest = [wiki for wiki, _ in Counter(e["wiki"] for e in events).most_common(3)]

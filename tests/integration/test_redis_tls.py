@@ -153,7 +153,7 @@ def test_the_processor_and_the_api_use_redis_over_tls(tls_redis: TlsRedis, provi
 
     stack_name = provisioned.stream_name.removesuffix("-changes")  # type: ignore[attr-defined]
     settings = replace(Settings.from_env(), stack_name=stack_name, redis_url=tls_redis.url, redis_password=PASSWORD,
-                       redis_ca_file=str(tls_redis.ca_file))
+                       redis_ca_file=str(tls_redis.ca_file), metrics="off")
     direct = connect(settings, decode_responses=True)
     direct.flushdb()
     path = RECENTCHANGE / "ndjson" / "kirajano_recentchange_2021-08-27.ndjson"
