@@ -194,7 +194,7 @@ def statuses(redis_url: str, paths: list[str]) -> list[tuple[str, int]]:
 def moto_requests(calls_url: str | None) -> int:
     if calls_url is None:
         return 0
-    answer = httpx.get(calls_url, timeout=10)
+    answer = httpx.get(calls_url, timeout=120)  # moto answers it after the requests a run left queued
     answer.raise_for_status()
     return sum(answer.json().values())
 
