@@ -232,3 +232,33 @@ def test_gunicorns_master_imports_no_client_library() -> None:
         capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[2],
     ).stdout.split()
     assert [name for name in ("redis", "botocore", "urllib3", "boto3") if name in loaded] == []
+
+
+def test_the_gevent_worker_lets_other_connections_run_after_each_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A connection whose next request is always already there (a fast client) never blocks on its socket, so only
+    # this yield lets the worker's other connections be answered in between (README, API benchmark: p99 87 -> 2.4 ms).
+    import gevent
+    from gunicorn.workers.ggevent import GeventWorker
+
+    from api.serving import JsonErrorGeventWorker
+
+    order: list[str] = []
+
+    def answer(self: Any, listener_name: Any, req: Any, sock: Any, addr: Any) -> bool:
+        order.append("answered")
+        return True
+
+    monkeypatch.setattr(GeventWorker, "handle_request", answer)
+    worker = JsonErrorGeventWorker.__new__(JsonErrorGeventWorker)
+
+    def keep_answering() -> None:
+        for _ in range(3):
+            assert worker.handle_request("listener", object(), object(), ("127.0.0.1", 1)) is True
+
+    def other_connection() -> None:
+        for _ in range(3):
+            order.append("other")
+            gevent.sleep(0)
+
+    gevent.joinall([gevent.spawn(keep_answering), gevent.spawn(other_connection)], timeout=10, raise_error=True)
+    assert order == ["answered", "other", "answered", "other", "answered", "other"]
