@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 # The windows' answers are a few KB; the largest, a 500-change page of recent edits, stays under a megabyte (a stored
 # document is 1-2 KB: `benchmarks/cost_per_event.py`). Expired answers leave on their next read or by this bound.
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+# A request waits at most this long for the same answer being computed by another request of its process.
+COMPUTING_WAIT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ class AnswerCache:
         self._kept: OrderedDict[str, Kept] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        self._computing: dict[str, threading.Event] = {}
 
     def get(self, key: str, version: object = None) -> Kept | None:
         """The answer kept for `key` if it is younger than the ttl and was computed at `version`."""
@@ -140,6 +143,21 @@ class AnswerCache:
         """Whole seconds since `kept` was stored (the HTTP `Age` header)."""
         return int(self._clock() - kept.stored_at)
 
+    def claim(self, key: str) -> threading.Event | None:
+        """None if the caller is now the one computing `key`'s answer (it must `release` it), else the event that
+        the one computing it sets when done."""
+        with self._lock:
+            computing = self._computing.get(key)
+            if computing is None:
+                self._computing[key] = threading.Event()
+            return computing
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            computing = self._computing.pop(key, None)
+        if computing is not None:
+            computing.set()
+
     @property
     def held_bytes(self) -> int:
         return self._bytes
@@ -165,8 +183,18 @@ def install(app: Flask, cache: AnswerCache, endpoints: Collection[str],
         current = version()
         kept = cache.get(key, current)
         if kept is None:
-            g.wikitide_answer_key = key, current
-            return None
+            computing = cache.claim(key)
+            if computing is not None:
+                # Another request of this process computes the same answer: wait for it rather than compute it
+                # again (when a hot answer ends, every request arriving during its Redis reads missed and computed
+                # it too, each paying the same reads and CPU: the API benchmark's paced p99).
+                computing.wait(COMPUTING_WAIT_SECONDS)
+                kept = cache.get(key, current)
+            if kept is None:
+                if computing is not None and cache.claim(key) is not None:
+                    return None  # computed without keeping (the other one failed or is slow): compute, do not keep
+                g.wikitide_answer_key = key, current
+                return None
         response = Response(kept.body, 200, mimetype=kept.mimetype)
         response.headers["Age"] = str(cache.age(kept))
         return response
@@ -174,7 +202,16 @@ def install(app: Flask, cache: AnswerCache, endpoints: Collection[str],
     @app.after_request
     def _keep_answer(response: Response) -> Response:
         pending = g.pop("wikitide_answer_key", None)
-        if pending is not None and response.status_code == 200 and not response.is_streamed:
+        if pending is not None:
             key, current = pending
-            cache.put(key, response.get_data(), response.mimetype or "application/json", current)
+            if response.status_code == 200 and not response.is_streamed:
+                cache.put(key, response.get_data(), response.mimetype or "application/json", current)
+            cache.release(key)
         return response
+
+    @app.teardown_request
+    def _release(_exc: BaseException | None) -> None:
+        # A request that ended in an unhandled error never reached `_keep_answer`: the ones waiting go on.
+        pending = g.pop("wikitide_answer_key", None)
+        if pending is not None:
+            cache.release(pending[0])

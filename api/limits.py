@@ -10,9 +10,9 @@ Three classes, each in flask-limiter's notation and each `off`-able (`wikitide.s
   token check, so guessing tokens is slow too.
 
 A client is its address (`request.remote_addr`; behind a load balancer set `WIKITIDE_TRUSTED_PROXIES` to the
-number of proxies in front, so the address comes from `X-Forwarded-For`). Counting is fixed-window, one Redis
-round trip per request (`OneTripRedisStorage`: the count and the window's end come back from the increment that
-counted the request, and its `X-RateLimit-*` headers are made from them). When Redis cannot be reached, each
+number of proxies in front, so the address comes from `X-Forwarded-For`). Counting is fixed-window, in Redis
+(`SharedRedisStorage`): each process adds its hits there at most every 0.1 s while a client is far from its limit,
+and hit by hit near it. When Redis cannot be reached, each
 process counts in its own memory until it can (`in_memory_fallback_enabled`), so a Redis outage never turns into
 refused requests: the API answers from DynamoDB then. A refused request gets 429 in JSON with `Retry-After`.
 """
@@ -28,30 +28,52 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify
 from flask_limiter import HeaderNames, Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
+from limits import RateLimitItem
 from limits.storage import RedisStorage
+from limits.strategies import STRATEGIES, FixedWindowRateLimiter
 
 # One attempt per count, bounded by these (seconds): a hung Redis costs a request this much, then the fallback.
 REDIS_TIMEOUT_SECONDS = 0.5
 SCHEME_PREFIX = "wikitide+"
 
 
-class OneTripRedisStorage(RedisStorage):
-    """limits' Redis storage, with the count and the window's end of a key read in the same round trip that
-    increments it.
+@dataclass
+class _Window:
+    """One key's fixed window as this process sees it."""
 
-    Flask-Limiter counts a request with `incr`, then makes its headers from `get` and `get_expiry` of the same key:
-    three round trips. Measured with `benchmarks/api_load.py` (README, API benchmark): one round trip instead of
-    three served kept answers 1.06-1.53x as fast.
-    Here the increment's Lua script returns the count and the key's remaining time, and the two reads that follow it
-    in the same thread (under gunicorn's gevent worker, the same greenlet: `threading.local` is patched) answer from
-    them: the count this request made, which is what its headers should say. A read of any other key, or one
-    not right after an increment (older than `FRESH_SECONDS`), goes to Redis as before.
+    shared: int  # the key's count in Redis after this process's last round trip (everything sent until then)
+    unsent: int  # this process's hits since, not yet added in Redis
+    ends_at: float  # wall-clock end of the window, from the key's TTL
+    read_at: float  # monotonic time of the last round trip
 
-    Registered for `wikitide+redis://` and `wikitide+rediss://`; the rest of the URI is Redis's own.
+
+class SharedRedisStorage(RedisStorage):
+    """limits' Redis storage, with each process counting a client's hits in its own memory between round trips while
+    the count is far from the limit, and exactly in Redis near it.
+
+    A round trip increments a key by the hits this process counted since the last one and reads back the key's count
+    and remaining time in the same script (`SCRIPT_INCR_TTL`). One is made when the key's window is new to this
+    process, when the shared count read last is older than `SHARE_SECONDS`, and for every hit once the count this
+    process knows of would pass `LOCAL_SHARE` of the limit; in between a hit is counted here. A window whose shared
+    count is already past the limit refuses without asking again (a window's count only grows). Headers
+    (`X-RateLimit-*`) are made from what this process knows: the shared count plus its own unsent hits.
+
+    Why it holds: every process counts locally only while what it knows (the shared count plus its own unsent hits)
+    stays within `LOCAL_SHARE` of the limit, so up to 1 / `LOCAL_SHARE` processes (4: two API tasks of two workers)
+    together stay within the limit before each of them counts in Redis hit by hit; with more, a burst can pass the
+    limit by at most that share per extra process. Measured with `benchmarks/api_load.py` (README, API
+    benchmark): a request kept the worker waiting on Redis for 22 % of its time, now about once per client, endpoint
+    and process every `SHARE_SECONDS`.
+
+    Used with `SharedFixedWindow` (the strategy that tells it the limit); registered for `wikitide+redis://` and
+    `wikitide+rediss://`, the rest of the URI being Redis's own.
     """
 
     STORAGE_SCHEME = [f"{SCHEME_PREFIX}redis", f"{SCHEME_PREFIX}rediss"]
-    FRESH_SECONDS = 1.0
+    SHARE_SECONDS = 0.1
+    LOCAL_SHARE = 0.25
+    # Windows that ended are forgotten at most this often.
+    PRUNE_SECONDS = 10.0
     SCRIPT_INCR_TTL = """
 local current = redis.call("incrby", KEYS[1], ARGV[2])
 if tonumber(current) == tonumber(ARGV[2]) then
@@ -61,34 +83,96 @@ return {current, redis.call("pttl", KEYS[1])}
 """
 
     def __init__(self, uri: str, **options: Any) -> None:
-        self._counted = threading.local()
+        self._windows: dict[str, _Window] = {}
+        self._lock = threading.Lock()
+        self._pruned_at = time.monotonic()
         super().__init__(uri.removeprefix(SCHEME_PREFIX), **options)
 
     def initialize_storage(self, uri: str) -> None:
         super().initialize_storage(uri)
         self.lua_incr_ttl = self.get_connection().register_script(self.SCRIPT_INCR_TTL)
 
+    def count(self, key: str, expiry: int, amount: int, limit: int | None) -> int:
+        """Count `amount` hits of `key` (a window of `expiry` seconds) and return the key's count as this process
+        knows it afterwards; with no `limit` given, always in a round trip."""
+        with self._lock:
+            window = self._windows.get(key)
+            if window is not None and time.time() < window.ends_at and limit is not None:
+                known = window.shared + window.unsent + amount
+                fresh = time.monotonic() - window.read_at < self.SHARE_SECONDS
+                if window.shared > limit or (fresh and known <= limit * self.LOCAL_SHARE):
+                    window.unsent += amount
+                    return known
+                sending = window.unsent + amount
+                window.unsent = 0
+            else:
+                sending = amount
+        try:
+            count, ttl_ms = self.lua_incr_ttl([self.prefixed_key(key)], [expiry, sending])
+        except Exception:
+            with self._lock:
+                self._windows.pop(key, None)
+            raise
+        count, read_at = int(count), time.monotonic()
+        with self._lock:
+            window = self._windows.get(key)
+            if window is None or count < window.shared or window.ends_at <= time.time():
+                # A new window (the key had expired, or this process never saw it).
+                window = self._windows[key] = _Window(count, 0, time.time() + max(int(ttl_ms), 0) / 1000, read_at)
+            else:
+                window.shared, window.read_at = max(window.shared, count), read_at
+            self._prune(read_at)
+            return window.shared + window.unsent
+
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        count, ttl_ms = self.lua_incr_ttl([self.prefixed_key(key)], [expiry, amount])
-        self._counted.entry = (key, int(count), time.time() + max(int(ttl_ms), 0) / 1000, time.monotonic())
-        return int(count)
+        """Always a round trip (a strategy that does not say the limit)."""
+        return self.count(key, expiry, amount, limit=None)
 
     def get(self, key: str) -> int:
-        entry = self._fresh(key)
-        return entry[1] if entry is not None else super().get(key)
+        window = self._windows.get(key)
+        if window is not None and time.time() < window.ends_at:
+            return window.shared + window.unsent
+        return super().get(key)
 
     def get_expiry(self, key: str) -> float:
-        entry = self._fresh(key)
-        if entry is None:
-            return super().get_expiry(key)
-        self._counted.entry = None  # the headers are made: the next request counts afresh
-        return entry[2]
+        window = self._windows.get(key)
+        if window is not None and time.time() < window.ends_at:
+            return window.ends_at
+        return super().get_expiry(key)
 
-    def _fresh(self, key: str) -> tuple[str, int, float, float] | None:
-        entry: tuple[str, int, float, float] | None = getattr(self._counted, "entry", None)
-        if entry is None or entry[0] != key or time.monotonic() - entry[3] > self.FRESH_SECONDS:
-            return None
-        return entry
+    def clear(self, key: str) -> None:
+        with self._lock:
+            self._windows.pop(key, None)
+        super().clear(key)
+
+    def reset(self) -> int | None:
+        with self._lock:
+            self._windows.clear()
+        return super().reset()
+
+    def _prune(self, now: float) -> None:
+        if now - self._pruned_at < self.PRUNE_SECONDS:
+            return
+        self._pruned_at = now
+        ended = time.time()
+        for key in [key for key, window in self._windows.items() if window.ends_at <= ended]:
+            del self._windows[key]
+
+
+class SharedFixedWindow(FixedWindowRateLimiter):
+    """limits' fixed window, telling `SharedRedisStorage` the limit so that it can count far from it in memory. Any
+    other storage (the in-memory fallback while Redis is unreachable) is counted as limits does."""
+
+    def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
+        if isinstance(self.storage, SharedRedisStorage):
+            count = self.storage.count(item.key_for(*identifiers), item.get_expiry(), cost, item.amount)
+            return count <= item.amount
+        return super().hit(item, *identifiers, cost=cost)
+
+
+# Flask-Limiter names its strategy from limits' registry.
+STRATEGY = "wikitide-shared-fixed-window"
+STRATEGIES[STRATEGY] = SharedFixedWindow  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -123,7 +207,7 @@ def install(app: Flask, limits: RateLimits, *, stream: Blueprint, control: Bluep
         default_limits=[limits.queries] if limits.queries != "off" else [],
         storage_uri=limits.storage_uri,
         storage_options=dict(limits.storage_options),
-        strategy="fixed-window",
+        strategy=STRATEGY,
         headers_enabled=True,
         swallow_errors=True,
         in_memory_fallback_enabled=True,

@@ -2,8 +2,12 @@
 endpoint returning a constant, served the same way in the same run; and Redis's slowest command meanwhile.
 
 Each query runs twice: with the answers kept 1 s per process (the default, `WIKITIDE_ANSWER_CACHE_SECONDS`), and
-with every request reading Redis. The per-client rate limit stays on (counted in Redis) at a limit no run reaches;
-one more run of the first query, kept, has no rate limit, so the limiter's own cost is read in the same run.
+with every request reading Redis; then once more kept, paced at `--paced` requests/s (2,000) from the same
+connections (random pauses between a connection's requests: `benchmarks/wrk_paced.lua`), for the latency at that
+rate: an unpaced closed loop of 50 connections waits 50 / throughput per request on average, so its p99 says how
+fast the server is, not how long a request waits at a given rate. The constant endpoint runs paced too. The
+per-client rate limit stays on (counted in Redis) at a limit no run reaches; one more run of the first query,
+kept, has no rate limit, so the limiter's own cost is read in the same run.
 
 Steps: start a redis-server of its own; load `tests/day.py`'s generated day through the processor's Redis path
 (`--events-per-minute` sets its volume; 900 wikis whatever it is); then, one after the other, serve
@@ -67,8 +71,10 @@ DYNAMODB_QUERIES = [
     "/v1/edits/recent",
     "/v1/edits/recent?editor=human&namespace=0&limit=20",
 ]
+OWN_COMMANDS = {"SLOWLOG", "CONFIG"}
 REDIS_ONLY = ["/v1/pages/top?window=24h", "/v1/trending?window=1h", "/v1/wikis?window=24h"]
 CONSTANT = "/constant"
+PACED_SCRIPT = Path(__file__).with_name("wrk_paced.lua")
 # The production default (each process keeps an answer for 1 s: `api/answer_cache.py`), then every request read.
 ANSWER_CACHE_SECONDS = (1.0, 0.0)
 
@@ -92,6 +98,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--slowlog-us", type=int, default=100)
+    parser.add_argument("--paced", type=int, default=2000,
+                        help="also run each kept query at about this many requests/s (0: not)")
     parser.add_argument("--store", choices=("redis", "dynamodb"), default="redis",
                         help="answer from Redis (the read model) or from DynamoDB with Redis empty (the fallback)")
     args = parser.parse_args()
@@ -125,9 +133,15 @@ def main() -> None:
             url = f"redis://127.0.0.1:{port}/0"
             runs = [measure(client, url, "benchmarks.api_load_app:queries()", path, args, cache_seconds)
                     for cache_seconds in ANSWER_CACHE_SECONDS for path in QUERIES]
+            # The latency at the issue's rate (2,000 requests/s from the same connections), kept, as served.
+            runs += [measure(client, url, "benchmarks.api_load_app:queries()", path, args, 1.0, paced=args.paced)
+                     for path in QUERIES if args.paced]
             # The rate limiter's own cost: the first query, kept, with no limit counted.
             runs.append(measure(client, url, "benchmarks.api_load_app:queries()", QUERIES[0], args, 1.0,
                                 rate_limit="off"))
+            if args.paced:
+                runs.append(measure(client, url, "benchmarks.api_load_app:constant()", CONSTANT, args, 0,
+                                    paced=args.paced))
             runs.append(measure(client, url, "benchmarks.api_load_app:constant()", CONSTANT, args, 0))
         finally:
             supervisor.stop_all()
@@ -200,7 +214,10 @@ def moto_requests(calls_url: str | None) -> int:
 
 
 def measure(client: redis.Redis, redis_url: str, app: str, path: str, args: argparse.Namespace,
-            cache_seconds: float, *, rate_limit: str = "1000000/second", calls_url: str | None = None) -> Run:
+            cache_seconds: float, *, rate_limit: str = "1000000/second", calls_url: str | None = None,
+            paced: int | None = None) -> Run:
+    """One wrk run against `path`: as many requests as the server takes, or, with `paced`, about that many a
+    second from the same connections (each pauses between its requests: `benchmarks/wrk_paced.lua`)."""
     port = free_port()
     # Every request comes from 127.0.0.1: a limit no run reaches, still counted in Redis as in production.
     env = {**os.environ, "REDIS_URL": redis_url, "WIKITIDE_ANSWER_CACHE_SECONDS": str(cache_seconds),
@@ -218,11 +235,14 @@ def measure(client: redis.Redis, redis_url: str, app: str, path: str, args: argp
         client.slowlog_reset()
         moto_before = moto_requests(calls_url)
         output = subprocess.run(  # noqa: S603
-            ["wrk", "-t2", f"-c{args.connections}", f"-d{args.seconds}s", "--latency", base + path],
+            ["wrk", "-t2", f"-c{args.connections}", f"-d{args.seconds}s", "--latency",
+             *(["-s", str(PACED_SCRIPT), base + path, "--", str(pause_ms(args.connections, paced))]
+               if paced else [base + path])],
             check=True, capture_output=True, text=True, timeout=args.seconds + 60,
         ).stdout
         moto_made = moto_requests(calls_url) - moto_before
-        slow = client.slowlog_get(10_000)
+        # The benchmark's own SLOWLOG RESET is logged too (freeing the previous entries takes milliseconds).
+        slow = [entry for entry in client.slowlog_get(10_000) if _words(entry)[0].upper() not in OWN_COMMANDS]
         client.config_set("slowlog-log-slower-than", 10_000)
     finally:
         os.killpg(server.pid, 15)
@@ -231,8 +251,9 @@ def measure(client: redis.Redis, redis_url: str, app: str, path: str, args: argp
     print(f"  {path} (kept {cache_seconds:g} s): {re.search(r'Requests/sec:.*', output)[0]}", flush=True)  # type: ignore[index]
     requests = int(re.search(r"(\d+) requests in", output)[1])  # type: ignore[index]
     return Run(
-        path=path if app.endswith("constant()") else
-        f"{path} [{'kept 1 s' if cache_seconds else 'not kept'}{', no rate limit' if rate_limit == 'off' else ''}]",
+        path=(path + (f" [paced {paced}/s]" if paced else "")) if app.endswith("constant()") else
+        f"{path} [{'kept 1 s' if cache_seconds else 'not kept'}{', no rate limit' if rate_limit == 'off' else ''}"
+        f"{f', paced {paced}/s' if paced else ''}]",
         requests_per_s=float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1]),  # type: ignore[index]
         p50_ms=latency(output, "50%"),
         p99_ms=latency(output, "99%"),
@@ -241,6 +262,12 @@ def measure(client: redis.Redis, redis_url: str, app: str, path: str, args: argp
         slowest_command="" if slowest is None else " ".join(_words(slowest)),
         moto_per_request=moto_made / requests if calls_url is not None and requests else None,
     )
+
+
+def pause_ms(connections: int, rate: int) -> int:
+    """Each connection's pause before a request for `connections` together to offer `rate` requests/s, less a
+    millisecond for the answer itself (the achieved rate is printed: it is what counts)."""
+    return max(0, round(connections * 1000 / rate) - 1)
 
 
 def _words(entry: dict) -> list[str]:

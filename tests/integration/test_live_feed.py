@@ -107,6 +107,53 @@ def test_rate_limits_are_counted_in_redis_across_processes(client: redis.Redis) 
     assert client.keys("LIMITS:LIMITER/wt:limits/127.0.0.1/api_v1.stats/*")
 
 
+def _limited_apps(client: redis.Redis, rate: str, count: int) -> list:  # type: ignore[type-arg]
+    from api.limits import RateLimits, redis_storage
+
+    port = client.connection_pool.connection_kwargs["port"]
+    uri, options = redis_storage(f"redis://127.0.0.1:{port}/0", None, None)
+    limits = RateLimits(queries=rate, storage_uri=uri, storage_options=options)
+    return [create_app(stats=FakeStats(), edits=FakeEdits(), health_checks={}, rate_limits=limits).test_client()
+            for _ in range(count)]
+
+
+def test_far_from_its_limit_a_client_costs_a_round_trip_per_process_every_share_interval(
+    client: redis.Redis,
+) -> None:
+    from api.limits import SharedRedisStorage
+
+    client.flushdb()
+    (api,) = _limited_apps(client, "1000/minute", 1)
+    api.get("/v1/stats?window=1h")  # loads the script and opens the window
+    before = _calls(client).get("evalsha", 0)
+    started = time.monotonic()
+    answers = [api.get("/v1/stats?window=1h") for _ in range(5)]
+    quick = time.monotonic() - started < SharedRedisStorage.SHARE_SECONDS
+    trips = _calls(client).get("evalsha", 0) - before
+    assert [a.status_code for a in answers] == [200] * 5
+    # The headers count this process's own hits at once, sent or not.
+    assert [a.headers["X-RateLimit-Remaining"] for a in answers] == ["998", "997", "996", "995", "994"]
+    if quick:  # five requests within one interval (a slow machine may take longer: then more trips, still exact)
+        assert trips == 0
+    time.sleep(SharedRedisStorage.SHARE_SECONDS * 1.5)
+    api.get("/v1/stats?window=1h")  # the next hit sends the five counted meanwhile with its own
+    assert int(client.get(next(iter(client.scan_iter("LIMITS:*"))))) == 7
+
+
+def test_near_its_limit_a_client_is_counted_exactly_across_processes(client: redis.Redis) -> None:
+    """Two processes (up to 1 / LOCAL_SHARE of them) let through exactly the limit, however quickly hits come."""
+    client.flushdb()
+    apps = _limited_apps(client, "40/minute", 2)
+    before = _calls(client).get("evalsha", 0)
+    codes = [apps[i % 2].get("/v1/stats?window=1h").status_code for i in range(60)]
+    trips = _calls(client).get("evalsha", 0) - before
+    assert codes.count(200) == 40 and codes[-1] == 429, codes
+    # Refused hits past the limit need no trip once a process has read a count past it; the first hits far from
+    # the limit were counted in memory.
+    assert trips < 60, trips
+    print(f"\n60 hits of a 40/minute limit from two processes: 40 let through, {trips} round trips")
+
+
 def _calls(client: redis.Redis) -> dict[str, int]:
     stats = client.info("commandstats")
     return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}

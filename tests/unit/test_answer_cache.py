@@ -3,12 +3,14 @@ model's version has not moved, and nothing else."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+import pytest
 from flask.testing import FlaskClient
 
-from api import create_app
+from api import answer_cache, create_app
 from api.answer_cache import AnswerCache, DataVersion
 from api.limits import RateLimits
 from tests.unit.api_fakes import EmptyStats, NoEdits
@@ -150,3 +152,58 @@ def test_the_data_version_is_polled_while_asked_for_and_not_when_idle() -> None:
     assert version._value == before  # and nothing is read meanwhile
     version.current()
     assert version.is_polling  # asked again: polling again
+
+
+class SlowStats(CountingStats):
+    """Reads that take a while, long enough for other requests of the same URL to arrive meanwhile."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        super().__init__()
+        self.fail = fail
+        self.started = threading.Event()
+
+    def latest_minute(self) -> int | None:
+        self.started.set()
+        time.sleep(0.3)
+        if self.fail:
+            raise RuntimeError("the store broke")
+        return super().latest_minute()
+
+
+def _concurrently(client: FlaskClient, stats: SlowStats, count: int) -> list[int]:
+    """`count` requests of one URL: the first, then the others while it reads the store."""
+    codes: list[int] = []
+
+    def ask() -> None:
+        codes.append(client.get("/v1/stats?window=5m").status_code)
+
+    first = threading.Thread(target=ask)
+    first.start()
+    assert stats.started.wait(10)
+    others = [threading.Thread(target=ask) for _ in range(count - 1)]
+    for thread in others:
+        thread.start()
+    for thread in [first, *others]:
+        thread.join(20)
+    assert not any(thread.is_alive() for thread in [first, *others]), "a request still waits for the computing one"
+    return codes
+
+
+def test_requests_arriving_while_an_answer_is_computed_wait_for_it_instead_of_computing_it_again() -> None:
+    stats = SlowStats()
+    client = _app(stats, cache_seconds=60)
+    assert _concurrently(client, stats, 5) == [200] * 5
+    assert stats.reads == 1
+
+
+def test_when_the_computing_request_fails_the_waiting_ones_compute_it_themselves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(answer_cache, "COMPUTING_WAIT_SECONDS", 60.0)  # only a release ends the wait in time
+    stats = SlowStats(fail=True)
+    client = create_app(stats=stats, edits=NoEdits(), health_checks={}, answer_cache_seconds=60).test_client()
+    client.application.config["PROPAGATE_EXCEPTIONS"] = False
+    codes = _concurrently(client, stats, 3)
+    assert sorted(codes) == [500, 500, 500]
+    stats.fail = False
+    assert client.get("/v1/stats?window=5m").status_code == 200  # nothing left claimed
