@@ -62,6 +62,20 @@ class LocalStack:
             parameters=parameters,
         )
 
+    def seed_first_leases(self, resources: stack.StackResources, properties: Path, stop: threading.Event) -> None:
+        """Write the stream's first leases once the workers' lease table exists, so that they do not wait KCL 3's
+        random 1-30 s for one another (`wikitide.localstack.first_leases`)."""
+        from wikitide.localstack.first_leases import lease_table_name, seed_in_background
+
+        os.environ.update(self.env)
+        settings = Settings.from_env()
+        values = read_properties(properties)
+        seed_in_background(
+            make_client(settings, "dynamodb"), make_client(settings, "kinesis"),
+            table=lease_table_name(values, self.stack_name), stream=resources.stream_name,
+            initial_position=values.get("initialPositionInStream", "LATEST"), stop=stop,
+        )
+
     def start_producer(self, source: str, *, speed: float = 1.0) -> None:
         self.supervisor.start(ServiceSpec(
             name="producer",
@@ -164,6 +178,7 @@ def run_local(
         resources = local.provision()
         print(f"wikitide: stream {resources.stream_name}, table {resources.events_table}", flush=True)
         chosen = resolve_source(source, user_agent)
+        local.seed_first_leases(resources, properties, stop)
         for index in range(1, workers + 1):
             local.start_worker(index, properties)
         local.start_producer(chosen, speed=speed)
