@@ -91,10 +91,12 @@ def trending_pages(store: StatsStore, window: str, wiki: str | None, limit: int)
 
 
 # Said while nothing is counted yet, rather than a silent zero: on a cold start the KCL 3 worker creates its lease
-# table, waits 1-30 s at random before the first shard sync (not configurable), then takes the leases and works
-# through the backlog the producer wrote meanwhile.
+# table, waits 1-30 s at random before the first shard sync (not configurable; the local stack writes the first
+# leases itself, `wikitide.localstack.first_leases`), then takes the leases and works through the backlog the
+# producer wrote meanwhile.
 STARTING_REASON = ("no event counted yet: the KCL workers are starting (lease table, shard sync, lease assignment), "
-                   "then they process what the producer has written meanwhile; about a minute after a cold start")
+                   "then they process what the producer has written meanwhile; up to about a minute after a cold "
+                   "start")
 
 
 def pipeline_state(store: StatsStore) -> dict[str, Any]:
