@@ -159,11 +159,12 @@ def _calls(client: redis.Redis) -> dict[str, int]:
     return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
 
 
-def test_a_counted_request_costs_one_redis_round_trip_and_its_headers_say_what_it_counted(
+def test_near_its_limit_a_request_costs_one_redis_round_trip_and_its_headers_say_what_it_counted(
     client: redis.Redis,
 ) -> None:
-    """The count and the window's end come back from the increment; the headers are made from them, not from a
-    GET and a TTL after it."""
+    """Near the limit (a limit of 3: every hit is past a quarter of it) each hit is counted in Redis, and the count
+    and the window's end come back from the increment; the headers are made from them, not from a GET and a TTL
+    after it."""
     from api.limits import RateLimits, redis_storage
 
     client.flushdb()
