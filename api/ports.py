@@ -43,7 +43,9 @@ class StatsStore(Protocol):
         ...
 
     def hour_page_edits(self, members: Sequence[str], hours: Sequence[int]) -> dict[str, int]:
-        """Each page member's edits summed over the epoch hours `hours` (absent: 0)."""
+        """Each page member's edits summed over the epoch hours `hours` (absent: 0). With no members: `{}` from a
+        store that keeps the hourly page counts, without reading anything; `DependencyUnavailable` from one that
+        does not (callers ask that way before doing work that needs them)."""
         ...
 
     def recent(self, matches: ChangeFilter, after: Position | None, limit: int) -> RecentPage:

@@ -78,10 +78,14 @@ def trending_pages(store: StatsStore, window: str, wiki: str | None, limit: int)
     pages: list[dict[str, Any]] = []
     if latest is not None:
         minutes = window_minutes(latest, length)
+        hours = trending.baseline_hours(minutes[0])
+        # A store without baselines (DynamoDB, while Redis is rebuilt) refuses this at once: ask before reading the
+        # window's pages, which from DynamoDB is a Query per minute of the window, for an answer that would be a 503.
+        store.hour_page_edits([], hours)
         top = rank_pages(store.page_scores(minutes, wiki, trending.CANDIDATES), trending.CANDIDATES)
         found = trending.candidates(top)
         members = [page_member(p.wiki, p.title) for p in found]
-        baseline = store.hour_page_edits(members, trending.baseline_hours(minutes[0])) if members else {}
+        baseline = store.hour_page_edits(members, hours) if members else {}
         baselines = {(p.wiki, p.title): baseline.get(m, 0) for p, m in zip(found, members, strict=True)}
         pages = [{"wiki": p.wiki, "title": p.title, "edits": p.edits, "baseline_edits": p.baseline_edits,
                   "expected_edits": round(p.expected, 3), "score": round(p.score, 3)}

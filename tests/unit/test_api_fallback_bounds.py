@@ -1,5 +1,6 @@
 """The DynamoDB fallback bounds its work per request: top pages over more minutes of edits than it may read are a
-503 (the answer waits for Redis), never a read of every stored change of a day."""
+503 (the answer waits for Redis), never a read of every stored change of a day; trending (whose baselines
+DynamoDB does not keep) is refused before the window is read."""
 
 from __future__ import annotations
 
@@ -36,3 +37,27 @@ def test_top_pages_over_the_bound_wait_for_redis_without_reading_a_change() -> N
     with pytest.raises(DependencyUnavailable, match="Redis only"):
         store.page_scores(list(range(PAGE_MINUTES + 1)), None, 10)
     assert store.read == []
+
+
+class OneMinuteStored(MinutesOfEdits):
+    """The same, also counting what it was asked for, with a newest minute."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counted: list[int] = []
+
+    def latest_minute(self) -> int | None:
+        return 29_000_000
+
+    def minute_counts(self, minutes: Sequence[int], wiki: str | None) -> list[Mapping[str, str | int]]:
+        self.counted += minutes
+        return super().minute_counts(minutes, wiki)
+
+
+def test_trending_from_dynamodb_is_refused_before_reading_the_window() -> None:
+    from api.queries import trending_pages
+
+    store = OneMinuteStored()
+    with pytest.raises(DependencyUnavailable, match="trending baselines"):
+        trending_pages(store, "1h", None, 10)
+    assert store.counted == [] and store.read == []
