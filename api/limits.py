@@ -72,6 +72,9 @@ class SharedRedisStorage(RedisStorage):
     STORAGE_SCHEME = [f"{SCHEME_PREFIX}redis", f"{SCHEME_PREFIX}rediss"]
     SHARE_SECONDS = 0.1
     LOCAL_SHARE = 0.25
+    # A trip that reports a window ending this much later than the one known opened a new window (the same
+    # window's end, recomputed from its TTL at each trip, moves by milliseconds).
+    NEW_WINDOW_SECONDS = 0.5
     # Windows that ended are forgotten at most this often.
     PRUNE_SECONDS = 10.0
     SCRIPT_INCR_TTL = """
@@ -115,14 +118,17 @@ return {current, redis.call("pttl", KEYS[1])}
             raise
         count, read_at = int(count), time.monotonic()
         with self._lock:
+            ends_at = time.time() + max(int(ttl_ms), 0) / 1000
             window = self._windows.get(key)
-            if window is None or count < window.shared or window.ends_at <= time.time():
-                # A new window (the key had expired, or this process never saw it).
-                window = self._windows[key] = _Window(count, 0, time.time() + max(int(ttl_ms), 0) / 1000, read_at)
+            if window is None or ends_at > window.ends_at + self.NEW_WINDOW_SECONDS:
+                # A window this process has not seen (the key expired and this trip opened it again).
+                window = self._windows[key] = _Window(count, 0, ends_at, read_at)
             else:
+                # Trips of concurrent requests can return out of order: the shared count only grows.
                 window.shared, window.read_at = max(window.shared, count), read_at
             self._prune(read_at)
-            return window.shared + window.unsent
+            # This hit's count: Redis's, with the hits this process counted meanwhile in memory.
+            return count + window.unsent
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         """Always a round trip (a strategy that does not say the limit)."""
