@@ -113,7 +113,8 @@ class JsonErrorGeventWorker(JsonErrors, GeventWorker):
         kept_alive: bool = super().handle_request(listener_name, req, sock, addr)
         # A greenlet yields only when its socket has nothing to read: a client that sends its next request as soon
         # as an answer arrives (wrk, or any pipelining client) kept the worker to itself while the other
-        # connections' requests waited, up to a second at 50 connections (`tests/integration/test_api_server.py`).
+        # connections' requests waited, up to a second at 50 connections (README, API benchmark; the unit test is
+        # `tests/unit/test_api_hardening.py`).
         # Yielding after each answer serves the ready connections in turn.
         gevent.sleep(0)
         return kept_alive
