@@ -22,8 +22,10 @@ TITLE_PATTERN = rf"[^\s{_NOT_IN_TITLE}][^{_NOT_IN_TITLE}]*"
 PATH_TITLE_PATTERN = rf"[^\s_{_NOT_IN_TITLE}][^{_NOT_IN_TITLE}]*"
 MAX_TITLE_CHARS = 1024
 _TITLE = re.compile(TITLE_PATTERN)
-# A dead letter's id: its shard and sequence number.
-LETTER_ID_PATTERN = r"[A-Za-z0-9_.-]{1,128}#[0-9]{1,128}"
+# A dead letter's id: its shard and sequence number, and `.<n>` for an event of an aggregated record past its first
+# (`kcl_app.handler.StreamRecord.position`).
+LETTER_ID_PATTERN = r"[A-Za-z0-9_.-]{1,128}#[0-9]{1,128}(\.[0-9]{1,7})?"
+LETTER_ID_MAX_CHARS = 128 + 1 + 128 + 8
 _LETTER_ID = re.compile(LETTER_ID_PATTERN)
 FEED_ID_PATTERN = r"[0-9]{1,15}-[0-9]{1,15}"
 _FEED_ID = re.compile(FEED_ID_PATTERN)

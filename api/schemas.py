@@ -27,6 +27,7 @@ from api.filters import (
 )
 from api.params import (
     FEED_ID_PATTERN,
+    LETTER_ID_MAX_CHARS,
     LETTER_ID_PATTERN,
     MAX_TITLE_CHARS,
     PATH_TITLE_PATTERN,
@@ -215,7 +216,7 @@ class DeadLettersQuery(Parameters):
                     load_default=None)
     limit = _limit(50, 200, "Dead letters per page.")
     cursor = Parsed(lambda raw: decode_cursor(raw),
-                    {"type": "string", "pattern": _anchored(LETTER_ID_PATTERN), "maxLength": 257},
+                    {"type": "string", "pattern": _anchored(LETTER_ID_PATTERN), "maxLength": LETTER_ID_MAX_CHARS},
                     "The `next` of the previous page (the id of the last dead letter it listed).", load_default=None)
 
 

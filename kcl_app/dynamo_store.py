@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from kcl_app.handler import DeadLetter, ProcessedChange, recent_score
+from kcl_app.handler import DeadLetter, ProcessedChange, position_ordinal, recent_score
 from kcl_app.ledger import PageEdit
 from wikitide import aws, event_index, keys, retry
 from wikitide.events import is_revision_key
@@ -212,9 +212,9 @@ def page_edit_of(item: dict[str, Any]) -> PageEdit | None:
     """The page edit an events-table item stands for: None unless it is a revision with a page."""
     if not is_revision_key(item["pk"]["S"]) or event_index.PAGE not in item:
         return None
-    shard, _, sequence = item["position"]["S"].rpartition("#")
+    shard, sequence = position_ordinal(item["position"]["S"])
     wiki, title = keys.split_page_member(item[event_index.PAGE]["S"])
-    return PageEdit(int(item[event_index.MINUTE]["N"]), shard, int(sequence), wiki, title)
+    return PageEdit(int(item[event_index.MINUTE]["N"]), shard, sequence, wiki, title)
 
 
 def dead_letter_item(letter: DeadLetter) -> dict[str, Any]:

@@ -40,9 +40,22 @@ PROCESSING_ERROR = "processing_error"
 DETAIL_LIMIT = 500
 
 
+# More user records than an aggregated Kinesis record (1 MiB, a few bytes of framing each) can hold.
+SUB_SEQUENCE_SPAN = 2**20
+
+
+def ordinal(sequence_number: str, sub_sequence_number: int | None = None) -> int:
+    """A record's place in its shard as one integer: the Kinesis record's sequence number, then the user record's
+    place within it when the record is an aggregate (`wikitide.aggregation`; the KCL hands each user record over with
+    the aggregate's sequence number and its own sub-sequence number). Every rule that orders a shard's records (the
+    counter cells' marks, the page edits, the claims' positions) orders these."""
+    return int(sequence_number) * SUB_SEQUENCE_SPAN + (sub_sequence_number or 0)
+
+
 @dataclass(frozen=True, slots=True)
 class StreamRecord:
-    """One Kinesis record as the KCL hands it over."""
+    """One record as the KCL hands it over (a user record of an aggregate, or a plain Kinesis record); `sequence`
+    is its `ordinal`."""
 
     data: bytes
     shard: str
@@ -51,7 +64,17 @@ class StreamRecord:
 
     @property
     def position(self) -> str:
-        return f"{self.shard}#{self.sequence}"
+        """`<shard>#<sequence number>`, and `.<sub-sequence number>` for a user record of an aggregate past its
+        first: what a person looks up in Kinesis (`position_ordinal` reads it back)."""
+        sequence_number, sub = divmod(self.sequence, SUB_SEQUENCE_SPAN)
+        return f"{self.shard}#{sequence_number}.{sub}" if sub else f"{self.shard}#{sequence_number}"
+
+
+def position_ordinal(position: str) -> tuple[str, int]:
+    """The shard and `ordinal` of a `StreamRecord.position`."""
+    shard, _, place = position.rpartition("#")
+    sequence_number, _, sub = place.partition(".")
+    return shard, ordinal(sequence_number, int(sub) if sub else 0)
 
 
 @dataclass(frozen=True, slots=True)

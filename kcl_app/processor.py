@@ -26,7 +26,7 @@ from amazon_kclpy.checkpoint_error import CheckpointError
 from amazon_kclpy.v3 import processor
 
 from kcl_app.bootstrap import BatchHandler, bootstrap, progress_reporter
-from kcl_app.handler import BatchOutcome, StreamRecord
+from kcl_app.handler import BatchOutcome, StreamRecord, ordinal
 from kcl_app.redelivery import DeliveryLog, Plan, RedisDeliveryLog, plan
 from wikitide.envelope import event_of
 from wikitide.errors import DependencyUnavailable
@@ -87,8 +87,8 @@ class ChangeProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
         started = time.monotonic()
         batch = [
             # The producer's envelope carries the event with its SSE id and receive time (for the archive).
-            StreamRecord(event_of(record.binary_data), self.shard_id, int(record.sequence_number),
-                         record.timestamp_millis)
+            StreamRecord(event_of(record.binary_data), self.shard_id,
+                         ordinal(record.sequence_number, record.sub_sequence_number), record.timestamp_millis)
             for record in records
         ]
         todo = self._plan(batch)

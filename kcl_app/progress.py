@@ -42,6 +42,9 @@ class ArrivedRecord(Protocol):
     def sequence_number(self) -> str: ...
 
     @property
+    def sub_sequence_number(self) -> int | None: ...
+
+    @property
     def timestamp_millis(self) -> int: ...
 
 
@@ -70,7 +73,8 @@ class RedisProgress:
             pipe.hincrby(shard_key(shard_id), "records", len(records))
             pipe.expire(shard_key(shard_id), PROGRESS_TTL_SECONDS)
             if self._journal:
-                pipe.rpush(JOURNAL, *(journal_entry(shard_id, r.sequence_number) for r in records))
+                pipe.rpush(JOURNAL, *(journal_entry(shard_id, r.sequence_number, r.sub_sequence_number)
+                                      for r in records))
                 pipe.ltrim(JOURNAL, -JOURNAL_LIMIT, -1)
             pipe.execute()
         except (redis.RedisError, OSError) as exc:

@@ -45,7 +45,8 @@ def run_producer(
     kinesis = make_adapter_client(settings, "kinesis", read_timeout=retry.PRODUCER_KINESIS_READ_TIMEOUT)
     measuring = open_metrics(settings, "producer")
     writer = make_writer(kinesis, resources.stream_name, put_api_of(settings.kinesis_put),
-                         fast_retries=settings.fast_retries, metrics=measuring.metrics)
+                         aggregate=settings.kinesis_aggregate, fast_retries=settings.fast_retries,
+                         metrics=measuring.metrics)
     dynamodb = make_adapter_client(settings, "dynamodb")
     positions = PositionStore(dynamodb, resources.producer_state_table, source, fast_retries=settings.fast_retries)
     checkpoint = positions.load()
@@ -101,7 +102,7 @@ def run_backfill(
     resources = read_outputs(make_client(settings, "cloudformation"), settings.stack_name)
     kinesis = make_adapter_client(settings, "kinesis", read_timeout=retry.PRODUCER_KINESIS_READ_TIMEOUT)
     writer = make_writer(kinesis, resources.stream_name, put_api_of(settings.kinesis_put),
-                         fast_retries=settings.fast_retries)
+                         aggregate=settings.kinesis_aggregate, fast_retries=settings.fast_retries)
     window = BackfillWindow(since, until)
     stop = threading.Event()
 

@@ -5,20 +5,25 @@ Why two: kinesis-mock (the Kinesis of the local stack and of LocalStack) hashes 
 for every entry of a `PutRecords` call, so that call slows down as the stream grows (about 1.3 M / n records/s:
 the live rate no longer fits after ~45,000 records, `../shared/docs/LOCAL_STACK_FINDINGS.md`). Its `PutRecord`
 appends without that cost. On AWS, `PutRecords` is the right call: one request for up to 500 records.
+
+Above either, `AggregatingWriter` packs the events bound for one shard into one aggregated record
+(`wikitide.aggregation`), so a call carries a few records whatever the number of events.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
 from producer.batcher import MAX_BATCH_RECORDS, Entry, split_rounds
-from wikitide import aws, retry
+from wikitide import aggregation, aws, retry
 from wikitide.errors import DependencyUnavailable, RequestRefused
 from wikitide.metrics import NULL_METRICS, Metrics
 
@@ -60,30 +65,38 @@ class KinesisWriter:
         self._metrics = metrics
         metrics.count("PutThrottles", 0)
 
-    def put(self, entries: Sequence[Entry]) -> None:
-        """Write all entries, keeping each page's order, or raise DependencyUnavailable.
+    def put(self, entries: Sequence[Entry]) -> list[str]:
+        """Write all entries, keeping each page's order, or raise DependencyUnavailable. Returns the shard each
+        entry was written to, in `entries`' order.
 
         Each call carries at most one entry per page (`split_rounds`) and only its failed entries are sent
         again, so a page's later change is written only after its earlier one was accepted.
         """
+        shards: dict[int, str] = {}
         for round_entries in split_rounds(entries):
-            self._put_round(round_entries)
+            for entry, shard in zip(round_entries, self._put_round(round_entries), strict=True):
+                shards[id(entry)] = shard
+        return [shards[id(entry)] for entry in entries]
 
     max_call_entries = MAX_BATCH_RECORDS
 
     def close(self) -> None:
         """Nothing held."""
 
-    def _put_round(self, entries: Sequence[Entry]) -> None:
-        pending = list(entries)
+    def _put_round(self, entries: Sequence[Entry]) -> list[str]:
+        pending = list(range(len(entries)))
+        shards = [""] * len(entries)
 
         def attempt() -> None:
             nonlocal pending
-            records = [{"Data": e.data, "PartitionKey": e.partition_key} for e in pending]
+            records = [{"Data": entries[i].data, "PartitionKey": entries[i].partition_key} for i in pending]
             response = _timed_call(self._metrics, "PutRecordsLatency",
                                    lambda: self._client.put_records(StreamName=self._stream, Records=records))
+            results = response["Records"]
+            for i, result in zip(pending, results, strict=True):
+                if "ErrorCode" not in result:
+                    shards[i] = result["ShardId"]
             if response.get("FailedRecordCount", 0):
-                results = response["Records"]
                 self._metrics.count("PutThrottles", sum(r.get("ErrorCode") == THROTTLED for r in results))
                 pending = [e for e, r in zip(pending, results, strict=True) if "ErrorCode" in r]
                 logger.info("PutRecords: %d of %d entries failed, retrying them", len(pending), len(results))
@@ -92,6 +105,7 @@ class KinesisWriter:
 
         what = f"PutRecords to {self._stream}"
         aws.call(attempt, what=what, policy=retry.PRODUCER_KINESIS, attempts=self._attempts, fast=self._fast)
+        return shards
 
 
 class KinesisRecordWriter:
@@ -111,25 +125,31 @@ class KinesisRecordWriter:
         self._pool = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="put-record")
         self.max_call_entries = RECORD_ROUNDS_PER_CALL * lanes
 
-    def put(self, entries: Sequence[Entry]) -> None:
+    def put(self, entries: Sequence[Entry]) -> list[str]:
         """Write all entries, keeping each page's order, or raise DependencyUnavailable (after every call of the
-        round has ended: none is left running behind the caller)."""
+        round has ended: none is left running behind the caller). Returns the shard of each entry, in order."""
+        shards: dict[int, str] = {}
         for round_entries in split_rounds(entries):
             futures = [self._pool.submit(self._put_one, entry) for entry in round_entries]
             errors = [error for future in futures if (error := future.exception()) is not None]
             if errors:
                 raise errors[0]
+            for entry, future in zip(round_entries, futures, strict=True):
+                shards[id(entry)] = future.result()
+        return [shards[id(entry)] for entry in entries]
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
-    def _put_one(self, entry: Entry) -> None:
-        def attempt() -> None:
-            _timed_call(self._metrics, "PutRecordLatency", lambda: self._client.put_record(
+    def _put_one(self, entry: Entry) -> str:
+        def attempt() -> str:
+            response = _timed_call(self._metrics, "PutRecordLatency", lambda: self._client.put_record(
                 StreamName=self._stream, Data=entry.data, PartitionKey=entry.partition_key))
+            return str(response["ShardId"])
 
         what = f"PutRecord to {self._stream}"
-        aws.call(attempt, what=what, policy=retry.PRODUCER_KINESIS_RECORD, attempts=self._attempts, fast=self._fast)
+        return aws.call(attempt, what=what, policy=retry.PRODUCER_KINESIS_RECORD, attempts=self._attempts,
+                        fast=self._fast)
 
 
 class AdaptiveKinesisWriter:
@@ -171,9 +191,10 @@ class AdaptiveKinesisWriter:
         batch, lanes = self._per_entry["records"], self._per_entry["record"]
         return "record" if batch is not None and lanes is not None and lanes < batch else "records"
 
-    def put(self, entries: Sequence[Entry]) -> None:
+    def put(self, entries: Sequence[Entry]) -> list[str]:
         """Write all entries (each page's order kept), or raise DependencyUnavailable when the PutRecord lanes
-        fail too. Entries of a PutRecords that failed part-way may be written twice: the processors keep one."""
+        fail too; the shard of each entry, in order. Entries of a PutRecords that failed part-way may be written
+        twice: the processors keep one."""
         self._calls += 1
         before = self.current
         other = "record" if before == "records" else "records"
@@ -181,7 +202,7 @@ class AdaptiveKinesisWriter:
         chosen = other if probe else before
         started = self._clock()
         try:
-            self._writers[chosen].put(entries)
+            shards = self._writers[chosen].put(entries)
         except RequestRefused:
             raise  # permanent: the other call would be refused as well
         except DependencyUnavailable as exc:
@@ -191,11 +212,12 @@ class AdaptiveKinesisWriter:
             logger.warning("Kinesis writes: PutRecords failed (%s); its %d entries go through PutRecord", exc,
                            len(entries))
             chosen, started = "record", self._clock()
-            self._writers["record"].put(entries)
+            shards = self._writers["record"].put(entries)
         self._charge(chosen, started, entries)
         if self.current != before:
             logger.info("Kinesis writes: %s now, at %.1f ms per entry against %.1f ms", self.current,
                         1000 * (self._per_entry[self.current] or 0), 1000 * (self._per_entry[before] or 0))
+        return shards
 
     def _charge(self, path: str, started: float, entries: Sequence[Entry]) -> None:
         if entries:
@@ -208,22 +230,174 @@ class AdaptiveKinesisWriter:
             writer.close()
 
 
+@dataclass(frozen=True, slots=True)
+class _Range:
+    shard_id: str
+    low: int
+    high: int
+
+
+class ShardMap:
+    """The stream's shards and the hash key range of each (ListShards): which open shard a partition key goes to,
+    and whether a shard's range holds a set of hash keys. A shard's range never changes, so only the set of open
+    shards can be out of date (after a reshard), and `refresh` brings it up to date."""
+
+    def __init__(self, client: Any, stream_name: str, *, attempts: int | None = None, fast_retries: bool = False
+                 ) -> None:
+        self._client = client
+        self._stream = stream_name
+        self._attempts = attempts
+        self._fast = fast_retries
+        self._open: list[_Range] = []  # by starting hash key
+        self._ranges: dict[str, _Range] = {}
+
+    def refresh(self) -> None:
+        """Read the shards again; DependencyUnavailable past the retry policy."""
+
+        def attempt() -> list[dict[str, Any]]:
+            shards: list[dict[str, Any]] = []
+            response = self._client.list_shards(StreamName=self._stream)
+            shards.extend(response["Shards"])
+            while response.get("NextToken"):
+                response = self._client.list_shards(NextToken=response["NextToken"])
+                shards.extend(response["Shards"])
+            return shards
+
+        listed = aws.call(attempt, what=f"ListShards of {self._stream}", policy=retry.PRODUCER_KINESIS_SHARDS,
+                          attempts=self._attempts, fast=self._fast)
+        opened = []
+        for shard in listed:
+            keys = shard["HashKeyRange"]
+            found = _Range(shard["ShardId"], int(keys["StartingHashKey"]), int(keys["EndingHashKey"]))
+            self._ranges[found.shard_id] = found
+            if "EndingSequenceNumber" not in shard.get("SequenceNumberRange", {}):
+                opened.append(found)
+        self._open = sorted(opened, key=lambda r: r.low)
+
+    def shard_of(self, partition_key: str) -> str:
+        """The open shard a record with this partition key goes to, as far as the map knows ("" when none)."""
+        if not self._open:
+            self.refresh()
+        point = aggregation.hash_key(partition_key)
+        index = bisect.bisect_right([r.low for r in self._open], point) - 1
+        return self._open[index].shard_id if index >= 0 and point <= self._open[index].high else ""
+
+    def holds(self, shard_id: str, partition_keys: Sequence[str]) -> bool:
+        """Whether every one of these partition keys hashes into `shard_id`'s range (a shard not yet in the map is
+        looked up first)."""
+        if shard_id not in self._ranges:
+            self.refresh()
+        found = self._ranges.get(shard_id)
+        return found is not None and all(found.low <= aggregation.hash_key(k) <= found.high for k in partition_keys)
+
+
+class AggregatingWriter:
+    """Packs the entries bound for one shard into aggregated records (`wikitide.aggregation`) and writes those
+    through `inner`: one Kinesis record for many events.
+
+    The KCL drops an aggregate whose user records do not all hash into the shard that received it, so each
+    aggregate holds the entries that the shard map puts on one shard, and goes to that shard by the partition key
+    of its first entry. After a reshard the map can be out of date: an aggregate can then land on a shard whose
+    range misses some of its entries. The answer says which shard took each record; for such an aggregate the map
+    is read again and its entries are written once more, each as a record of its own, in the same round (before
+    any later change of their pages). A copy that lands on the same shard as its original (when the KCL did not
+    drop the aggregate after all) is a duplicate the processors keep out: every copy of an entry is still on the
+    shard its partition key hashes to, which is what the processors' de-duplication relies on
+    (`kcl_app.dynamo_store.DynamoEventStore.claim`). An entry alone in its group, or too large to share a
+    record, is written as it is."""
+
+    max_call_entries = MAX_BATCH_RECORDS
+
+    def __init__(self, inner: KinesisWriter | KinesisRecordWriter | AdaptiveKinesisWriter, shards: ShardMap,
+                 *, max_bytes: int = aggregation.MAX_AGGREGATE_BYTES, metrics: Metrics = NULL_METRICS) -> None:
+        self._inner = inner
+        self._shards = shards
+        self._max_bytes = max_bytes
+        self._metrics = metrics
+        metrics.count("EventsRewritten", 0)
+
+    def put(self, entries: Sequence[Entry]) -> list[str]:
+        """Write all entries, each page's order kept, or raise DependencyUnavailable; the shard of each entry."""
+        written: dict[int, str] = {}
+        for round_entries in split_rounds(entries):
+            self._put_round(round_entries, written)
+        return [written[id(entry)] for entry in entries]
+
+    def _put_round(self, entries: Sequence[Entry], written: dict[int, str]) -> None:
+        groups: dict[str, list[Entry]] = {}
+        for entry in entries:
+            groups.setdefault(self._shards.shard_of(entry.partition_key), []).append(entry)
+        packed = [pack for group in groups.values() for pack in self._pack(group)]
+        records = [record for record, _ in packed]
+        strays: list[Entry] = []
+        for (_, members), shard in zip(packed, self._inner.put(records), strict=True):
+            for member in members:
+                written[id(member)] = shard
+            if len(members) > 1 and not self._shards.holds(shard, [m.partition_key for m in members]):
+                strays.extend(members)
+        if strays:
+            self._metrics.count("EventsRewritten", len(strays))
+            logger.warning("Kinesis writes: %d events landed in aggregates on a shard outside their hash keys' "
+                           "(the stream was resharded); writing them again one record each", len(strays))
+            self._shards.refresh()
+            for member, shard in zip(strays, self._inner.put(strays), strict=True):
+                written[id(member)] = shard
+
+    def _pack(self, group: Sequence[Entry]) -> list[tuple[Entry, list[Entry]]]:
+        """The records for one shard's entries: (record, the entries it carries)."""
+        packs: list[tuple[Entry, list[Entry]]] = []
+        current, members = aggregation.Aggregate(self._max_bytes), []
+
+        def close() -> None:
+            if len(members) == 1:
+                packs.append((members[0], list(members)))
+            elif members:
+                partition_key, data = current.record()
+                packs.append((Entry(data, partition_key), list(members)))
+
+        for entry in group:
+            if current.add(entry.partition_key, entry.data):
+                members.append(entry)
+                continue
+            close()
+            current, members = aggregation.Aggregate(self._max_bytes), []
+            if current.add(entry.partition_key, entry.data):
+                members.append(entry)
+            else:  # too large for an aggregate of its own
+                packs.append((entry, [entry]))
+        close()
+        return packs
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 def put_api_of(setting: str) -> PutApi:
     """The write path a `WIKITIDE_KINESIS_PUT` value names (`Settings.kinesis_put`); anything else is `records`."""
     return "record" if setting == "record" else "auto" if setting == "auto" else "records"
 
 
+Writer = KinesisWriter | KinesisRecordWriter | AdaptiveKinesisWriter | AggregatingWriter
+
+
 def make_writer(
-    client: Any, stream_name: str, put_api: PutApi, *, fast_retries: bool = False, metrics: Metrics = NULL_METRICS
-) -> KinesisWriter | KinesisRecordWriter | AdaptiveKinesisWriter:
-    """The writer for `put_api` (`WIKITIDE_KINESIS_PUT`): the producer, `wikitide backfill` and
-    `wikitide archive replay` all write through it. Close it when done (the PutRecord lanes hold threads).
-    `metrics` receives each call's latency (PutRecordsLatency or PutRecordLatency, ms) and PutThrottles
-    (throttled calls and entries)."""
+    client: Any, stream_name: str, put_api: PutApi, *, aggregate: bool = True, fast_retries: bool = False,
+    metrics: Metrics = NULL_METRICS,
+) -> Writer:
+    """The writer for `put_api` (`WIKITIDE_KINESIS_PUT`), packing events into aggregated records unless `aggregate`
+    is off (`WIKITIDE_KINESIS_AGGREGATE`): the producer, `wikitide backfill` and `wikitide archive replay` all
+    write through it. Close it when done (the PutRecord lanes hold threads). `metrics` receives each call's latency
+    (PutRecordsLatency or PutRecordLatency, ms), PutThrottles (throttled calls and entries) and
+    EventsRewritten (events written again after their aggregate landed on the wrong shard)."""
+    inner: KinesisWriter | KinesisRecordWriter | AdaptiveKinesisWriter
     if put_api == "record":
-        return KinesisRecordWriter(client, stream_name, fast_retries=fast_retries, metrics=metrics)
-    if put_api == "auto":
-        return AdaptiveKinesisWriter(
+        inner = KinesisRecordWriter(client, stream_name, fast_retries=fast_retries, metrics=metrics)
+    elif put_api == "auto":
+        inner = AdaptiveKinesisWriter(
             KinesisWriter(client, stream_name, fast_retries=fast_retries, metrics=metrics),
             KinesisRecordWriter(client, stream_name, fast_retries=fast_retries, metrics=metrics))
-    return KinesisWriter(client, stream_name, fast_retries=fast_retries, metrics=metrics)
+    else:
+        inner = KinesisWriter(client, stream_name, fast_retries=fast_retries, metrics=metrics)
+    if not aggregate:
+        return inner
+    return AggregatingWriter(inner, ShardMap(client, stream_name, fast_retries=fast_retries), metrics=metrics)

@@ -1,10 +1,12 @@
-"""Reading a Kinesis stream back as the KCL would hand it to the processor: per shard, in order."""
+"""Reading a Kinesis stream back as the KCL would hand it to the processor: per shard, in order, aggregated records
+as their user records."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from kcl_app.handler import StreamRecord
+from kcl_app.handler import StreamRecord, ordinal
+from wikitide.aggregation import user_records
 from wikitide.envelope import event_of
 
 
@@ -20,8 +22,9 @@ def read_records(client: Any, stream: str) -> dict[str, list[StreamRecord]]:
             response = client.get_records(ShardIterator=iterator, Limit=1000)
             for record in response["Records"]:
                 arrival_ms = int(record["ApproximateArrivalTimestamp"].timestamp() * 1000)
-                records.append(
-                    StreamRecord(event_of(record["Data"]), shard_id, int(record["SequenceNumber"]), arrival_ms))
+                for sub, (_, data) in enumerate(user_records(record["Data"])):
+                    records.append(
+                        StreamRecord(event_of(data), shard_id, ordinal(record["SequenceNumber"], sub), arrival_ms))
             if not response["Records"] and response.get("MillisBehindLatest", 0) == 0:
                 break
             iterator = response.get("NextShardIterator")

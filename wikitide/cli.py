@@ -434,7 +434,7 @@ def archive_replay(start: str, end: str, into: str | None, rate: float | None, b
     # kinesis-mock's PutRecords slows as the stream grows and a replay makes it grow.
     writer = make_writer(
         make_adapter_client(settings, "kinesis", read_timeout=retry.PRODUCER_KINESIS_READ_TIMEOUT), stream,
-        put_api_of(settings.kinesis_put), fast_retries=settings.fast_retries,
+        put_api_of(settings.kinesis_put), aggregate=settings.kinesis_aggregate, fast_retries=settings.fast_retries,
     )
     position = ReplayPosition(state_dir, name, begin, finish, stream)
     if from_start:

@@ -65,6 +65,9 @@ PRODUCER_KINESIS_READ_TIMEOUT = 15.0
 # One PutRecord of the lanes that replace PutRecords on kinesis-mock (`producer/kinesis_writer.py`): the same
 # patience per record as the batch call it stands in for.
 PRODUCER_KINESIS_RECORD = Policy("producer PutRecord", attempts=8, deadline=30.0, max_delay=5.0)
+# The producer's map of the stream's open shards (ListShards), read when it starts and when a write lands on a shard
+# it does not know (`producer.kinesis_writer.ShardMap`): the events wait meanwhile, as for a PutRecords.
+PRODUCER_KINESIS_SHARDS = Policy("producer ListShards", attempts=8, deadline=30.0, max_delay=5.0)
 # The local archive forwarder (Kinesis -> Firehose): it holds only what it read since its last checkpoint, so a
 # failure past these bounds ends the process and the launcher restarts it from that checkpoint.
 ARCHIVE_KINESIS = Policy("archive forwarder Kinesis reads", attempts=6, deadline=20.0, max_delay=5.0)

@@ -41,6 +41,8 @@ class Settings:
     # Record every processed record's (shard, sequence) in Redis, in processing order (kcl_app.progress).
     kcl_journal: bool = False
     kinesis_put: str = "records"
+    # Pack events into aggregated Kinesis records (`wikitide.aggregation`); `WIKITIDE_KINESIS_AGGREGATE=off`: one each.
+    kinesis_aggregate: bool = True
     # How long the API reuses its dependency checks for `/health` (0: check on every call).
     health_cache_seconds: float = 5.0
     # How long each API process reuses a read endpoint's whole answer for the same URL (0: never).
@@ -74,6 +76,7 @@ class Settings:
             fast_retries=env.get("WIKITIDE_FAST_RETRIES") == "1",
             kcl_journal=env.get("WIKITIDE_KCL_JOURNAL") == "1",
             kinesis_put=_choice(env, "WIKITIDE_KINESIS_PUT", KINESIS_PUT_APIS),
+            kinesis_aggregate=_choice(env, "WIKITIDE_KINESIS_AGGREGATE", ("on", "off")) == "on",
             health_cache_seconds=_seconds(env, "WIKITIDE_HEALTH_CACHE_SECONDS", 5.0),
             answer_cache_seconds=_seconds(env, "WIKITIDE_ANSWER_CACHE_SECONDS", 1.0),
             redis_password=env.get("REDIS_PASSWORD") or None,

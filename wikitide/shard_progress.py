@@ -49,8 +49,10 @@ def shard_key(shard_id: str) -> str:
     return SHARD_PREFIX + shard_id
 
 
-def journal_entry(shard_id: str, sequence: str) -> str:
-    return f"{shard_id}\t{sequence}"
+def journal_entry(shard_id: str, sequence: str, sub_sequence: int | None = None) -> str:
+    """A processed record: its shard and sequence number, and `/<sub-sequence>` for a user record of an aggregate
+    past its first (the first's entry is the aggregate's sequence number alone, as a plain record's)."""
+    return f"{shard_id}\t{sequence}/{sub_sequence}" if sub_sequence else f"{shard_id}\t{sequence}"
 
 
 def read_progress(client: Any) -> dict[str, ShardProgress]:

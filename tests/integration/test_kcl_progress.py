@@ -15,6 +15,7 @@ pytestmark = pytest.mark.integration
 class Record:
     sequence_number: str
     timestamp_millis: int
+    sub_sequence_number: int = 0
 
 
 def test_the_last_record_of_each_batch_is_the_shards_progress(redis_url: str) -> None:
@@ -44,3 +45,12 @@ def test_without_the_journal_only_progress_is_written(redis_url: str) -> None:
 def test_an_unreachable_redis_does_not_fail_the_batch() -> None:
     client = redis.Redis(port=free_port(), socket_connect_timeout=0.5)
     RedisProgress(client, journal=True).batch_done("shardId-1", [Record("10", 1)], None)
+
+
+def test_the_user_records_of_one_aggregate_are_told_apart_in_the_journal(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    RedisProgress(client, journal=True).batch_done(
+        "shardId-1", [Record("10", 1), Record("11", 2, 0), Record("11", 2, 1), Record("11", 2, 2)], None)
+    assert read_journal(client) == [("shardId-1", "10"), ("shardId-1", "11"), ("shardId-1", "11/1"),
+                                    ("shardId-1", "11/2")]
+    assert read_progress(client)["shardId-1"].sequence == "11"

@@ -7,8 +7,15 @@ import boto3
 import pytest
 
 from producer.batcher import to_entry
-from producer.kinesis_writer import AdaptiveKinesisWriter, KinesisRecordWriter, KinesisWriter, make_writer
+from producer.kinesis_writer import (
+    AdaptiveKinesisWriter,
+    AggregatingWriter,
+    KinesisRecordWriter,
+    KinesisWriter,
+    make_writer,
+)
 from tests.conftest import RECENTCHANGE
+from wikitide.aggregation import user_records
 from wikitide.envelope import event_of
 from wikitide.errors import DependencyUnavailable
 from wikitide.settings import Settings
@@ -23,7 +30,8 @@ def _entries(count: int):
 
 
 def _read_all(client, stream: str) -> list[bytes]:
-    """Every stored event, out of its envelope (the payload as the producer received it), shard after shard."""
+    """Every stored event, out of its envelope (the payload as the producer received it), shard after shard, an
+    aggregated record's events in their order."""
     data: list[bytes] = []
     for shard in client.list_shards(StreamName=stream)["Shards"]:
         iterator = client.get_shard_iterator(
@@ -31,7 +39,7 @@ def _read_all(client, stream: str) -> list[bytes]:
         )["ShardIterator"]
         while iterator:
             response = client.get_records(ShardIterator=iterator, Limit=1000)
-            data.extend(event_of(record["Data"]) for record in response["Records"])
+            data.extend(event_of(user) for record in response["Records"] for _, user in user_records(record["Data"]))
             if not response["Records"] and response.get("MillisBehindLatest", 0) == 0:
                 break
             iterator = response.get("NextShardIterator")
@@ -183,15 +191,22 @@ def test_the_record_writer_retries_a_throttled_record_and_ends_in_a_clear_error_
 def test_the_put_api_is_chosen_by_the_settings() -> None:
     from wikitide.errors import ConfigError
 
-    assert isinstance(make_writer(None, "s", "records"), KinesisWriter)
-    record_writer = make_writer(None, "s", "record")
+    assert isinstance(make_writer(None, "s", "records", aggregate=False), KinesisWriter)
+    record_writer = make_writer(None, "s", "record", aggregate=False)
     assert isinstance(record_writer, KinesisRecordWriter)
     record_writer.close()
     assert Settings.from_env({}).kinesis_put == "records"
     assert Settings.from_env({"WIKITIDE_KINESIS_PUT": "record"}).kinesis_put == "record"
     assert Settings.from_env({"WIKITIDE_KINESIS_PUT": "auto"}).kinesis_put == "auto"
-    adaptive = make_writer(None, "s", "auto")
+    adaptive = make_writer(None, "s", "auto", aggregate=False)
     assert isinstance(adaptive, AdaptiveKinesisWriter) and adaptive.current == "records"
     adaptive.close()
+    aggregating = make_writer(None, "s", "auto")
+    assert isinstance(aggregating, AggregatingWriter) and aggregating.max_call_entries == 500
+    aggregating.close()
+    assert Settings.from_env({}).kinesis_aggregate is True
+    assert Settings.from_env({"WIKITIDE_KINESIS_AGGREGATE": "off"}).kinesis_aggregate is False
+    with pytest.raises(ConfigError, match="WIKITIDE_KINESIS_AGGREGATE"):
+        Settings.from_env({"WIKITIDE_KINESIS_AGGREGATE": "yes"})
     with pytest.raises(ConfigError, match="WIKITIDE_KINESIS_PUT"):
         Settings.from_env({"WIKITIDE_KINESIS_PUT": "batch"})

@@ -40,7 +40,7 @@ def _published() -> dict[str, set[str]]:
             self.calls += 1
             if self.calls == 1:
                 raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "PutRecords")
-            return {"FailedRecordCount": 0, "Records": [{} for _ in kwargs["Records"]]}
+            return {"FailedRecordCount": 0, "Records": [{"ShardId": "shardId-0"} for _ in kwargs["Records"]]}
 
     from producer.batcher import Entry
 

@@ -238,7 +238,8 @@ def test_every_call_holds_one_entry_per_page_and_pages_keep_their_order() -> Non
 
         def put_records(self, StreamName: str, Records: list[dict]) -> dict:  # noqa: N803 - boto3's names
             self.calls.append(Records)
-            return {"FailedRecordCount": 0, "Records": [{"SequenceNumber": "1"} for _ in Records]}
+            return {"FailedRecordCount": 0,
+                    "Records": [{"SequenceNumber": "1", "ShardId": "shardId-0"} for _ in Records]}
 
     client = RecordingClient()
     source = [_event(n, title=f"P{n % 7}") for n in range(300)]

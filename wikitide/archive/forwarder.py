@@ -6,7 +6,8 @@ Firehose delivers only `DirectPut` streams, and writes each `PutRecordBatch` as 
 any consumer, buffers what it read (`buffer_seconds`, `buffer_bytes`, as Firehose's buffering hints), gzips it and
 puts it on a DirectPut delivery stream, whose S3 destination writes the object under the same key layout
 (`wikitide.archive.layout`). Records go out byte for byte: each is one line already (`wikitide.envelope`), so the
-object is gzip NDJSON exactly as Firehose writes it.
+object is gzip NDJSON exactly as Firehose writes it. An aggregated record (`wikitide.aggregation`) goes out as its
+user records, as Firehose de-aggregates what it reads from a stream.
 
 Delivery is at least once, as Firehose's: each shard's position (`ShardPositions`, a file in the state directory)
 moves only after the records read before it are in an object, so a crash or a failed call repeats a buffer and
@@ -35,6 +36,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from wikitide import aws, retry
+from wikitide.aggregation import user_records
 from wikitide.archive.lineage import Shard, readable, shard_from_listing
 
 logger = logging.getLogger(__name__)
@@ -238,7 +240,8 @@ class Forwarder:
                 continue
             records, next_iterator = answer
             for record in records:
-                self._add(bytes(record["Data"]))
+                for _, data in user_records(bytes(record["Data"])):
+                    self._add(data)
                 reader.read_to = str(record["SequenceNumber"])
             behind = behind or len(records) >= GET_RECORDS_LIMIT
             if next_iterator is None:
