@@ -57,6 +57,9 @@ from wikitide.localstack.services import free_port
 
 LIVE_RATE = 30.0
 HEADROOM_DRAIN_SECONDS = 90.0
+# A phase "kept" its rate when the source sent at least this share of it (the paced source falls behind only when
+# the producer's writes push back).
+KEPT_SHARE = 0.98
 
 
 @dataclass(frozen=True)
@@ -126,9 +129,11 @@ def producer_calls(logs: Path) -> str:
 
 
 def run_pipeline(phases: Sequence[Phase], limits: dict[str, float], *, drain_timeout: float,
-                 poll_every: float = 0.05) -> bool:
+                 poll_every: float = 0.05, require_rate: bool = False) -> bool:
     """Runs the phases on a fresh `wikitide local up`, prints the figures; True when every event was counted
-    exactly once and the backlog drained within `HEADROOM_DRAIN_SECONDS` of the last event sent."""
+    exactly once and the backlog drained within `HEADROOM_DRAIN_SECONDS` of the last event sent, and (with
+    `require_rate`) every phase sent at least `KEPT_SHARE` of the rate it asked for: a pipeline that pushes back
+    on its source has not sustained the rate, however fast it drains what it took."""
     schedule = Schedule(phases)
     sent, observed, stop_polling = Sent(), Observed(), threading.Event()
     backlog: list[tuple[float, int]] = []
@@ -186,8 +191,10 @@ def run_pipeline(phases: Sequence[Phase], limits: dict[str, float], *, drain_tim
     processed = final - counted_before
     print(f"\nthe pipeline: `wikitide local up`, 1 KCL worker, 2 shards; first event counted "
           f"{first - launched:.0f} s after start; {sent_before} warm-up events before the phases")
+    kept: dict[str, bool] = {}
     for phase, low, high in schedule.spans():
         indices = [i for i, t in enumerate(times) if low <= t < high]
+        kept[phase.name] = len(indices) >= KEPT_SHARE * phase.rate * phase.seconds
         seen = [observed.first_seen[keys[i]] - times[i] for i in indices if keys[i] in observed.first_seen]
         counted = count_at(observed, high) - count_at(observed, low)
         print(f"  {phase.name}: {phase.rate:g}/s asked for {phase.seconds:g} s; sent {len(indices):,} "
@@ -218,8 +225,10 @@ def run_pipeline(phases: Sequence[Phase], limits: dict[str, float], *, drain_tim
         sustained = phases[0]
         span = schedule.spans()[0]
         rate = (count_at(observed, span[2]) - count_at(observed, span[1])) / sustained.seconds
+        wall = ("the asked rate was kept: moto is not the wall" if kept[sustained.name]
+                else "goal >= 80 % where moto is the wall")
         print(f"  implied moto ceiling: {implied:,.0f} events/s; counted during '{sustained.name}': {rate:,.0f}/s = "
-              f"{rate / implied:.0%} of it (goal >= 80 %); the busiest phase asked {busiest.rate:g}/s")
+              f"{rate / implied:.0%} of it ({wall}); the busiest phase asked {busiest.rate:g}/s")
         print("CPU per event counted, by process (and events/s if it had one whole core):")
         cpu = {name: cpu_after.get(name, 0.0) - cpu_before.get(name, 0.0) for name in cpu_after}
         for name, used in sorted(cpu.items(), key=lambda item: -item[1]):
@@ -228,7 +237,8 @@ def run_pipeline(phases: Sequence[Phase], limits: dict[str, float], *, drain_tim
         whole = sum(cpu.values())
         print(f"  {'all':20} {whole / processed * 1000:7.2f} ms  ({processed / whole * (os.cpu_count() or 1):8,.0f} "
               f"events/s on {os.cpu_count()} CPUs, nothing else running)")
-    return once and drain is not None and drain <= HEADROOM_DRAIN_SECONDS
+    return (once and drain is not None and drain <= HEADROOM_DRAIN_SECONDS
+            and (not require_rate or all(kept.values())))
 
 
 def main() -> None:
