@@ -35,7 +35,7 @@ def test_kinesis_and_dynamodb_lines_follow_from_the_tables() -> None:
     events = 30 * 730 * 3600
     # 30 events/s of ~1.2 KB need far less than a shard: the template's 2 shards.
     assert lines["Kinesis"] == pytest.approx(2 * 730 * p["kinesis_shard_hour"]
-                                             + events * live["put_payload_units_per_record"] * 0.014 / 1e6)
+                                             + events * live["put_payload_units_per_event"] * 0.014 / 1e6)
     lease_writes = 2 * 730 * 3600 * (2.0 + 0.3)
     assert lines["DynamoDB requests"] == pytest.approx(
         (events * (live["write_units_per_event"] + live["index_write_units_per_event"]) + lease_writes)
@@ -55,8 +55,9 @@ def test_shards_and_the_bill_grow_with_the_rate() -> None:
     low = estimate(30, "us-east-1", PRICES, MEASURED)
     high = estimate(3000, "us-east-1", PRICES, MEASURED)
     assert high.total > 10 * low.total
-    record_bytes = nearest_scenario(MEASURED["scenarios"], 3000)["record_bytes_mean"]
-    shards = max(2, math.ceil(3000 * record_bytes / (1024**2 * 0.4)), math.ceil(3000 / 400))
+    busy = nearest_scenario(MEASURED["scenarios"], 3000)
+    records_per_second = 3000 / busy["events_per_kinesis_record"]
+    shards = max(2, math.ceil(3000 * busy["record_bytes_mean"] / (1024**2 * 0.4)), math.ceil(records_per_second / 400))
     assert f"{shards} shards" in next(line.quantity for line in high.lines if line.component == "Kinesis")
 
 

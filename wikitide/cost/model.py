@@ -105,8 +105,9 @@ LEVERS = {
                "shard count that follows traffic",
     "CloudWatch": "fewer custom metrics (drop the KCL's own metrics to NONE: the processors publish "
                   "MillisBehindLatest) and a shorter log retention",
-    "Firehose": "Firehose bills each record rounded up to 5 KB: aggregating records before Firehose "
-                "(or archiving from the KCL fleet in batches) bills the real bytes",
+    "Firehose": "Firehose bills each record rounded up to 5 KB, and it de-aggregates the stream's aggregated "
+                "records (whether it bills an aggregate or each event AWS does not say: this estimate assumes each "
+                "event); archiving from the KCL fleet in batches would bill the real bytes",
     "DynamoDB storage": "a TTL on the events table (it keeps every event forever); the archive keeps them in S3",
     "Load balancer": "a fixed charge: one ALB can front staging and production by host name",
     "S3": "GZIP (the archive's default) and the lifecycle's move to IA and the archive tier",
@@ -140,15 +141,16 @@ def estimate(
     m = nearest_scenario(measured["scenarios"], rate)
     record_bytes = float(m["record_bytes_mean"])
 
+    records_per_second = rate / float(m["events_per_kinesis_record"])
     shards = max(shape.min_shards,
                  math.ceil(rate * record_bytes / (MIB * shape.shard_target_utilisation)),
-                 math.ceil(rate / (1000 * shape.shard_target_utilisation)))
+                 math.ceil(records_per_second / (1000 * shape.shard_target_utilisation)))
     workers = max(shape.min_workers, math.ceil(shards / shape.shards_per_worker))
     batches_per_second = shards * min(shape.polls_per_second, rate / shards)
 
     provisioned = shards * hours * p["kinesis_shard_hour"] + (
-        events * float(m["put_payload_units_per_record"]) * p["kinesis_put_payload_units_per_million"] / 1e6)
-    gb_in = events * float(m["kinesis_billed_kb_per_record"]) * 1024 / GIB
+        events * float(m["put_payload_units_per_event"]) * p["kinesis_put_payload_units_per_million"] / 1e6)
+    gb_in = events * float(m["kinesis_billed_kb_per_event"]) * 1024 / GIB
     on_demand = (hours * p["kinesis_on_demand_stream_hour"] + gb_in * p["kinesis_on_demand_gb_in"]
                  + gb_in * shape.stream_readers * p["kinesis_on_demand_gb_out"])
 
@@ -180,7 +182,7 @@ def estimate(
     lines = [
         Line("Kinesis", provisioned,
              f"{shards} shards (PROVISIONED, sized to {shape.shard_target_utilisation:.0%} of 1 MB/s and 1,000 "
-             f"records/s each), {events * float(m['put_payload_units_per_record']) / 1e6:,.1f} M PUT payload units"),
+             f"records/s each), {events * float(m['put_payload_units_per_event']) / 1e6:,.1f} M PUT payload units"),
         Line("DynamoDB requests", (write_units + lease_writes) * p["dynamodb_write_units_per_million"] / 1e6
              + read_units * p["dynamodb_read_units_per_million"] / 1e6,
              f"{write_units / 1e6:,.1f} M write units ({index_write_units / 1e6:,.1f} M of them in the "
@@ -197,8 +199,8 @@ def estimate(
              f"API {shape.api_tasks} x {shape.api_vcpu} vCPU"),
         Line("ElastiCache", shape.cache_nodes * hours * node_prices[shape.cache_node_type],
              f"{shape.cache_nodes} x {shape.cache_node_type}"),
-        Line("Firehose", events * float(m["firehose_billed_kb_per_record"]) * 1024 / GIB * p["firehose_gb_ingested"],
-             f"{events * float(m['firehose_billed_kb_per_record']) * 1024 / GIB:,.1f} GB billed (each record "
+        Line("Firehose", events * float(m["firehose_billed_kb_per_event"]) * 1024 / GIB * p["firehose_gb_ingested"],
+             f"{events * float(m['firehose_billed_kb_per_event']) * 1024 / GIB:,.1f} GB billed (each event "
              "rounded up to 5 KB)"),
         Line("S3", archive_gb * p["s3_standard_gb_month"] + objects * p["s3_put_per_thousand"] / 1000,
              f"{archive_gb:,.1f} GB archived this month (before GZIP: an upper bound), {objects:,.0f} objects"),
@@ -220,9 +222,10 @@ def estimate(
         "dynamodb_write_units": m["write_units_per_event"],
         "dynamodb_index_write_units": m["index_write_units_per_event"],
         "dynamodb_read_units": m["read_units_per_event"],
-        "kinesis_record_bytes": m["record_bytes_mean"],
-        "put_payload_units": m["put_payload_units_per_record"],
-        "firehose_billed_kb": m["firehose_billed_kb_per_record"],
+        "event_record_bytes": m["record_bytes_mean"],
+        "events_per_kinesis_record": m["events_per_kinesis_record"],
+        "put_payload_units": m["put_payload_units_per_event"],
+        "firehose_billed_kb": m["firehose_billed_kb_per_event"],
         "stored_bytes": m["stored_bytes_per_event"],
         "index_stored_bytes": m["index_stored_bytes_per_event"],
         "processor_log_bytes_per_batch": m["processor_log_bytes_per_batch"],
