@@ -11,7 +11,9 @@ every write of the read model (`wikitide.keys.DATA_VERSION`), each process polls
 and a kept answer is reused only under the version it was computed at. With a 1 s ttl alone, an answer was on
 average half a second behind the pipeline (the latency benchmark's p50 paid it); now at most a poll interval,
 while a hot URL still costs the stores one read per change rather than one per request. While the version cannot
-be read (Redis down, the API answering from DynamoDB) answers live by the ttl alone.
+be read (Redis down, the API answering from DynamoDB) answers live by the ttl alone. One request computes an
+answer that is not kept; the process's other requests for the same URL meanwhile get the previous answer (at most
+`SERVE_PREVIOUS_SECONDS` past its ttl), or, when there is none, wait for the new one.
 
 The cache runs after the rate limiter (its hook is installed after the limiter's), so a kept answer still counts
 against the client's limit. Memory is bounded by `max_bytes` (oldest answers go first), whatever query strings
@@ -36,6 +38,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 # A request waits at most this long for the same answer being computed by another request of its process.
 COMPUTING_WAIT_SECONDS = 5.0
+# While one request computes an answer again (its time or version is up), the others asking for it get the previous
+# one if it is at most this much past its ttl, rather than wait: a hot answer's recomputation once a second held every
+# request arriving during its Redis reads (the API benchmark's paced p99: trending 8-15 ms).
+SERVE_PREVIOUS_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -120,13 +126,23 @@ class AnswerCache:
     def get(self, key: str, version: object = None) -> Kept | None:
         """The answer kept for `key` if it is younger than the ttl and was computed at `version`."""
         with self._lock:
-            kept = self._kept.get(key)
-            if kept is None:
-                return None
-            if self._clock() - kept.stored_at >= self.ttl or kept.version != version:
-                self._drop(key)
+            kept = self._live(key)
+            if kept is None or self._clock() - kept.stored_at >= self.ttl or kept.version != version:
                 return None
             return kept
+
+    def previous(self, key: str) -> Kept | None:
+        """The answer last kept for `key`, whatever its version, unless it is more than `SERVE_PREVIOUS_SECONDS`
+        past its ttl: what a request gets while another one computes the answer again."""
+        with self._lock:
+            return self._live(key)
+
+    def _live(self, key: str) -> Kept | None:
+        kept = self._kept.get(key)
+        if kept is not None and self._clock() - kept.stored_at >= self.ttl + SERVE_PREVIOUS_SECONDS:
+            self._drop(key)
+            return None
+        return kept
 
     def put(self, key: str, body: bytes, mimetype: str, version: object = None) -> None:
         if len(body) > self._max_bytes:
@@ -185,11 +201,13 @@ def install(app: Flask, cache: AnswerCache, endpoints: Collection[str],
         if kept is None:
             computing = cache.claim(key)
             if computing is not None:
-                # Another request of this process computes the same answer: wait for it rather than compute it
-                # again (when a hot answer ends, every request arriving during its Redis reads missed and computed
-                # it too, each paying the same reads and CPU: the API benchmark's paced p99).
-                computing.wait(COMPUTING_WAIT_SECONDS)
-                kept = cache.get(key, current)
+                # Another request of this process computes the same answer: take the previous one, or wait for
+                # the new one, rather than compute it again (when a hot answer ends, every request arriving during
+                # its Redis reads missed and computed it too, each paying the same reads and CPU).
+                kept = cache.previous(key)
+                if kept is None:
+                    computing.wait(COMPUTING_WAIT_SECONDS)
+                    kept = cache.get(key, current)
             if kept is None:
                 if computing is not None and cache.claim(key) is not None:
                     return None  # computed without keeping (the other one failed or is slow): compute, do not keep

@@ -47,6 +47,10 @@ def test_an_answer_is_kept_for_its_seconds_then_read_again() -> None:
     assert kept is not None and kept.body == b"one" and cache.age(kept) == 0
     clock.now += 0.01
     assert cache.get("/a") is None
+    previous = cache.previous("/a")  # for the requests that arrive while it is computed again
+    assert previous is not None and previous.body == b"one"
+    clock.now += answer_cache.SERVE_PREVIOUS_SECONDS
+    assert cache.previous("/a") is None and cache.get("/a") is None
     assert cache.held_bytes == 0 and len(cache) == 0
 
 
@@ -102,8 +106,12 @@ def test_an_answer_is_kept_only_under_the_version_it_was_computed_at() -> None:
     cache = AnswerCache(60.0, clock=Clock())
     cache.put("/a", b"one", "application/json", "7")
     assert cache.get("/a", "7") is not None
-    assert cache.get("/a", "8") is None  # the data moved: dropped, not kept for the old version
-    assert cache.get("/a", "7") is None and cache.held_bytes == 0
+    assert cache.get("/a", "8") is None  # the data moved: not an answer for the new version
+    previous = cache.previous("/a")  # only for the requests that arrive while the new one is computed
+    assert previous is not None and previous.body == b"one"
+    cache.put("/a", b"two", "application/json", "8")
+    kept = cache.get("/a", "8")
+    assert kept is not None and kept.body == b"two" and cache.held_bytes == 3
 
 
 def test_a_write_of_the_read_model_ends_the_kept_answers_at_once() -> None:
@@ -207,3 +215,30 @@ def test_when_the_computing_request_fails_the_waiting_ones_compute_it_themselves
     assert sorted(codes) == [500, 500, 500]
     stats.fail = False
     assert client.get("/v1/stats?window=5m").status_code == 200  # nothing left claimed
+
+
+def test_requests_arriving_while_an_answer_is_computed_again_get_the_previous_one_at_once() -> None:
+    stats = SlowStats()
+    client = _app(stats, cache_seconds=0.2)
+    first = client.get("/v1/stats?window=5m").get_json()
+    time.sleep(0.25)  # its ttl is up: the next request computes it again, for 0.3 s
+    stats.started.clear()
+    answers: list[tuple[float, dict]] = []
+
+    def ask() -> None:
+        began = time.monotonic()
+        body = client.get("/v1/stats?window=5m").get_json()
+        answers.append((time.monotonic() - began, body))
+
+    computing = threading.Thread(target=ask)
+    computing.start()
+    assert stats.started.wait(10)
+    others = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in others:
+        thread.start()
+    for thread in [computing, *others]:
+        thread.join(20)
+    assert stats.reads == 2
+    previous = [(took, body) for took, body in answers if body == first]
+    assert len(previous) == 4 and all(took < 0.2 for took, _ in previous), answers  # not held for the 0.3 s read
+    assert [body for _, body in answers if body != first] != [], "the computing request has the new answer"
