@@ -18,6 +18,7 @@ from kcl_app import ledger
 from producer.batcher import Entry
 from producer.kinesis_writer import make_writer
 from tests.conftest import RECENTCHANGE
+from tests.iam_grants import CallRecorder, grants, not_granted
 from tests.integration.test_poison_batch import _pk
 from tests.integration.test_processor_faults import RedisServer, _wait_for
 from wikitide.aggregation import Aggregate, hash_key
@@ -75,13 +76,17 @@ def test_aggregates_are_counted_event_by_event_and_one_across_shards_is_dropped_
     landed = kinesis.put_record(StreamName=stream, Data=data, PartitionKey=key)
     last[landed["ShardId"]] = int(landed["SequenceNumber"])
 
-    # The producer's writer: events packed per shard; then copies of ten of them, packed again.
-    writer = make_writer(kinesis, stream, "records", aggregate=True)
+    # The producer's writer: events packed per shard; then copies of ten of them, packed again. Its calls are
+    # recorded, to hold them against what the producer's task role allows on AWS.
+    recorder = CallRecorder({stream: "StreamArn"})
+    writer = make_writer(recorder.attach(boto3.client("kinesis")), stream, "records", aggregate=True)
     entries = [Entry(json.dumps(hostile if e is written[spoilt] else e).encode(), _page(e)) for e in written]
     copies = [Entry(json.dumps(e).encode(), _page(e)) for e in good[:10]]
     assert writer.put(entries) == [shard_of(e) for e in written]
     writer.put(copies)
     writer.close()
+    assert ("kinesis:ListShards", "StreamArn") in recorder.calls
+    assert not_granted(recorder.calls, grants("ProducerTaskRole")) == []
     for shard in shards:  # the tip of each shard, to wait for its checkpoint
         iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
                                               ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
