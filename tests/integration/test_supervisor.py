@@ -79,3 +79,18 @@ def test_a_client_runs_nicer_than_the_launcher_and_an_emulator_does_not(tmp_path
         assert psutil.Process(pids["emulator"]).nice() == own
     finally:
         supervisor.stop_all()
+
+
+def test_services_started_together_are_all_running_before_the_first_is_waited_for(tmp_path) -> None:
+    # The first is ready only once the second has started: started one after the other, it would never be.
+    marker = tmp_path / "second-started"
+    first = ServiceSpec(name="first", command=[sys.executable, "-c", "import time; time.sleep(600)"],
+                        ready=marker.exists, ready_timeout=10)
+    second = ServiceSpec(name="second", command=[
+        sys.executable, "-c", f"import pathlib, time; pathlib.Path({str(marker)!r}).touch(); time.sleep(600)"])
+    supervisor = Supervisor(tmp_path / "logs")
+    try:
+        supervisor.start_together([first, second])
+        assert set(supervisor.pids()) == {"first", "second"}
+    finally:
+        supervisor.stop_all()

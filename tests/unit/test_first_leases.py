@@ -25,20 +25,34 @@ class ResourceNotFoundException(Exception):
     pass
 
 
+class ResourceInUseException(Exception):
+    pass
+
+
 class Exceptions:
     ConditionalCheckFailedException = ConditionalCheckFailedException
     ResourceNotFoundException = ResourceNotFoundException
+    ResourceInUseException = ResourceInUseException
 
 
 class FakeDynamoDB:
-    """A lease table that appears after `appears_after` DescribeTable calls, with conditional puts."""
+    """A lease table that is active after `appears_after` DescribeTable calls, with conditional puts; `exists`: a
+    table created before (by a worker), which CreateTable refuses."""
 
     exceptions = Exceptions
 
-    def __init__(self, appears_after: int = 0, items: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(self, appears_after: int = 0, items: dict[str, dict[str, Any]] | None = None,
+                 exists: bool = True) -> None:
         self.describes = 0
         self.appears_after = appears_after
         self.items = dict(items or {})
+        self.exists = exists
+        self.created: dict[str, Any] | None = None
+
+    def create_table(self, **request: Any) -> None:
+        if self.exists:
+            raise ResourceInUseException(request["TableName"])
+        self.exists, self.created = True, request
 
     def describe_table(self, TableName: str) -> dict[str, Any]:  # noqa: N803 - boto3's names
         self.describes += 1
@@ -93,7 +107,21 @@ def test_the_table_name_is_the_workers_own() -> None:
     assert lease_table_name({"applicationName": "app", "leaseTableName": "leases"}, "s") == "leases"
 
 
-def test_seeding_waits_for_the_worker_to_create_the_table_then_writes_every_shard() -> None:
+def test_the_launcher_creates_the_table_as_the_kcl_would_then_writes_every_shard() -> None:
+    dynamodb = FakeDynamoDB(exists=False)
+    written = seed(dynamodb, FakeKinesis(SHARDS), table="app", stream="s", initial_position="TRIM_HORIZON",
+                   stop=threading.Event())
+    # KCL 3.1.3's DynamoDBLeaseRefresher.createTableRequestBuilder with its default (on-demand) table config.
+    assert dynamodb.created == {
+        "TableName": "app",
+        "KeySchema": [{"AttributeName": "leaseKey", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "leaseKey", "AttributeType": "S"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    assert written == 2 and sorted(dynamodb.items) == ["shardId-000000000000", "shardId-000000000001"]
+
+
+def test_seeding_waits_for_a_table_the_worker_created_to_be_active_then_writes_every_shard() -> None:
     dynamodb = FakeDynamoDB(appears_after=3)
     written = seed(dynamodb, FakeKinesis(SHARDS), table="t", stream="s", initial_position="TRIM_HORIZON",
                    stop=threading.Event())

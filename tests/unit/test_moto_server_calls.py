@@ -37,3 +37,11 @@ def test_a_request_without_an_action_is_served_and_not_counted() -> None:
     client = Client(RememberingDispatcher())
     client.get("/moto-api/", headers={"Host": "localhost"})
     assert json.loads(client.get(CALLS_PATH).get_data()) == {}
+
+
+def test_a_preloaded_service_is_the_app_its_requests_are_served_by() -> None:
+    dispatcher = RememberingDispatcher()
+    dispatcher.preload(["dynamodb"])
+    preloaded = dispatcher.app_instances["dynamodb"]
+    assert _dynamodb_call(Client(dispatcher), "ListTables") == 200
+    assert dispatcher.app_instances["dynamodb"] is preloaded

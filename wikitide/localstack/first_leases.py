@@ -1,17 +1,22 @@
-"""The first leases of a fresh local stream, written by `wikitide local up` so that the KCL worker does not sit out
-KCL 3's start-up wait.
+"""The lease table and first leases of a fresh local stream, written by `wikitide local up` so that the KCL worker
+does not sit out KCL 3's start-up waits.
 
 A KCL 3 worker that finds its lease table empty waits a random 1 to 30 s (not configurable; `Scheduler.
 shouldInitiateLeaseSync` in KCL 3.1.3), checking every 3 s whether another worker has filled it, before it lists
 the shards and writes a lease per shard itself. On AWS that spreads a fleet's first start; on the local stack,
 where the first counted event is what a user waits for after `make up`, it was the largest single step (21 s of
-44 in one measured start). So while the worker waits, the launcher writes the same leases the worker's shard sync
-would: one per open shard of a stream that has never been resharded, with the initial position of the properties
-file as its checkpoint, no owner, and the shard's hash key range (the attributes of KCL 3.1.3's
-`DynamoDBLeaseSerializer.toDynamoRecord`). The worker's next check finds them and goes on. Each write is
-conditional on the lease not existing, so a worker that synced first keeps its own; anything unexpected (a
-stream with parent shards, a position other than TRIM_HORIZON or LATEST, an error) leaves the leases to the worker,
-as before, only slower.
+44 in one measured start). So the launcher writes the same leases the worker's shard sync would: one per open shard
+of a stream that has never been resharded, with the initial position of the properties file as its checkpoint, no
+owner, and the shard's hash key range (the attributes of KCL 3.1.3's `DynamoDBLeaseSerializer.toDynamoRecord`).
+
+It also creates the lease table itself, as the worker would (`DynamoDBLeaseRefresher.createTableRequestBuilder`: a
+`leaseKey` string hash key, on demand; the worker adds its index and its other tables itself), while the worker's
+JVM is still starting: a worker that finds the table already holding leases goes on at once. When the worker
+created the table first, its first look found it empty and only its next one, 3 s later, found the leases.
+
+Each lease write is conditional on the lease not existing, so a worker that synced first keeps its own; anything
+unexpected (a stream with parent shards, a position other than TRIM_HORIZON or LATEST, an error) leaves the table
+and the leases to the worker, as before, only slower.
 
 Local only: the launcher sits above the deployables, and nothing on AWS runs it.
 """
@@ -28,7 +33,8 @@ logger = logging.getLogger(__name__)
 
 # Checkpoints a lease can start from without a timestamp (`initialPositionInStream`).
 STARTING_CHECKPOINTS = {"TRIM_HORIZON", "LATEST"}
-# The worker creates its lease table within seconds of starting; past this the launcher leaves the leases to it.
+# A lease table is active within moments of its creation (the launcher's or the worker's); past this the launcher
+# leaves the leases to the worker.
 TABLE_WAIT_SECONDS = 60.0
 POLL_SECONDS = 0.25
 
@@ -59,10 +65,26 @@ def first_leases(shards: Sequence[Mapping[str, Any]], initial_position: str) -> 
     ]
 
 
+def create_table(dynamodb: Any, table: str) -> bool:
+    """Create the lease table as a KCL 3 worker would; False when it exists already (a worker's, or a previous
+    run's)."""
+    try:
+        dynamodb.create_table(
+            TableName=table,
+            KeySchema=[{"AttributeName": "leaseKey", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "leaseKey", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except dynamodb.exceptions.ResourceInUseException:
+        return False
+    return True
+
+
 def seed(dynamodb: Any, kinesis: Any, *, table: str, stream: str, initial_position: str,
          stop: threading.Event, wait_seconds: float = TABLE_WAIT_SECONDS) -> int:
-    """Wait for the worker to create `table`, then write the first leases of `stream` if the table is still empty.
-    Returns how many this wrote."""
+    """Create `table` unless it exists, wait for it to be active, then write the first leases of `stream` if the
+    table is still empty. Returns how many this wrote."""
+    create_table(dynamodb, table)
     deadline = time.monotonic() + wait_seconds
     while not _active(dynamodb, table):
         if time.monotonic() > deadline or stop.wait(POLL_SECONDS):

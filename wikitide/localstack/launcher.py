@@ -48,9 +48,11 @@ class LocalStack:
         self.env = services.endpoint_env(self.ports, self.stack_name)
 
     def start_infrastructure(self) -> None:
-        self.supervisor.start(services.kinesis_mock(self.ports, self.state_dir))
-        self.supervisor.start(services.moto(self.ports))
-        self.supervisor.start(services.redis_server(self.ports, self.state_dir))
+        self.supervisor.start_together([
+            services.kinesis_mock(self.ports, self.state_dir),
+            services.moto(self.ports),
+            services.redis_server(self.ports, self.state_dir),
+        ])
 
     def provision(self, shard_count: int | None = None) -> stack.StackResources:
         """Deploy the CloudFormation template to the local emulators; idempotent."""

@@ -163,7 +163,9 @@ def kinesis_mock(ports: Ports, state_dir: Path) -> ServiceSpec:
 def moto(ports: Ports) -> ServiceSpec:
     return ServiceSpec(
         name="moto",
-        command=[sys.executable, "-m", "wikitide.localstack.moto_server", "-H", "127.0.0.1", "-p", str(ports.moto)],
+        # Every stack here is provisioned through CloudFormation first: its backend is built while the rest starts.
+        command=[sys.executable, "-m", "wikitide.localstack.moto_server", "-H", "127.0.0.1", "-p", str(ports.moto),
+                 "--preload", "cloudformation"],
         ready=lambda: http_answers(f"http://127.0.0.1:{ports.moto}/moto-api/"),
         # In memory: nothing to save. On SIGTERM it took over 3 s with the pipeline's connections open (measured).
         stop_signal=signal.SIGKILL,

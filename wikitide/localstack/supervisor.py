@@ -16,7 +16,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,9 +71,17 @@ class Supervisor:
         log_dir.mkdir(parents=True, exist_ok=True)
 
     def start(self, spec: ServiceSpec) -> None:
-        child = _Child(spec=spec, process=self._spawn(spec))
-        self._children.append(child)
-        self._wait_ready(child)
+        self.start_together([spec])
+
+    def start_together(self, specs: Sequence[ServiceSpec]) -> None:
+        """Start every one of `specs`, then wait for each to be ready (services that do not need one another)."""
+        children = []
+        for spec in specs:
+            # Kept as each starts: a later one failing to start still leaves the earlier ones to `stop_all`.
+            children.append(_Child(spec=spec, process=self._spawn(spec)))
+            self._children.append(children[-1])
+        for child in children:
+            self._wait_ready(child)
 
     def _spawn(self, spec: ServiceSpec) -> subprocess.Popen[bytes]:
         log = (self._log_dir / f"{spec.name}.log").open("ab")
