@@ -72,3 +72,30 @@ def test_shared_counts_only_grow_within_a_window_and_start_again_with_the_next()
     # The key expired and this trip opened it again: a window ending a minute later than the known one.
     assert storage.count("k", 60, 1, None) == 1
     assert storage.get("k") == 1
+
+
+def test_an_endpoints_limits_are_resolved_once_and_anew_after_a_change(monkeypatch) -> None:
+    from flask_limiter._manager import LimitManager
+
+    from api.routes import stats
+
+    resolved: list[str | None] = []
+    original = LimitManager.resolve_limits
+
+    def counting(self, app, endpoint=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+        resolved.append(endpoint)
+        return original(self, app, endpoint, *args, **kwargs)
+
+    monkeypatch.setattr(LimitManager, "resolve_limits", counting)
+    app = client(RateLimits(queries="3/minute")).application
+    http = app.test_client()
+    answers = [http.get("/v1/stats?window=1h") for _ in range(4)]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    assert resolved.count("api_v1.stats") == 1
+    assert answers[0].headers["X-RateLimit-Limit"] == "3"
+    # A change to the limits (here: the endpoint exempted) applies from the next request on.
+    (limiter,) = app.extensions["limiter"]
+    limiter.exempt(stats)
+    exempt = http.get("/v1/stats?window=1h")
+    assert exempt.status_code == 200 and "X-RateLimit-Limit" not in exempt.headers
+    assert resolved.count("api_v1.stats") == 2
