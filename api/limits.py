@@ -186,7 +186,8 @@ class ResolvedOnce(LimitManager):
     in the API benchmark (py-spy). It holds because the API's limits are fixed strings, all set before the first
     request; any change to them (an `add_*` or `set_*` of the manager) forgets what was resolved.
 
-    Built from the limiter's own manager (`Limiter.limit_manager`), sharing its tables."""
+    Built from the limiter's own manager (`Limiter.limit_manager`), sharing its tables. `LimitManager` is private to
+    Flask-Limiter (4.1.1, pinned): `tests/unit/test_api_limits.py` fails if an upgrade changes how it is called."""
 
     def __init__(self, manager: LimitManager) -> None:
         self.__dict__.update(manager.__dict__)
