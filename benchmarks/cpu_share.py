@@ -26,16 +26,14 @@ e.g. .venv/bin/python benchmarks/cpu_share.py -- .venv/bin/python benchmarks/lat
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from recorded import RECORDING
+from recorded import parse_rate
 
 V1_ROOT = Path("/sys/fs/cgroup/cpu")
 V2_ROOT = Path("/sys/fs/cgroup")
@@ -43,7 +41,6 @@ HOGS = "wikitide-hogs"
 COMMAND_GROUP = "wikitide-measured"
 DEFAULT_V1_SHARES = 1024
 DEFAULT_V2_WEIGHT = 100
-PARSE_LINES = 20_000
 
 
 class CpuGroups:
@@ -85,17 +82,6 @@ def start_hogs(groups: CpuGroups) -> list[subprocess.Popen[bytes]]:
     return hogs
 
 
-def parse_rate(lines: list[str], repeats: int = 15) -> float:
-    """Median records/s of `json.loads` over `lines`, in this process."""
-    rates = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        for line in lines:
-            json.loads(line)
-        rates.append(len(lines) / (time.perf_counter() - started))
-    return statistics.median(rates)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("thread", "group"), default="thread")
@@ -106,9 +92,7 @@ def main() -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("give the command to run after --")
-    recorded = RECORDING.read_text(encoding="utf-8").splitlines()
-    lines = (recorded * (PARSE_LINES // len(recorded) + 1))[:PARSE_LINES]
-    alone = parse_rate(lines)
+    alone = parse_rate()
     groups = CpuGroups(args.hog_weight)
     hogs = start_hogs(groups)
     child: subprocess.Popen[bytes] | None = None
@@ -121,7 +105,7 @@ def main() -> int:
         time.sleep(0.5)
         if args.mode == "group":
             groups.join(groups.command)
-        slowed = parse_rate(lines)
+        slowed = parse_rate()
         print(f"cpu_share: one thread parses {slowed:,.0f} records/s under the loops ({args.mode} mode, loops' weight "
               f"{args.hog_weight:g}), {alone:,.0f} without: {slowed / alone:.2f} of this machine", flush=True)
         signal.signal(signal.SIGINT, _stop)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import httpx
 from latency import REPO, stop_launcher
-from recorded import RECORDING
+from recorded import parse_rate
 
 from wikitide.localstack.services import free_port
 
@@ -39,20 +38,6 @@ POLL_SECONDS = 0.1
 # Past this the run is reported as failed (a cold start on the slower kind took 90 s before the first leases
 # were written by the launcher).
 GIVE_UP_SECONDS = 180.0
-PARSE_LINES = 20_000
-
-
-def parse_rate() -> float:
-    """Median records/s of `json.loads` over the recorded events, in this process."""
-    recorded = RECORDING.read_text(encoding="utf-8").splitlines()
-    lines = (recorded * (PARSE_LINES // len(recorded) + 1))[:PARSE_LINES]
-    rates = []
-    for _ in range(15):
-        started = time.perf_counter()
-        for line in lines:
-            json.loads(line)
-        rates.append(len(lines) / (time.perf_counter() - started))
-    return statistics.median(rates)
 
 
 def first_line_time(path: Path, needle: str, day: dt.date) -> dt.datetime | None:
