@@ -70,16 +70,14 @@ class CpuGroups:
             group.rmdir()
 
 
-def start_hogs(groups: CpuGroups) -> list[subprocess.Popen[bytes]]:
-    """One busy loop pinned to each core, in the loops' cgroup."""
-    hogs = []
+def start_hogs(groups: CpuGroups, hogs: list[subprocess.Popen[bytes]]) -> None:
+    """One busy loop pinned to each core, in the loops' cgroup, each added to `hogs` as it starts (so that the
+    caller stops every one that started, even if a later one fails to)."""
     for cpu in sorted(os.sched_getaffinity(0)):
-        hog = subprocess.Popen(
+        hogs.append(subprocess.Popen(
             [sys.executable, "-c", "while True: pass"],
             preexec_fn=lambda cpu=cpu: (os.sched_setaffinity(0, {cpu}), groups.join(groups.hogs)),  # type: ignore[misc]
-        )
-        hogs.append(hog)
-    return hogs
+        ))
 
 
 def main() -> int:
@@ -94,7 +92,7 @@ def main() -> int:
         parser.error("give the command to run after --")
     alone = parse_rate()
     groups = CpuGroups(args.hog_weight)
-    hogs = start_hogs(groups)
+    hogs: list[subprocess.Popen[bytes]] = []
     child: subprocess.Popen[bytes] | None = None
 
     def _stop(signum: int, frame: object) -> None:
@@ -102,6 +100,7 @@ def main() -> int:
             child.send_signal(signum)
 
     try:
+        start_hogs(groups, hogs)
         time.sleep(0.5)
         if args.mode == "group":
             groups.join(groups.command)
