@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from api import answer_cache
 from api.answer_cache import AnswerCache
 from api.fanout import Fanout
+from api.headers import SecurityHeaders
 from api.health import HealthCache
 from api.measuring import measure_requests
 from api.openapi import TITLE, VERSION, DocumentedFlask, configure
@@ -101,6 +102,7 @@ def create_app(
     )
     if rate_limits is None:
         rate_limits = RateLimits() if settings is None else _rate_limits(settings)
+    app.wsgi_app = SecurityHeaders(app.wsgi_app)  # type: ignore[method-assign]
     if settings is not None and settings.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     if control_token is None and settings is not None:

@@ -23,17 +23,19 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from flask import Blueprint, Flask, Response, has_request_context, jsonify, request
-from flask_limiter import HeaderNames, Limiter, RateLimitExceeded
+from flask import Blueprint, Flask, Response, g, has_request_context, jsonify, request
+from flask_limiter import HeaderNames, Limiter, RateLimitExceeded, RequestLimit
 from flask_limiter._limits import RuntimeLimit
 from flask_limiter._manager import LimitManager
 from flask_limiter.constants import ExemptionScope
-from flask_limiter.util import get_remote_address
+from flask_limiter.util import get_qualified_name, get_remote_address
 from limits import RateLimitItem
 from limits.storage import RedisStorage
-from limits.strategies import STRATEGIES, FixedWindowRateLimiter
+from limits.strategies import STRATEGIES, FixedWindowRateLimiter, RateLimiter
+from limits.util import WindowStats
+from werkzeug.http import http_date, parse_date
 
 # One attempt per count, bounded by these (seconds): a hung Redis costs a request this much, then the fallback.
 REDIS_TIMEOUT_SECONDS = 0.5
@@ -98,9 +100,10 @@ return {current, redis.call("pttl", KEYS[1])}
         super().initialize_storage(uri)
         self.lua_incr_ttl = self.get_connection().register_script(self.SCRIPT_INCR_TTL)
 
-    def count(self, key: str, expiry: int, amount: int, limit: int | None) -> int:
+    def count(self, key: str, expiry: int, amount: int, limit: int | None) -> tuple[int, float]:
         """Count `amount` hits of `key` (a window of `expiry` seconds) and return the key's count as this process
-        knows it afterwards; with no `limit` given, always in a round trip."""
+        knows it afterwards, and when its window ends (epoch seconds); with no `limit` given, always in a round
+        trip."""
         with self._lock:
             window = self._windows.get(key)
             if window is not None and time.time() < window.ends_at and limit is not None:
@@ -108,9 +111,12 @@ return {current, redis.call("pttl", KEYS[1])}
                 fresh = time.monotonic() - window.read_at < self.SHARE_SECONDS
                 if window.shared > limit or (fresh and known <= limit * self.LOCAL_SHARE):
                     window.unsent += amount
-                    return known
+                    return known, window.ends_at
                 sending = window.unsent + amount
                 window.unsent = 0
+                # The other requests of this process count in memory while this trip is out (under gevent, every
+                # request that arrived during a trip made one of its own: 4 % of a kept answer's time).
+                window.read_at = time.monotonic()
             else:
                 sending = amount
         try:
@@ -131,11 +137,16 @@ return {current, redis.call("pttl", KEYS[1])}
                 window.shared, window.read_at = max(window.shared, count), read_at
             self._prune(read_at)
             # This hit's count: Redis's, with the hits this process counted meanwhile in memory.
-            return count + window.unsent
+            return count + window.unsent, window.ends_at
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         """Always a round trip (a strategy that does not say the limit)."""
-        return self.count(key, expiry, amount, limit=None)
+        return self.count(key, expiry, amount, limit=None)[0]
+
+    def known_window(self, key: str) -> _Window | None:
+        """The key's window as this process knows it, while it lasts."""
+        window = self._windows.get(key)
+        return window if window is not None and time.time() < window.ends_at else None
 
     def get(self, key: str) -> int:
         window = self._windows.get(key)
@@ -173,10 +184,22 @@ class SharedFixedWindow(FixedWindowRateLimiter):
     other storage (the in-memory fallback while Redis is unreachable) is counted as limits does."""
 
     def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
+        return self.hit_with_stats(item, *identifiers, cost=cost)[0]
+
+    def hit_with_stats(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> tuple[bool, WindowStats]:
+        """`hit`, and the window's stats after it (`get_window_stats`), in one count."""
         if isinstance(self.storage, SharedRedisStorage):
-            count = self.storage.count(item.key_for(*identifiers), item.get_expiry(), cost, item.amount)
-            return count <= item.amount
-        return super().hit(item, *identifiers, cost=cost)
+            count, ends_at = self.storage.count(item.key_for(*identifiers), item.get_expiry(), cost, item.amount)
+            return count <= item.amount, WindowStats(ends_at, max(0, item.amount - count))
+        return super().hit(item, *identifiers, cost=cost), super().get_window_stats(item, *identifiers)
+
+    def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
+        if isinstance(self.storage, SharedRedisStorage):
+            # The key made once and the window read once (limits makes the key twice; each is a few µs a request).
+            window = self.storage.known_window(item.key_for(*identifiers))
+            if window is not None:
+                return WindowStats(window.ends_at, max(0, item.amount - window.shared - window.unsent))
+        return super().get_window_stats(item, *identifiers)
 
 
 class ResolvedOnce(LimitManager):
@@ -193,6 +216,8 @@ class ResolvedOnce(LimitManager):
         self.__dict__.update(manager.__dict__)
         self._resolved: dict[tuple[Any, ...], tuple[list[RuntimeLimit], ...]] = {}
         self._scopes: dict[tuple[Any, ...], ExemptionScope] = {}
+        # Moves on every change: what was derived from the resolved limits (`PlannedLimiter`'s plans) is stale.
+        self.generation = 0
 
     def resolve_limits(self, app: Flask, endpoint: str | None = None, blueprint: str | None = None,
                        callable_name: str | None = None, in_middleware: bool = False,
@@ -217,6 +242,7 @@ class ResolvedOnce(LimitManager):
     def _forget(self) -> None:
         self._resolved.clear()
         self._scopes.clear()
+        self.generation += 1
 
     def set_application_limits(self, *args: Any, **kwargs: Any) -> None:
         self._forget()
@@ -247,9 +273,153 @@ class ResolvedOnce(LimitManager):
         super().add_endpoint_hint(*args, **kwargs)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What Flask-Limiter does for one endpoint and method when it is a plain count: each limit with the scope it
+    is counted under, in the order Flask-Limiter tries them (smallest window first)."""
+
+    limits: tuple[tuple[RuntimeLimit, str], ...]
+    # The limit the `X-RateLimit-*` headers describe while none is breached (Flask-Limiter's choice: the first one
+    # not shared between endpoints).
+    shown: int
+
+
+class PlannedLimiter(Limiter):
+    """Flask-Limiter, counting each request of an endpoint as Flask-Limiter decided for its first one.
+
+    Flask-Limiter works out anew for every request which limits apply and how (the view's qualified name, request
+    filters, meta limits, exemptions, per-method scopes, each limit's conditions), and keeps what it found in a
+    per-request context that its after-request and teardown hooks read back: 34 µs of a kept answer's 137 µs in the
+    app even with no limit set, 63 µs with one (the faster machine kind, the app called without a server; the whole
+    kept answer is 76 µs now; `benchmarks/api_load.py` measures the API served).
+    Here the first request of an endpoint and method makes a plan from Flask-Limiter's own resolution
+    (`ResolvedOnce`); each later request only counts its client under the plan's limits (the same strategy, storage,
+    keys and scopes as Flask-Limiter's), leaving the limit to show and its window in `g`, and `add_headers` writes
+    the headers from them as Flask-Limiter would.
+
+    Flask-Limiter's own path (`super()._check_request_limit`) still serves everything a plan does not hold: limits
+    with conditions (`exempt_when`, `deduct_when`, a callable cost or scope), meta limits, request filters,
+    `on_breach` callbacks, views with decorated limits, `fail_on_first_breach` off, and the in-memory fallback while
+    the storage is unreachable (a count that raises hands the request to it, which marks the storage dead and counts
+    in memory). A change to the limits (any `add_*`/`set_*` of the manager) makes the plans again.
+    `tests/unit/test_api_planned_limits.py` compares it with Flask-Limiter alone, answer by answer.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # None: Flask-Limiter's own path serves the endpoint and method.
+        self._plans: dict[tuple[str, str], _Plan | None] = {}
+        self._plans_generation = -1
+        super().__init__(*args, **kwargs)
+
+    def init_app(self, app: Flask) -> None:
+        # Flask-Limiter registers its request hooks only for an app that does not list it yet: these are its hooks,
+        # which hand the requests its own path served to its after-request and teardown (which need its
+        # per-request context; making that context was 6 % of a kept answer).
+        app.extensions.setdefault("limiter", set()).add(self)
+        super().init_app(app)
+        app.before_request(self._check_request_limit)
+        app.after_request(self._after_request)
+        app.teardown_request(self._teardown_request)
+
+    def _after_request(self, response: Response) -> Response:
+        counted = g.get(_COUNTED)
+        if counted is None:
+            return cast(Response, self._Limiter__inject_headers(response))  # type: ignore[attr-defined]
+        if counted and self._headers_enabled:
+            add_headers(response, self, *counted)
+        return response
+
+    def _teardown_request(self, exc: BaseException | None) -> None:
+        if g.pop(_COUNTED, None) is None:
+            self._Limiter__release_context(exc)  # type: ignore[attr-defined]
+
+    def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
+        plan = None
+        if in_middleware and self.enabled and self.initialized and not self._storage_dead and not self._request_filters:
+            current = request._get_current_object()  # type: ignore[attr-defined]
+            plan = self._plan(current.endpoint, current.method)
+        if plan is None:
+            super()._check_request_limit(callable_name, in_middleware)
+            return
+        counted: list[tuple[RuntimeLimit, list[str]]] = []
+        shown: tuple[RateLimitItem, WindowStats] | None = None
+        for index, (limit, scope) in enumerate(plan.limits):
+            client = limit.key_func()
+            if not client:
+                # Flask-Limiter logs and skips a limit with an empty key: its path says so.
+                super()._check_request_limit(callable_name, in_middleware)
+                return
+            args = [self._key_prefix, client, scope] if self._key_prefix else [client, scope]
+            try:
+                allowed, stats = _hit(self._limiter, limit.limit, args, limit.cost)  # type: ignore[arg-type]
+            except Exception:
+                # The storage failed: Flask-Limiter's path marks it dead and counts in memory (a limit counted here
+                # before the failure may be counted again there).
+                super()._check_request_limit(callable_name, in_middleware)
+                return
+            if not allowed:
+                self._refuse(limit, args, counted)
+            counted.append((limit, args))
+            if index == plan.shown:
+                shown = limit.limit, stats
+        # Marks the request as counted here, even with no limit counted: Flask-Limiter's hooks have nothing to do.
+        setattr(g, _COUNTED, shown or ())
+
+    def _plan(self, endpoint: str | None, method: str) -> _Plan | None:
+        generation = getattr(self.limit_manager, "generation", None)
+        if generation is None:
+            return None  # a manager that does not say when its limits change
+        if generation != self._plans_generation:
+            self._plans.clear()
+            self._plans_generation = generation
+        key = (endpoint or "", method)
+        try:
+            return self._plans[key]
+        except KeyError:
+            plan = self._plans[key] = self._make_plan(endpoint, method)
+            return plan
+
+    def _make_plan(self, endpoint: str | None, method: str) -> _Plan | None:
+        """What `Limiter.__filter_limits` and `__evaluate_limits` would count for this endpoint and method, or None
+        where they would do more than count (see the class's docstring)."""
+        from flask import current_app
+
+        if not endpoint or endpoint.split(".")[-1] == "static":
+            return _Plan((), 0)
+        view = current_app.view_functions.get(endpoint)
+        name = get_qualified_name(view) if view else ""
+        if (name in self._marked_for_limiting or self.limit_manager.has_hints(endpoint) or self._meta_limits
+                or self._on_breach or not self._fail_on_first_breach):
+            return None
+        defaults, decorated = self.limit_manager.resolve_limits(
+            current_app, endpoint, request.blueprint, name, True, False)
+        limits = [*dict.fromkeys(defaults), *decorated]
+        if any(limit.exempt_when or limit.deduct_when or limit.meta_limits or limit.on_breach or callable(limit.cost)
+               or callable(limit.scope) for limit in limits):
+            return None
+        applying = [(limit, limit.scope_for(endpoint, method)) for limit in sorted(limits, key=lambda x: x.limit)
+                    if not limit.method_exempt]
+        shown = next((i for i, (limit, _) in enumerate(applying) if not limit.shared), 0)
+        return _Plan(tuple(applying), shown)
+
+    def _refuse(self, limit: RuntimeLimit, args: list[str], counted: list[tuple[RuntimeLimit, list[str]]]) -> None:
+        """Refuse the request as Flask-Limiter does on the first breach."""
+        self.logger.info("ratelimit %s (%s) exceeded at endpoint: %s", limit.limit, args[-2], args[-1])
+        breached = RequestLimit(self, limit.limit, args, True, limit.shared)
+        context = self.context
+        context.view_rate_limit = breached
+        context.view_rate_limits = [RequestLimit(self, lim.limit, lim_args, False, lim.shared)
+                                    for lim, lim_args in counted] + [breached]
+        raise RateLimitExceeded(limit)
+
+
+# In `g`, set by `PlannedLimiter`'s own path: the limit to show in the headers and its window after the hit, or
+# `()` for none; absent when Flask-Limiter's path served the request.
+_COUNTED = "wikitide_rate_limit"
+
 # Flask-Limiter names its strategy from limits' registry.
 STRATEGY = "wikitide-shared-fixed-window"
-STRATEGIES[STRATEGY] = SharedFixedWindow  # type: ignore[assignment]
+STRATEGIES[STRATEGY] = SharedFixedWindow
 
 
 @dataclass(frozen=True)
@@ -278,7 +448,7 @@ def redis_storage(url: str, password: str | None, ca_file: str | None) -> tuple[
 
 def install(app: Flask, limits: RateLimits, *, stream: Blueprint, control: Blueprint) -> Limiter:
     """Count every request of `app` against its class's limit."""
-    limiter = Limiter(
+    limiter = PlannedLimiter(
         get_remote_address,
         app=app,
         default_limits=[limits.queries] if limits.queries != "off" else [],
@@ -309,3 +479,30 @@ def install(app: Flask, limits: RateLimits, *, stream: Blueprint, control: Bluep
         return response, 429
 
     return limiter
+
+
+def add_headers(response: Response, limiter: Limiter, item: RateLimitItem, stats: WindowStats) -> None:
+    """The rate limit headers of a limit and its window after this request's hit, as Flask-Limiter's after-request
+    hook writes them (`Limiter.__inject_headers`, 4.1.1): the limit, what remains of it, the second its window ends,
+    and when a client may try again: the later of that end and the answer's own `Retry-After` (a 503's)."""
+    names = limiter._header_mapping
+    reset_at = int(stats.reset_time + 1)
+    headers = response.headers
+    headers.add(names[HeaderNames.LIMIT], str(item.amount))
+    headers.add(names[HeaderNames.REMAINING], str(stats.remaining))
+    headers.add(names[HeaderNames.RESET], str(reset_at))
+    # `getlist`: `get` raises and catches a KeyError for the answers that have none (nearly all).
+    for retry_after in headers.getlist("Retry-After")[:1]:
+        date = parse_date(retry_after)
+        later = date.timestamp() if date is not None else time.time() + int(retry_after)
+        reset_at = max(int(later), reset_at)
+    # Added, not set: Flask-Limiter sets it because its hook may meet an answer twice; this one runs once.
+    headers.add(names[HeaderNames.RETRY_AFTER],
+                http_date(reset_at) if limiter._retry_after == "http-date" else str(int(reset_at - time.time())))
+
+
+def _hit(strategy: RateLimiter, item: RateLimitItem, args: list[str], cost: int) -> tuple[bool, WindowStats]:
+    """Count a hit and read the window's stats after it: in one count for the API's own strategy."""
+    if isinstance(strategy, SharedFixedWindow):
+        return strategy.hit_with_stats(item, *args, cost=cost)
+    return strategy.hit(item, *args, cost=cost), strategy.get_window_stats(item, *args)

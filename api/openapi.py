@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from apiflask import APIFlask
@@ -21,6 +22,8 @@ DESCRIPTION = (
     "(single edits). Windows are counted in event time: W one-minute buckets ending with the newest processed "
     "minute. Every endpoint is rate-limited per client (429 with Retry-After; see the README's *Rate limits*)."
 )
+# Functions whose `ensure_sync` answer is remembered: the app's views, hooks and handlers are a few dozen.
+MAX_SYNCED = 1000
 SECURITY_SCHEME = "controlToken"
 TOKEN_DESCRIPTION = ("The server's WIKITIDE_CONTROL_TOKEN. Without the header: 401; a wrong token, or a server "
                      "without one: 403.")
@@ -32,7 +35,21 @@ class DocumentedFlask(APIFlask):
     """APIFlask, without apispec's warning that a schema was registered twice: APIFlask registers a nested schema
     again as a route's answer, and `_one_name_per_schema` merges such copies, so the warning (once per gunicorn
     worker) says nothing a reader of the logs can act on. `_get_spec` is what every path to the document calls
-    (APIFlask 3.1, pinned)."""
+    (APIFlask 3.1, pinned). `ensure_sync` remembers its answer per function."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._synced: dict[Callable[..., Any], Callable[..., Any]] = {}
+        super().__init__(*args, **kwargs)
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        # Flask asks this of every hook and view on every request, each time inspecting the function
+        # (`inspect.iscoroutinefunction`); the answer for a function does not change.
+        synced = self._synced.get(func)
+        if synced is None:
+            synced = super().ensure_sync(func)
+            if len(self._synced) < MAX_SYNCED:
+                self._synced[func] = synced
+        return synced
 
     def _get_spec(self, spec_format: str | None = None, force_update: bool = False) -> dict[Any, Any] | str:
         with warnings.catch_warnings():

@@ -16,7 +16,6 @@ from werkzeug.exceptions import HTTPException
 
 from api import queries, schemas
 from api.errors import InvalidParameter
-from api.headers import SECURITY_HEADERS
 from api.health import is_healthy
 from api.ports import Services
 from wikitide.errors import DependencyUnavailable
@@ -230,12 +229,6 @@ def register_error_handlers(app: APIFlask) -> None:
             if name.lower() != "content-type":
                 response.headers[name] = value
         return response, status
-
-    @app.after_request
-    def _secure(response: Response) -> Response:
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
 
 
 def public_message(message: str) -> str:
