@@ -294,7 +294,7 @@ class PlannedLimiter(Limiter):
     kept answer is 76 µs now; `benchmarks/api_load.py` measures the API served).
     Here the first request of an endpoint and method makes a plan from Flask-Limiter's own resolution
     (`ResolvedOnce`); each later request only counts its client under the plan's limits (the same strategy, storage,
-    keys and scopes as Flask-Limiter's), leaving the limit to show and its window in `g`, and `add_headers` writes
+    keys and scopes as Flask-Limiter's), leaving the limit to show and its window in `g`, and `_add_headers` writes
     the headers from them as Flask-Limiter would.
 
     Flask-Limiter's own path (`super()._check_request_limit`) still serves everything a plan does not hold: limits
@@ -317,6 +317,9 @@ class PlannedLimiter(Limiter):
         # per-request context; making that context was 6 % of a kept answer).
         app.extensions.setdefault("limiter", set()).add(self)
         super().init_app(app)
+        mapping = self._header_mapping
+        self._header_names = tuple(mapping[name] for name in (HeaderNames.LIMIT, HeaderNames.REMAINING,
+                                                              HeaderNames.RESET, HeaderNames.RETRY_AFTER))
         app.before_request(self._check_request_limit)
         app.after_request(self._after_request)
         app.teardown_request(self._teardown_request)
@@ -326,8 +329,28 @@ class PlannedLimiter(Limiter):
         if counted is None:
             return cast(Response, self._Limiter__inject_headers(response))  # type: ignore[attr-defined]
         if counted and self._headers_enabled:
-            add_headers(response, self, *counted)
+            self._add_headers(response, *counted)
         return response
+
+    def _add_headers(self, response: Response, item: RateLimitItem, stats: WindowStats) -> None:
+        """The rate limit headers of a limit and its window after this request's hit, as Flask-Limiter's
+        after-request hook writes them (`Limiter.__inject_headers`, 4.1.1): the limit, what remains of it, the
+        second its window ends, and when a client may try again: the later of that end and the answer's own
+        `Retry-After` (a 503's)."""
+        limit_name, remaining_name, reset_name, retry_after_name = self._header_names
+        reset_at = int(stats.reset_time + 1)
+        headers = response.headers
+        headers.add(limit_name, str(item.amount))
+        headers.add(remaining_name, str(stats.remaining))
+        headers.add(reset_name, str(reset_at))
+        # `getlist`: `get` raises and catches a KeyError for the answers that have none (nearly all).
+        for retry_after in headers.getlist("Retry-After")[:1]:
+            date = parse_date(retry_after)
+            later = date.timestamp() if date is not None else time.time() + int(retry_after)
+            reset_at = max(int(later), reset_at)
+        # Added, not set: Flask-Limiter sets it because its hook may meet an answer twice; this one runs once.
+        headers.add(retry_after_name,
+                    http_date(reset_at) if self._retry_after == "http-date" else str(int(reset_at - time.time())))
 
     def _teardown_request(self, exc: BaseException | None) -> None:
         if g.pop(_COUNTED, None) is None:
@@ -479,26 +502,6 @@ def install(app: Flask, limits: RateLimits, *, stream: Blueprint, control: Bluep
         return response, 429
 
     return limiter
-
-
-def add_headers(response: Response, limiter: Limiter, item: RateLimitItem, stats: WindowStats) -> None:
-    """The rate limit headers of a limit and its window after this request's hit, as Flask-Limiter's after-request
-    hook writes them (`Limiter.__inject_headers`, 4.1.1): the limit, what remains of it, the second its window ends,
-    and when a client may try again: the later of that end and the answer's own `Retry-After` (a 503's)."""
-    names = limiter._header_mapping
-    reset_at = int(stats.reset_time + 1)
-    headers = response.headers
-    headers.add(names[HeaderNames.LIMIT], str(item.amount))
-    headers.add(names[HeaderNames.REMAINING], str(stats.remaining))
-    headers.add(names[HeaderNames.RESET], str(reset_at))
-    # `getlist`: `get` raises and catches a KeyError for the answers that have none (nearly all).
-    for retry_after in headers.getlist("Retry-After")[:1]:
-        date = parse_date(retry_after)
-        later = date.timestamp() if date is not None else time.time() + int(retry_after)
-        reset_at = max(int(later), reset_at)
-    # Added, not set: Flask-Limiter sets it because its hook may meet an answer twice; this one runs once.
-    headers.add(names[HeaderNames.RETRY_AFTER],
-                http_date(reset_at) if limiter._retry_after == "http-date" else str(int(reset_at - time.time())))
 
 
 def _hit(strategy: RateLimiter, item: RateLimitItem, args: list[str], cost: int) -> tuple[bool, WindowStats]:
