@@ -49,7 +49,13 @@ class _Window:
     shared: int  # the key's count in Redis after this process's last round trip (everything sent until then)
     unsent: int  # this process's hits since, not yet added in Redis
     ends_at: float  # wall-clock end of the window, from the key's TTL
-    read_at: float  # monotonic time of the last round trip
+    read_at: float  # monotonic time of the last round trip (or of the start of the one out)
+    in_flight: int = 0  # this process's hits sent in round trips whose replies have not come back
+
+    @property
+    def known(self) -> int:
+        """The key's count as this process knows it: the shared count and its own hits since."""
+        return self.shared + self.in_flight + self.unsent
 
 
 class SharedRedisStorage(RedisStorage):
@@ -104,10 +110,11 @@ return {current, redis.call("pttl", KEYS[1])}
         """Count `amount` hits of `key` (a window of `expiry` seconds) and return the key's count as this process
         knows it afterwards, and when its window ends (epoch seconds); with no `limit` given, always in a round
         trip."""
+        out: _Window | None = None
         with self._lock:
             window = self._windows.get(key)
             if window is not None and time.time() < window.ends_at and limit is not None:
-                known = window.shared + window.unsent + amount
+                known = window.known + amount
                 fresh = time.monotonic() - window.read_at < self.SHARE_SECONDS
                 if window.shared > limit or (fresh and known <= limit * self.LOCAL_SHARE):
                     window.unsent += amount
@@ -115,8 +122,11 @@ return {current, redis.call("pttl", KEYS[1])}
                 sending = window.unsent + amount
                 window.unsent = 0
                 # The other requests of this process count in memory while this trip is out (under gevent, every
-                # request that arrived during a trip made one of its own: 4 % of a kept answer's time).
+                # request that arrived during a trip made one of its own: 4 % of a kept answer's time), knowing
+                # of the hits it carries.
+                window.in_flight += sending
                 window.read_at = time.monotonic()
+                out = window
             else:
                 sending = amount
         try:
@@ -124,9 +134,13 @@ return {current, redis.call("pttl", KEYS[1])}
         except Exception:
             with self._lock:
                 self._windows.pop(key, None)
+                if out is not None:
+                    out.in_flight -= sending
             raise
         count, read_at = int(count), time.monotonic()
         with self._lock:
+            if out is not None:
+                out.in_flight -= sending
             ends_at = time.time() + max(int(ttl_ms), 0) / 1000
             window = self._windows.get(key)
             if window is None or ends_at > window.ends_at + self.NEW_WINDOW_SECONDS:
@@ -151,7 +165,7 @@ return {current, redis.call("pttl", KEYS[1])}
     def get(self, key: str) -> int:
         window = self._windows.get(key)
         if window is not None and time.time() < window.ends_at:
-            return window.shared + window.unsent
+            return window.known
         return super().get(key)
 
     def get_expiry(self, key: str) -> float:
@@ -198,7 +212,7 @@ class SharedFixedWindow(FixedWindowRateLimiter):
             # The key made once and the window read once (limits makes the key twice; each is a few µs a request).
             window = self.storage.known_window(item.key_for(*identifiers))
             if window is not None:
-                return WindowStats(window.ends_at, max(0, item.amount - window.shared - window.unsent))
+                return WindowStats(window.ends_at, max(0, item.amount - window.known))
         return super().get_window_stats(item, *identifiers)
 
 

@@ -99,3 +99,32 @@ def test_an_endpoints_limits_are_resolved_once_and_anew_after_a_change(monkeypat
     exempt = http.get("/v1/stats?window=1h")
     assert exempt.status_code == 200 and "X-RateLimit-Limit" not in exempt.headers
     assert resolved.count("api_v1.stats") == 2
+
+
+def test_hits_that_arrive_while_a_round_trip_is_out_are_counted_in_memory() -> None:
+    """Under gevent the requests that arrive during one request's round trip run meanwhile: they count in memory
+    instead of each making a trip of its own."""
+    from api.limits import SharedRedisStorage
+
+    storage = SharedRedisStorage("wikitide+redis://127.0.0.1:1/0")  # never connected: the script is replaced
+    shared = 0
+    trips: list[int] = []
+
+    def trip(keys: list[str], args: list[int]) -> tuple[int, int]:
+        nonlocal shared
+        trips.append(args[1])
+        shared += args[1]
+        if len(trips) == 2:  # the second trip is out: two more hits arrive meanwhile, knowing of the one it carries
+            assert storage.count("k", 60, 1, 1000)[0] == 3
+            assert storage.count("k", 60, 1, 1000)[0] == 4
+        return shared, 60_000
+
+    storage.lua_incr_ttl = trip  # type: ignore[method-assign,assignment]
+    storage.count("k", 60, 1, 1000)  # opens the window
+    storage._windows["k"].read_at -= SharedRedisStorage.SHARE_SECONDS  # the count read is old: the next hit trips
+    storage.count("k", 60, 1, 1000)
+    assert trips == [1, 1]
+    # The two counted meanwhile go with the next trip.
+    storage._windows["k"].read_at -= SharedRedisStorage.SHARE_SECONDS
+    assert storage.count("k", 60, 1, 1000)[0] == 5
+    assert trips == [1, 1, 3]
