@@ -5,7 +5,8 @@ Each query runs twice: with the answers kept 1 s per process (the default, `WIKI
 with every request reading Redis; then once more kept, paced at `--paced` requests/s (2,000) from the same
 connections (random pauses between a connection's requests: `benchmarks/wrk_paced.lua`), for the latency at that
 rate: an unpaced closed loop of 50 connections waits 50 / throughput per request on average, so its p99 says how
-fast the server is, not how long a request waits at a given rate. The constant endpoint runs paced too. The
+fast the server is, not how long a request waits at a given rate. The constant endpoint runs first and last
+(the ratios are to the mean of the two) and paced too. The
 per-client rate limit stays on (counted in Redis) at a limit no run reaches; one more run of the first query,
 kept, has no rate limit, so the limiter's own cost is read in the same run.
 
@@ -35,6 +36,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -131,8 +133,11 @@ def main() -> None:
                   f"{dict(slow) or 'none'}" + (f", the slowest {slowest['duration']} µs ({' '.join(_words(slowest))})"
                                                if slowest else ""))
             url = f"redis://127.0.0.1:{port}/0"
-            runs = [measure(client, url, "benchmarks.api_load_app:queries()", path, args, cache_seconds)
-                    for cache_seconds in ANSWER_CACHE_SECONDS for path in QUERIES]
+            # The constant endpoint runs first and last: the baseline is their mean, so a machine that drifts
+            # during the run moves both ends of the ratio alike (and the two say how much it drifted).
+            runs = [measure(client, url, "benchmarks.api_load_app:constant()", CONSTANT, args, 0)]
+            runs += [measure(client, url, "benchmarks.api_load_app:queries()", path, args, cache_seconds)
+                     for cache_seconds in ANSWER_CACHE_SECONDS for path in QUERIES]
             # The latency at the rate (2,000 requests/s from the same connections), kept, as served.
             runs += [measure(client, url, "benchmarks.api_load_app:queries()", path, args, 1.0, paced=args.paced)
                      for path in QUERIES if args.paced]
@@ -303,7 +308,9 @@ def errors(output: str) -> int:
 
 
 def report(runs: list[Run], args: argparse.Namespace) -> None:
-    constant = runs[-1].requests_per_s
+    # Every unpaced run of the constant endpoint (first and last with Redis; last from DynamoDB).
+    constants = [run.requests_per_s for run in runs if run.path == CONSTANT]
+    constant = statistics.mean(constants)
     print(f"\n{args.workers} gunicorn workers (gevent, api/serving.py), wrk -t2 -c{args.connections} "
           f"-d{args.seconds}s; answers from {args.store}; load average {os.getloadavg()[0]:.1f}")
     print(f"{'path':75} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'of const':>8} {'errors':>6}  slowest Redis")
@@ -316,6 +323,8 @@ def report(runs: list[Run], args: argparse.Namespace) -> None:
         ratio = f"{'':>8}" if "paced" in run.path else f"{run.requests_per_s / constant:8.2f}"
         print(f"{run.path:75} {run.requests_per_s:8.0f} {run.p50_ms:7.2f} {run.p99_ms:7.2f} "
               f"{ratio} {run.errors:6d}  {slowest}{moto}")
+    print(f"'of const': requests/s over the mean of the constant endpoint's {len(constants)} unpaced run(s), "
+          f"{constant:,.0f} ({', '.join(f'{value:,.0f}' for value in constants)})")
 
 
 if __name__ == "__main__":
