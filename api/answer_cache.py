@@ -192,10 +192,10 @@ def install(app: Flask, cache: AnswerCache, endpoints: Collection[str],
 
     @app.before_request
     def _answer_from_cache() -> Response | None:
-        current = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup, not three
-        if current.method != "GET" or current.endpoint not in endpoints:
+        asked = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup, not three
+        if asked.method != "GET" or asked.endpoint not in endpoints:
             return None
-        key = current.full_path
+        key = asked.full_path
         # Read before the answer is computed: data written meanwhile moves the version past the one kept with it.
         current = version()
         kept = cache.get(key, current)

@@ -44,7 +44,10 @@ class DocumentedFlask(APIFlask):
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
         # Flask asks this of every hook and view on every request, each time inspecting the function
         # (`inspect.iscoroutinefunction`); the answer for a function does not change.
-        synced = self._synced.get(func)
+        try:
+            synced = self._synced.get(func)
+        except TypeError:  # a callable that cannot be a key (it defines `__eq__` without `__hash__`)
+            return super().ensure_sync(func)
         if synced is None:
             synced = super().ensure_sync(func)
             if len(self._synced) < MAX_SYNCED:

@@ -262,3 +262,51 @@ def test_the_gevent_worker_lets_other_connections_run_after_each_answer(monkeypa
 
     gevent.joinall([gevent.spawn(keep_answering), gevent.spawn(other_connection)], timeout=10, raise_error=True)
     assert order == ["answered", "other", "answered", "other", "answered", "other"]
+
+
+def test_a_security_header_an_answer_sets_itself_is_kept_and_not_doubled() -> None:
+    from flask import Flask
+
+    from api.headers import SecurityHeaders
+
+    app = Flask(__name__)
+
+    @app.get("/framed")
+    def framed() -> tuple[str, int, dict[str, str]]:
+        return "ok", 200, {"x-frame-options": "SAMEORIGIN"}
+
+    app.wsgi_app = SecurityHeaders(app.wsgi_app)  # type: ignore[method-assign]
+    response = app.test_client().get("/framed")
+    assert response.headers.getlist("X-Frame-Options") == ["SAMEORIGIN"]
+    assert response.headers["Referrer-Policy"] == SECURITY_HEADERS["Referrer-Policy"]
+
+
+def test_ensure_sync_inspects_each_function_once_and_takes_any_callable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from apiflask import APIFlask
+
+    from api.openapi import DocumentedFlask
+
+    inspected: list[object] = []
+    original = APIFlask.ensure_sync
+
+    def counting(self: APIFlask, func: Any) -> Any:
+        inspected.append(func)
+        return original(self, func)
+
+    monkeypatch.setattr(APIFlask, "ensure_sync", counting)
+    app = DocumentedFlask(__name__)
+
+    def hook() -> None:
+        return None
+
+    assert [app.ensure_sync(hook) for _ in range(3)] == [hook] * 3
+    assert inspected == [hook]
+
+    class Unhashable:
+        __hash__ = None  # type: ignore[assignment]
+
+        def __call__(self) -> None:
+            return None
+
+    unhashable = Unhashable()
+    assert app.ensure_sync(unhashable) is unhashable
