@@ -298,6 +298,10 @@ class _Plan:
     shown: int
 
 
+# What Flask-Limiter counts for a request that matched no route, and for the static files.
+_NO_LIMITS = _Plan((), 0)
+
+
 class PlannedLimiter(Limiter):
     """Flask-Limiter, counting each request of an endpoint as Flask-Limiter decided for its first one.
 
@@ -305,7 +309,7 @@ class PlannedLimiter(Limiter):
     filters, meta limits, exemptions, per-method scopes, each limit's conditions), and keeps what it found in a
     per-request context that its after-request and teardown hooks read back: 34 µs of a kept answer's 137 µs in the
     app even with no limit set, 63 µs with one (the faster machine kind, the app called without a server; the whole
-    kept answer is 76 µs now; `benchmarks/api_load.py` measures the API served).
+    kept answer is 73 µs now: `benchmarks/api_request_cost.py`; `benchmarks/api_load.py` measures the API served).
     Here the first request of an endpoint and method makes a plan from Flask-Limiter's own resolution
     (`ResolvedOnce`); each later request only counts its client under the plan's limits (the same strategy, storage,
     keys and scopes as Flask-Limiter's), leaving the limit to show and its window in `g`, and `_add_headers` writes
@@ -378,14 +382,14 @@ class PlannedLimiter(Limiter):
         if plan is None:
             super()._check_request_limit(callable_name, in_middleware)
             return
+        clients = [limit.key_func() for limit, _ in plan.limits]
+        if not all(clients):
+            # Flask-Limiter logs and skips a limit with an empty key: its path says so (before anything is counted).
+            super()._check_request_limit(callable_name, in_middleware)
+            return
         counted: list[tuple[RuntimeLimit, list[str]]] = []
         shown: tuple[RateLimitItem, WindowStats] | None = None
-        for index, (limit, scope) in enumerate(plan.limits):
-            client = limit.key_func()
-            if not client:
-                # Flask-Limiter logs and skips a limit with an empty key: its path says so.
-                super()._check_request_limit(callable_name, in_middleware)
-                return
+        for index, ((limit, scope), client) in enumerate(zip(plan.limits, clients, strict=True)):
             args = [self._key_prefix, client, scope] if self._key_prefix else [client, scope]
             try:
                 allowed, stats = _hit(self._limiter, limit.limit, args, limit.cost)  # type: ignore[arg-type]
@@ -409,7 +413,9 @@ class PlannedLimiter(Limiter):
         if generation != self._plans_generation:
             self._plans.clear()
             self._plans_generation = generation
-        key = (endpoint or "", method)
+        if not endpoint:
+            return _NO_LIMITS  # no route matched (404, 405): whatever the method, which a client chooses freely
+        key = (endpoint, method)
         try:
             return self._plans[key]
         except KeyError:
@@ -422,7 +428,7 @@ class PlannedLimiter(Limiter):
         from flask import current_app
 
         if not endpoint or endpoint.split(".")[-1] == "static":
-            return _Plan((), 0)
+            return _NO_LIMITS
         view = current_app.view_functions.get(endpoint)
         name = get_qualified_name(view) if view else ""
         if (name in self._marked_for_limiting or self.limit_manager.has_hints(endpoint) or self._meta_limits

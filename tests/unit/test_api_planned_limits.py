@@ -179,3 +179,15 @@ def test_one_count_per_request_whichever_path() -> None:
     assert len(before) == 1
     http = app.test_client()
     assert [http.get("/plain").headers["X-RateLimit-Remaining"] for _ in range(3)] == ["9", "8", "7"]
+
+
+def test_methods_a_client_makes_up_add_no_plans(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request that matched no route (404, 405) has no limits whatever its method; plans are kept per route."""
+    http = api_client(PlannedLimiter, monkeypatch)
+    for index in range(50):
+        for path in ("/nowhere", "/v1/stats?window=1h"):
+            assert http.open(path, method=f"M{index:03d}").status_code in (404, 405)
+    (limiter,) = http.application.extensions["limiter"]
+    assert len(limiter._plans) == 0
+    http.get("/v1/stats?window=1h")
+    assert list(limiter._plans) == [("api_v1.stats", "GET")]
