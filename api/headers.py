@@ -23,8 +23,8 @@ _LOWERED = tuple((name.lower(), name, value) for name, value in SECURITY_HEADERS
 class SecurityHeaders:
     """WSGI middleware: every answer of the wrapped app gets `SECURITY_HEADERS`, except a header the answer sets
     itself. Added to the header list as the answer starts: Flask's `after_request` with Werkzeug's
-    `Headers.setdefault` (which walks the headers and raises a KeyError for each missing name) took 5 µs of a kept
-    answer's 86 (faster machine kind; `benchmarks/api_load.py` measures the whole API)."""
+    `Headers.setdefault` (which walks the headers and raises a KeyError for each missing name) cost a kept answer
+    3 µs of its 86 in the app (faster machine kind; `benchmarks/api_request_cost.py` measures the app alone)."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self._app = app
