@@ -42,6 +42,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +95,22 @@ class Run:
     moto_per_request: float | None = None
 
 
+@contextmanager
+def own_redis(prefix: str) -> Iterator[redis.Redis]:
+    """A redis-server of the benchmark's own on a free port, stopped when the block ends; a client of it that
+    decodes answers."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as state:
+        supervisor = Supervisor(Path(state) / "logs")
+        port = free_port()
+        supervisor.start(redis_server(Ports(redis=port), Path(state)))
+        try:
+            if not port_open(port):
+                sys.exit("redis-server did not start")
+            yield redis.Redis(port=port, decode_responses=True)
+        finally:
+            supervisor.stop_all()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events-per-minute", type=int, default=50)
@@ -110,46 +128,38 @@ def main() -> None:
     if args.store == "dynamodb":
         report(from_dynamodb(args), args)
         return
-    with tempfile.TemporaryDirectory(prefix="api-load-") as state:
-        supervisor = Supervisor(Path(state) / "logs")
-        port = free_port()
-        supervisor.start(redis_server(Ports(redis=port), Path(state)))
-        try:
-            if not port_open(port):
-                sys.exit("redis-server did not start")
-            client = redis.Redis(port=port, decode_responses=True)
-            started = time.monotonic()
-            events = generate(events_per_minute=args.events_per_minute)
-            client.config_set("slowlog-log-slower-than", 1000)
-            client.config_set("slowlog-max-len", 100_000)
-            client.slowlog_reset()
-            load(client, events)
-            slow = Counter(_words(entry)[0] for entry in client.slowlog_get(100_000))
-            slowest = max(client.slowlog_get(100_000), key=lambda entry: entry["duration"], default=None)
-            client.set(keys.READY, int(time.time()))  # what a rebuild leaves: the API reads Redis
-            print(f"loaded {len(events):,} events ({len({(e['wiki'], e['title']) for e in events}):,} pages, "
-                  f"{len({e['wiki'] for e in events})} wikis) in {time.monotonic() - started:.0f} s; Redis "
-                  f"{client.info('memory')['used_memory_human']}; Redis commands over 1 ms while loading: "
-                  f"{dict(slow) or 'none'}" + (f", the slowest {slowest['duration']} µs ({' '.join(_words(slowest))})"
-                                               if slowest else ""))
-            url = f"redis://127.0.0.1:{port}/0"
-            # The constant endpoint runs first and last: the baseline is their mean, so a machine that drifts
-            # during the run moves both ends of the ratio alike (and the two say how much it drifted).
-            runs = [measure(client, url, "benchmarks.api_load_app:constant()", CONSTANT, args, 0)]
-            runs += [measure(client, url, "benchmarks.api_load_app:queries()", path, args, cache_seconds)
-                     for cache_seconds in ANSWER_CACHE_SECONDS for path in QUERIES]
-            # The latency at the issue's rate (2,000 requests/s from the same connections), kept, as served.
-            runs += [measure(client, url, "benchmarks.api_load_app:queries()", path, args, 1.0, paced=args.paced)
-                     for path in QUERIES if args.paced]
-            # The rate limiter's own cost: the first query, kept, with no limit counted.
-            runs.append(measure(client, url, "benchmarks.api_load_app:queries()", QUERIES[0], args, 1.0,
-                                rate_limit="off"))
-            if args.paced:
-                runs.append(measure(client, url, "benchmarks.api_load_app:constant()", CONSTANT, args, 0,
-                                    paced=args.paced))
-            runs.append(measure(client, url, "benchmarks.api_load_app:constant()", CONSTANT, args, 0))
-        finally:
-            supervisor.stop_all()
+    with own_redis("api-load-") as client:
+        port = client.connection_pool.connection_kwargs["port"]
+        started = time.monotonic()
+        events = generate(events_per_minute=args.events_per_minute)
+        client.config_set("slowlog-log-slower-than", 1000)
+        client.config_set("slowlog-max-len", 100_000)
+        client.slowlog_reset()
+        load(client, events)
+        slow = Counter(_words(entry)[0] for entry in client.slowlog_get(100_000))
+        slowest = max(client.slowlog_get(100_000), key=lambda entry: entry["duration"], default=None)
+        client.set(keys.READY, int(time.time()))  # what a rebuild leaves: the API reads Redis
+        print(f"loaded {len(events):,} events ({len({(e['wiki'], e['title']) for e in events}):,} pages, "
+              f"{len({e['wiki'] for e in events})} wikis) in {time.monotonic() - started:.0f} s; Redis "
+              f"{client.info('memory')['used_memory_human']}; Redis commands over 1 ms while loading: "
+              f"{dict(slow) or 'none'}" + (f", the slowest {slowest['duration']} µs ({' '.join(_words(slowest))})"
+                                           if slowest else ""))
+        url = f"redis://127.0.0.1:{port}/0"
+        # The constant endpoint runs first and last: the baseline is their mean, so a machine that drifts
+        # during the run moves both ends of the ratio alike (and the two say how much it drifted).
+        runs = [measure(client, url, "benchmarks.api_load_app:constant()", CONSTANT, args, 0)]
+        runs += [measure(client, url, "benchmarks.api_load_app:queries()", path, args, cache_seconds)
+                 for cache_seconds in ANSWER_CACHE_SECONDS for path in QUERIES]
+        # The latency at the issue's rate (2,000 requests/s from the same connections), kept, as served.
+        runs += [measure(client, url, "benchmarks.api_load_app:queries()", path, args, 1.0, paced=args.paced)
+                 for path in QUERIES if args.paced]
+        # The rate limiter's own cost: the first query, kept, with no limit counted.
+        runs.append(measure(client, url, "benchmarks.api_load_app:queries()", QUERIES[0], args, 1.0,
+                            rate_limit="off"))
+        if args.paced:
+            runs.append(measure(client, url, "benchmarks.api_load_app:constant()", CONSTANT, args, 0,
+                                paced=args.paced))
+        runs.append(measure(client, url, "benchmarks.api_load_app:constant()", CONSTANT, args, 0))
     report(runs, args)
 
 

@@ -23,21 +23,18 @@ import io
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import flask_limiter
-import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # benchmarks and tests, when run as a script
+from benchmarks.api_load import own_redis  # noqa: E402
 from tests.day import generate, load  # noqa: E402
 from wikitide import keys  # noqa: E402
-from wikitide.localstack.services import Ports, free_port, port_open, redis_server  # noqa: E402
-from wikitide.localstack.supervisor import Supervisor  # noqa: E402
 
 KEPT = ("/v1/stats", "window=1h")
 NO_REFUSAL = "1000000/second"
@@ -92,34 +89,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--events-per-minute", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="api-request-cost-") as state:
-        supervisor = Supervisor(Path(state) / "logs")
-        port = free_port()
-        supervisor.start(redis_server(Ports(redis=port), Path(state)))
-        try:
-            if not port_open(port):
-                sys.exit("redis-server did not start")
-            client = redis.Redis(port=port, decode_responses=True)
-            load(client, generate(events_per_minute=args.events_per_minute))
-            client.set(keys.READY, int(time.time()))
-            os.environ["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
-            os.environ["WIKITIDE_ANSWER_CACHE_SECONDS"] = "1"
-            from benchmarks.api_load_app import constant
+    with own_redis("api-request-cost-") as client:
+        load(client, generate(events_per_minute=args.events_per_minute))
+        client.set(keys.READY, int(time.time()))
+        os.environ["REDIS_URL"] = f"redis://127.0.0.1:{client.connection_pool.connection_kwargs['port']}/0"
+        os.environ["WIKITIDE_ANSWER_CACHE_SECONDS"] = "1"
+        from benchmarks.api_load_app import constant
 
-            apps: dict[str, tuple[WsgiApp, str, str]] = {
-                "constant": (constant(), "/constant", ""),  # type: ignore[dict-item]
-                "kept": (build(NO_REFUSAL), *KEPT),
-                "kept, Flask-Limiter alone": (build(NO_REFUSAL, FlaskLimiterAlone), *KEPT),
-                "kept, no rate limit": (build("off"), *KEPT),
-            }
-            rounds: dict[str, list[float]] = {name: [] for name in apps}
-            for app, path, query in apps.values():
-                per_request_us(app, path, query, 2_000)  # warm: the plans, the kept answer, the windows
-            for _ in range(args.rounds):
-                for name, (app, path, query) in apps.items():
-                    rounds[name].append(per_request_us(app, path, query, args.requests))
-        finally:
-            supervisor.stop_all()
+        apps: dict[str, tuple[WsgiApp, str, str]] = {
+            "constant": (constant(), "/constant", ""),  # type: ignore[dict-item]
+            "kept": (build(NO_REFUSAL), *KEPT),
+            "kept, Flask-Limiter alone": (build(NO_REFUSAL, FlaskLimiterAlone), *KEPT),
+            "kept, no rate limit": (build("off"), *KEPT),
+        }
+        rounds: dict[str, list[float]] = {name: [] for name in apps}
+        for app, path, query in apps.values():
+            per_request_us(app, path, query, 2_000)  # warm: the plans, the kept answer, the windows
+        for _ in range(args.rounds):
+            for name, (app, path, query) in apps.items():
+                rounds[name].append(per_request_us(app, path, query, args.requests))
     constant_us = statistics.median(rounds["constant"])
     print(f"{args.requests:,} requests x {args.rounds} rounds per app, load average {os.getloadavg()[0]:.1f}")
     print(f"{'app':<28}{'median µs':>10}{'constant / app':>16}   rounds")
